@@ -1,0 +1,111 @@
+"""Checkpoints that load after a restart and refuse to load into the wrong model.
+
+A checkpoint holds the model's *signature* (architecture config, class names, label-feature
+width) beside its weights; loading compares signatures and raises
+:class:`CheckpointMismatchError` naming what differs. Files are written atomically (temporary
+file, then rename), so an interrupted save never destroys the previous checkpoint.
+"""
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import Sequence
+
+import torch
+
+from .model import ModelConfig, build_model, model_signature
+from .utils import atomic_write_bytes
+
+CHECKPOINT_FORMAT = 1
+
+
+class CheckpointMismatchError(ValueError):
+    """The checkpoint was made for another label set or architecture."""
+
+
+def save_checkpoint(path: str | Path, model, class_names: Sequence[str], **state) -> None:
+    """Save the model, its signature and any extra ``state`` (optimizer, epoch, ...) atomically."""
+    payload = {
+        "format": CHECKPOINT_FORMAT,
+        "signature": model_signature(model, class_names),
+        "model": model.state_dict(),
+        **state,
+    }
+    buffer = io.BytesIO()
+    torch.save(payload, buffer)
+    atomic_write_bytes(path, lambda handle: handle.write(buffer.getbuffer()))
+
+
+def read_checkpoint(path: str | Path, map_location="cpu") -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no checkpoint at {path}: train first, or pass the path of an existing .pt file")
+    try:
+        checkpoint = torch.load(path, map_location=map_location, weights_only=False)
+    except Exception as error:
+        raise CheckpointMismatchError(
+            f"{path} is not a readable checkpoint ({type(error).__name__}: {error}); delete it and train again"
+        ) from error
+    if not isinstance(checkpoint, dict) or "signature" not in checkpoint or "model" not in checkpoint:
+        raise CheckpointMismatchError(
+            f"{path} was not written by msrn_core (no model signature inside); "
+            "train with msrn_core, or load the raw state dict yourself"
+        )
+    return checkpoint
+
+
+def check_signature(checkpoint: dict, model, class_names: Sequence[str], path="checkpoint") -> None:
+    """Raise :class:`CheckpointMismatchError` if ``checkpoint`` does not fit ``model`` and ``class_names``."""
+    saved, wanted = checkpoint["signature"], model_signature(model, class_names)
+    if saved["class_names"] != wanted["class_names"]:
+        raise CheckpointMismatchError(
+            f"{path} was trained for another label set: {len(saved['class_names'])} classes "
+            f"{_preview(saved['class_names'])}, but this dataset has {len(wanted['class_names'])} "
+            f"{_preview(wanted['class_names'])}. Use a checkpoint trained on this dataset, or train a new "
+            "model (a fresh --out folder)."
+        )
+    differences = [
+        f"{key}: checkpoint {saved['config'].get(key)!r} vs model {value!r}"
+        for key, value in wanted["config"].items()
+        if key != "pretrained" and _normalise(saved["config"].get(key)) != _normalise(value)
+    ]
+    if saved["label_feature_dim"] != wanted["label_feature_dim"]:
+        differences.append(
+            f"label feature width: checkpoint {saved['label_feature_dim']} vs model {wanted['label_feature_dim']}"
+        )
+    if differences:
+        raise CheckpointMismatchError(
+            f"{path} was made for another architecture ({'; '.join(differences)}). Build the model with "
+            "the checkpoint's settings, or train a new model (a fresh --out folder)."
+        )
+
+
+def load_model_state(path: str | Path, model, class_names: Sequence[str], map_location="cpu") -> dict:
+    """Load the weights at ``path`` into ``model`` after checking the signature; returns the checkpoint."""
+    checkpoint = read_checkpoint(path, map_location)
+    check_signature(checkpoint, model, class_names, path)
+    model.load_state_dict(checkpoint["model"])
+    return checkpoint
+
+
+def model_from_checkpoint(path: str | Path, map_location="cpu"):
+    """Rebuild a model from a checkpoint alone (its label features and graph are in the weights).
+
+    Returns ``(model, class_names, checkpoint)``.
+    """
+    checkpoint = read_checkpoint(path, map_location)
+    signature = checkpoint["signature"]
+    config = ModelConfig(**{**signature["config"], "pretrained": False})
+    n = len(signature["class_names"])
+    model = build_model(config, torch.zeros(n, signature["label_feature_dim"]), torch.eye(n))
+    model.load_state_dict(checkpoint["model"])
+    return model, signature["class_names"], checkpoint
+
+
+def _normalise(value):
+    return list(value) if isinstance(value, (tuple, list)) else value
+
+
+def _preview(names: Sequence[str], count: int = 4) -> str:
+    shown = ", ".join(names[:count])
+    return f"[{shown}{', ...' if len(names) > count else ''}]"

@@ -1,0 +1,103 @@
+"""The building blocks of MSRN's Label-Group Embedding and Semantic Guided Attention.
+
+Each block is a few dozen lines with the paper's equation numbers beside the code:
+
+- :class:`GATLayer`                  graph attention layer, paper eq. 2-4
+- :func:`diffpool`                   differentiable pooling of labels into groups, eq. 5
+- :func:`compactness_loss`           pull each label towards its group, eq. 6
+- :func:`semantic_guided_attention`  position-wise attention guided by embeddings, eq. 7-9
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class GATLayer(nn.Module):
+    """One single-head graph attention layer (paper eq. 2-3).
+
+    For label features ``h`` (n x k_in) and a boolean mask (n x n, True where label i may
+    attend to label j, self loop included)::
+
+        e_ij     = LeakyReLU_0.2(P . [U h_i || U h_j])              (eq. 2, numerator)
+        alpha_ij = softmax over j in N(i) of e_ij                     (eq. 2)
+        h'_i     = ELU( sum_j alpha_ij U h_j  +  U h_i )              (eq. 3)
+
+    The self term ``U h_i`` is added separately, as the paper writes it.
+    """
+
+    def __init__(self, in_features: int, out_features: int, negative_slope: float = 0.2,
+                 activation: bool = True):
+        super().__init__()
+        self.U = nn.Linear(in_features, out_features, bias=False)
+        # P in R^{1 x 2w}, split into the half that scores i and the half that scores j.
+        self.P = nn.Parameter(torch.empty(2 * out_features))
+        self.negative_slope = negative_slope
+        self.activation = activation
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        nn.init.xavier_uniform_(self.U.weight)
+        bound = (6.0 / (2 * self.U.out_features + 1)) ** 0.5
+        nn.init.uniform_(self.P, -bound, bound)
+
+    def attention(self, uh: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """The attention coefficients alpha (n x n) for transformed features ``uh = U h``."""
+        width = uh.shape[-1]
+        score_i = uh @ self.P[:width]  # P_left . U h_i
+        score_j = uh @ self.P[width:]  # P_right . U h_j
+        e = F.leaky_relu(score_i[:, None] + score_j[None, :], self.negative_slope)
+        e = e.masked_fill(~mask, float("-inf"))
+        return torch.softmax(e, dim=1)
+
+    def forward(self, h: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Returns the new label features (n x out) and the attention matrix alpha (n x n)."""
+        uh = self.U(h)
+        alpha = self.attention(uh, mask)
+        out = alpha @ uh + uh  # eq. 3: neighbours weighted by alpha, plus the self term
+        return (F.elu(out) if self.activation else out), alpha
+
+
+def diffpool(z: torch.Tensor, adjacency: torch.Tensor, assign_logits: torch.Tensor):
+    """Differentiable pooling (Diffpool, paper eq. 5) of n labels into m groups.
+
+    ``S = softmax_rows(assign_logits)`` (n x m, each label's soft membership, rows sum to 1),
+    group embeddings ``E_g = S^T Z`` (m x d) and the pooled adjacency ``S^T A S`` (m x m).
+    Returns ``(E_g, pooled_adjacency, S)``.
+    """
+    s = torch.softmax(assign_logits, dim=-1)
+    s_t = s.transpose(-1, -2)
+    return s_t @ z, s_t @ adjacency @ s, s
+
+
+def compactness_loss(group_embeddings: torch.Tensor, label_embeddings: torch.Tensor,
+                     assignment: torch.Tensor) -> torch.Tensor:
+    """Paper eq. 6: ``sum_k sum_{i in C_k} ||E_g^k - E_l^i||^2`` (squared L2).
+
+    Label i belongs to cluster ``C_k`` with ``k = argmax_k S[i, k]``.
+    """
+    cluster = assignment.argmax(dim=-1)  # (n,)
+    return (group_embeddings[cluster] - label_embeddings).pow(2).sum()
+
+
+def semantic_guided_attention(features: torch.Tensor, embeddings: torch.Tensor,
+                              return_attention: bool = False):
+    """Semantic Guided Attention (paper eq. 7-9); no parameters.
+
+    ``features``: projected branch features f (B x HW x d); ``embeddings``: e (C x d),
+    the label (or group) embeddings. For every label c and channel k:
+
+        s[p, c, k] = f[p, k] * e[c, k]                 (eq. 7, Hadamard product)
+        a[p, c, k] = softmax over positions p of s      (eq. 8)
+        o[c, k]    = sum_p a[p, c, k] * f[p, k]         (eq. 9)
+
+    Returns ``o`` (B x C x d) and, with ``return_attention``, the spatial attention of every
+    label averaged over channels (B x C x HW; each row sums to 1 over positions).
+    """
+    scores = features.unsqueeze(2) * embeddings  # (B, HW, C, d)        eq. 7
+    attention = torch.softmax(scores, dim=1)  # over positions          eq. 8
+    out = (attention * features.unsqueeze(2)).sum(dim=1)  # (B, C, d)   eq. 9
+    if return_attention:
+        return out, attention.mean(dim=-1).transpose(1, 2)
+    return out

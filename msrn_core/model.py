@@ -1,0 +1,293 @@
+"""MSRN (paper section 3) and the two baselines it is compared with, on one backbone.
+
+- :class:`ResNetTrunk`   any torchvision ResNet without its pooling and classifier
+- :class:`MSRN`          Label-Group Embedding + Semantic Guided Attention over several stages
+- :class:`PlainBaseline` the backbone alone: global average pooling + linear classifier
+- :class:`MLGCNBaseline` ML-GCN: a two-layer GCN turns label features into classifiers
+- :func:`build_model`    one factory for all three, driven by :class:`ModelConfig`
+
+Every model returns a :class:`ModelOutput`; with ``details=True`` MSRN also returns what a
+reader needs to look inside (GAT attention, Diffpool assignment, per-branch attention maps).
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Sequence
+
+import torch
+import torch.nn.functional as F
+import torchvision
+from torch import nn
+
+from .layers import GATLayer, compactness_loss, diffpool, semantic_guided_attention
+
+EMBEDDING_MODES = ("full", "label", "group", "none")
+MODEL_KINDS = ("msrn", "plain", "mlgcn")
+
+
+@dataclass
+class ModelConfig:
+    """Everything that fixes a model's architecture (stored in every checkpoint)."""
+
+    kind: str = "msrn"  # msrn | plain | mlgcn
+    backbone: str = "resnet101"  # any torchvision ResNet: resnet18/34/50/101/152, ...
+    pretrained: bool = False  # ImageNet weights through torchvision's weights API
+    branch_stages: tuple[int, ...] = (2, 3, 4)  # backbone stages (layer2..layer4) feeding branches
+    num_groups: int = 4  # m, the number of Diffpool label groups
+    embed_dim: int = 512  # d
+    gat_hidden: int = 300  # width of the first GAT layer's output
+    embeddings: str = "full"  # ablation (paper Table 5): full | label | group | none
+    fc_hidden: int = 2048  # width of fc1
+    head_negative_slope: float = 0.2  # LeakyReLU between fc1 and fc2
+
+    def __post_init__(self):
+        self.branch_stages = tuple(int(s) for s in self.branch_stages)
+        if self.kind not in MODEL_KINDS:
+            raise ValueError(f"unknown model kind {self.kind!r}; choose one of {MODEL_KINDS}")
+        if self.embeddings not in EMBEDDING_MODES:
+            raise ValueError(f"unknown embeddings mode {self.embeddings!r}; choose one of {EMBEDDING_MODES}")
+        if not self.branch_stages or any(s not in (1, 2, 3, 4) for s in self.branch_stages):
+            raise ValueError(f"branch_stages must be a non-empty subset of 1..4, got {self.branch_stages}")
+        if self.num_groups < 1:
+            raise ValueError("num_groups (m) must be at least 1")
+
+
+@dataclass
+class ModelOutput:
+    logits: torch.Tensor  # (B, n)
+    compactness: torch.Tensor  # paper eq. 6 (0 for models without groups)
+    details: dict = field(default_factory=dict)
+
+
+class PretrainedWeightsError(RuntimeError):
+    """ImageNet weights were asked for but could not be loaded."""
+
+
+def load_resnet(name: str, pretrained: bool) -> nn.Module:
+    """A torchvision ResNet, with ImageNet weights when ``pretrained`` (a clear error if offline)."""
+    if not hasattr(torchvision.models, name) or not name.startswith(("resnet", "resnext", "wide_resnet")):
+        raise ValueError(f"unknown backbone {name!r}: use a torchvision ResNet such as resnet18 or resnet101")
+    if not pretrained:
+        return getattr(torchvision.models, name)(weights=None)
+    weights = torchvision.models.get_model_weights(name).DEFAULT
+    try:
+        return getattr(torchvision.models, name)(weights=weights)
+    except Exception as error:  # network errors come in many types
+        raise PretrainedWeightsError(
+            f"could not load ImageNet weights {weights} for {name} ({type(error).__name__}: {error}). "
+            "Download them once while online (they are cached under ~/.cache/torch/hub), or train "
+            "from scratch with pretrained=False (CLI: leave out --pretrained)."
+        ) from error
+
+
+def stage_channels(layer: nn.Sequential) -> int:
+    """Output channels of a ResNet stage, read from the model (never hard-coded)."""
+    last_block = layer[-1]
+    norms = [m for m in last_block.modules() if isinstance(m, nn.BatchNorm2d)]
+    return norms[-1].num_features
+
+
+class ResNetTrunk(nn.Module):
+    """A torchvision ResNet from stem to layer4, returning the outputs of chosen stages."""
+
+    def __init__(self, name: str = "resnet101", pretrained: bool = False):
+        super().__init__()
+        resnet = load_resnet(name, pretrained)
+        self.stem = nn.Sequential(resnet.conv1, resnet.bn1, resnet.relu, resnet.maxpool)
+        self.stages = nn.ModuleList([resnet.layer1, resnet.layer2, resnet.layer3, resnet.layer4])
+        self.channels = {i + 1: stage_channels(layer) for i, layer in enumerate(self.stages)}
+
+    def forward(self, x: torch.Tensor, stages: Sequence[int] = (4,)) -> dict[int, torch.Tensor]:
+        outputs = {}
+        x = self.stem(x)
+        for index, stage in enumerate(self.stages, start=1):
+            x = stage(x)
+            if index in stages:
+                outputs[index] = x
+            if index >= max(stages):
+                break
+        return outputs
+
+
+def make_branch(in_channels: int, embed_dim: int, buffer: bool) -> nn.Sequential:
+    """One branch (paper 4.1): [buffer 1x1 conv] -> MaxPool 2x2/2 -> 1x1 projection to d."""
+    layers: list[nn.Module] = []
+    if buffer:
+        layers.append(nn.Conv2d(in_channels, in_channels, kernel_size=1, stride=1))
+    layers += [nn.MaxPool2d(kernel_size=2, stride=2), nn.Conv2d(in_channels, embed_dim, kernel_size=1)]
+    return nn.Sequential(*layers)
+
+
+class _GraphModel(nn.Module):
+    """Shared plumbing: label features and the label graph live in buffers (saved in checkpoints)."""
+
+    def __init__(self, config: ModelConfig, label_features: torch.Tensor, adjacency: torch.Tensor):
+        super().__init__()
+        label_features = torch.as_tensor(label_features, dtype=torch.float32)
+        adjacency = torch.as_tensor(adjacency, dtype=torch.float32)
+        n = label_features.shape[0]
+        if adjacency.shape != (n, n):
+            raise ValueError(f"adjacency is {tuple(adjacency.shape)} but there are {n} label feature rows")
+        self.config = config
+        self.num_classes = n
+        self.register_buffer("label_features", label_features)
+        self.register_buffer("adjacency", adjacency)  # normalised ML-GCN adjacency A_hat
+        self.trunk = ResNetTrunk(config.backbone, config.pretrained)
+
+    @property
+    def gat_mask(self) -> torch.Tensor:
+        """Label i attends to j where A_hat[i, j] > 0 (spec section 1), self loop always."""
+        eye = torch.eye(self.num_classes, dtype=torch.bool, device=self.adjacency.device)
+        return (self.adjacency > 0) | eye
+
+    def parameter_groups(self, lr: float, backbone_lr_mult: float = 0.1) -> list[dict]:
+        """SGD groups: the (pretrained) trunk at ``lr * backbone_lr_mult``, new layers at ``lr``."""
+        trunk = list(self.trunk.parameters())
+        trunk_ids = {id(p) for p in trunk}
+        new = [p for p in self.parameters() if id(p) not in trunk_ids]
+        return [
+            {"params": trunk, "lr": lr * backbone_lr_mult, "name": "backbone"},
+            {"params": new, "lr": lr, "name": "new_layers"},
+        ]
+
+
+class MSRN(_GraphModel):
+    """Multi-layered Semantic Representation Network (paper Figure 1)."""
+
+    def __init__(self, config: ModelConfig, label_features: torch.Tensor, adjacency: torch.Tensor):
+        super().__init__(config, label_features, adjacency)
+        d, m, n = config.embed_dim, config.num_groups, self.num_classes
+        k = self.label_features.shape[1]
+        # Label-Group Embedding (section 3.2)
+        self.uses_labels = config.embeddings in ("full", "label")
+        self.uses_groups = config.embeddings in ("full", "group")
+        if config.embeddings != "none":
+            self.gat1 = GATLayer(k, config.gat_hidden)  # eq. 4, t = 1
+            self.gat2 = GATLayer(config.gat_hidden, d)  # eq. 4, t = 2
+        if self.uses_groups:
+            self.gat_embed = GATLayer(d, d)  # Diffpool's embedding GNN
+            self.gat_assign = GATLayer(d, m)  # Diffpool's assignment GNN
+        # Branches (section 3.1 and 4.1): a buffer conv on every branch below the last stage
+        self.branch_stages = config.branch_stages
+        self.branches = nn.ModuleList(
+            make_branch(self.trunk.channels[s], d, buffer=s < 4) for s in self.branch_stages
+        )
+        rows = (n if self.uses_labels else 0) + (m if self.uses_groups else 0)
+        head_in = (rows if config.embeddings != "none" else 1) * d * len(self.branch_stages)
+        self.fc1 = nn.Linear(head_in, config.fc_hidden)
+        self.fc2 = nn.Linear(config.fc_hidden, n)
+
+    def label_group_embeddings(self) -> dict:
+        """LGE module: label embeddings E_l (eq. 2-4) and group embeddings E_g (eq. 5-6)."""
+        mask = self.gat_mask
+        hidden, alpha1 = self.gat1(self.label_features, mask)
+        label_embeddings, alpha2 = self.gat2(hidden, mask)  # E_l = GAT_2(GAT_1(V))
+        out = {"label_embeddings": label_embeddings, "gat_attention": [alpha1, alpha2]}
+        if self.uses_groups:
+            z, _ = self.gat_embed(label_embeddings, mask)
+            assign_logits, _ = self.gat_assign(label_embeddings, mask)
+            group_embeddings, _, assignment = diffpool(z, self.adjacency, assign_logits)  # eq. 5
+            out.update(group_embeddings=group_embeddings, assignment=assignment,
+                       compactness=compactness_loss(group_embeddings, label_embeddings, assignment))
+        return out
+
+    def forward(self, images: torch.Tensor, details: bool = False) -> ModelOutput:
+        features = self.trunk(images, self.branch_stages)
+        n = self.num_classes
+        zero = images.new_zeros(())
+        if self.config.embeddings == "none":
+            # no LGE (Table 5): each branch's projected map is globally max-pooled instead
+            pooled = [branch(features[s]).amax(dim=(2, 3)) for s, branch in zip(self.branch_stages, self.branches)]
+            hidden = F.leaky_relu(self.fc1(torch.tanh(torch.cat(pooled, dim=1))), self.config.head_negative_slope)
+            return ModelOutput(self.fc2(hidden), zero)
+
+        lge = self.label_group_embeddings()
+        used = ([lge["label_embeddings"]] if self.uses_labels else []) + (
+            [lge["group_embeddings"]] if self.uses_groups else [])
+        embeddings = torch.cat(used, dim=0)  # (n + m) x d: rows of M = [O || Q]
+        representations, attention_maps = [], []
+        for stage, branch in zip(self.branch_stages, self.branches):
+            f = branch(features[stage])  # B x d x H x W
+            height, width = f.shape[-2:]
+            f = f.flatten(2).transpose(1, 2)  # B x HW x d
+            out = semantic_guided_attention(f, embeddings.to(f.dtype), return_attention=details)
+            if details:
+                out, attention = out
+                attention_maps.append(attention.unflatten(-1, (height, width)))
+            representations.append(out)
+        m_matrix = torch.cat(representations, dim=-1)  # B x (n+m) x (branches * d)
+        hidden = F.leaky_relu(self.fc1(torch.tanh(m_matrix).flatten(1)), self.config.head_negative_slope)
+        logits = self.fc2(hidden)
+        result = ModelOutput(logits, lge.get("compactness", zero))
+        if details:
+            split = n if self.uses_labels else 0
+            result.details = {
+                "gat_attention": [a.detach() for a in lge["gat_attention"]],
+                "label_embeddings": lge["label_embeddings"].detach(),
+                "assignment": lge["assignment"].detach() if self.uses_groups else None,
+                "branch_stages": list(self.branch_stages),
+                "label_attention": [a[:, :split].detach() for a in attention_maps] if self.uses_labels else None,
+                "group_attention": [a[:, split:].detach() for a in attention_maps] if self.uses_groups else None,
+            }
+        return result
+
+
+class PlainBaseline(_GraphModel):
+    """The backbone alone: global average pooling and a linear classifier."""
+
+    def __init__(self, config: ModelConfig, label_features: torch.Tensor, adjacency: torch.Tensor):
+        super().__init__(config, label_features, adjacency)
+        self.classifier = nn.Linear(self.trunk.channels[4], self.num_classes)
+
+    def forward(self, images: torch.Tensor, details: bool = False) -> ModelOutput:
+        pooled = self.trunk(images, (4,))[4].mean(dim=(2, 3))
+        return ModelOutput(self.classifier(pooled), images.new_zeros(()))
+
+
+class GraphConvolution(nn.Module):
+    """One GCN layer as in ML-GCN: ``A_hat H W`` (no bias)."""
+
+    def __init__(self, in_features: int, out_features: int):
+        super().__init__()
+        self.weight = nn.Parameter(torch.empty(in_features, out_features))
+        nn.init.uniform_(self.weight, -1 / out_features ** 0.5, 1 / out_features ** 0.5)
+
+    def forward(self, h: torch.Tensor, adjacency: torch.Tensor) -> torch.Tensor:
+        return adjacency @ (h @ self.weight)
+
+
+class MLGCNBaseline(_GraphModel):
+    """ML-GCN head: classifiers W = GCN_2(LeakyReLU(GCN_1(V))), logits = W x (x max-pooled)."""
+
+    def __init__(self, config: ModelConfig, label_features: torch.Tensor, adjacency: torch.Tensor,
+                 hidden: int = 1024):
+        super().__init__(config, label_features, adjacency)
+        self.gc1 = GraphConvolution(self.label_features.shape[1], hidden)
+        self.gc2 = GraphConvolution(hidden, self.trunk.channels[4])
+
+    def forward(self, images: torch.Tensor, details: bool = False) -> ModelOutput:
+        pooled = self.trunk(images, (4,))[4].amax(dim=(2, 3))  # B x C
+        hidden = F.leaky_relu(self.gc1(self.label_features, self.adjacency), 0.2)
+        classifiers = self.gc2(hidden, self.adjacency)  # n x C
+        return ModelOutput(pooled @ classifiers.t(), images.new_zeros(()))
+
+
+MODEL_CLASSES = {"msrn": MSRN, "plain": PlainBaseline, "mlgcn": MLGCNBaseline}
+
+
+def build_model(config: ModelConfig, label_features, adjacency) -> _GraphModel:
+    """Build the model named by ``config.kind`` for the given label features and graph."""
+    return MODEL_CLASSES[config.kind](config, label_features, adjacency)
+
+
+def model_signature(model: _GraphModel, class_names: Sequence[str]) -> dict:
+    """What must match for a checkpoint to load into a model: architecture and label set."""
+    return {
+        "config": asdict(model.config),
+        "class_names": list(class_names),
+        "label_feature_dim": int(model.label_features.shape[1]),
+    }
+
+
+def count_parameters(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())

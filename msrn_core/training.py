@@ -1,0 +1,310 @@
+"""Training and evaluation: one loop for the CLI, the main job and the notebooks.
+
+- SGD with two parameter groups (spec section 7): the backbone at 0.1 x the learning rate of
+  the new layers; step decay x0.1 every ``lr_step`` epochs.
+- Loss: BCE-with-logits (paper eq. 1, averaged over labels and images) + lambda x the
+  compactness loss (eq. 6).
+- Gradient clipping *after* backward (the authors' code clips before it, which does nothing).
+- Automatic mixed precision on CUDA (bf16 where supported, else fp16 with a gradient scaler).
+- Model selection on the validation split; the test split is only ever evaluated.
+- ``last.pt`` (everything needed to resume exactly) and ``best.pt`` (best validation mAP),
+  both written atomically after every epoch.
+"""
+from __future__ import annotations
+
+import math
+import random
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader, RandomSampler
+from tqdm.auto import tqdm
+
+from .checkpoints import check_signature, load_model_state, read_checkpoint, save_checkpoint
+from .data import collate_skip_unreadable
+from .metrics import compute_all_metrics, mean_average_precision
+from .utils import atomic_write_json, get_device
+
+
+class NonFiniteLossError(FloatingPointError):
+    """The loss became NaN or infinite; the message says where and what to try."""
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 90
+    batch_size: int = 8
+    lr: float = 0.01  # new layers; the backbone gets lr * backbone_lr_mult
+    backbone_lr_mult: float = 0.1
+    momentum: float = 0.9
+    weight_decay: float = 1e-4
+    lr_step: int = 30  # decay the learning rate x lr_gamma every lr_step epochs
+    lr_gamma: float = 0.1
+    compactness_weight: float = 1e-3  # lambda (paper 4.1)
+    clip_grad_norm: float = 10.0
+    amp: str = "auto"  # auto (on for CUDA) | bf16 | fp16 | off
+    num_workers: int = 2
+    seed: int = 0
+    device: str = "auto"
+    max_steps_per_epoch: int | None = None  # a cap for smoke runs
+    progress: bool = True
+
+
+@dataclass
+class TrainResult:
+    history: list[dict]
+    best_path: Path
+    last_path: Path
+    best_epoch: int
+    best_val_map: float
+    skipped_images: int = 0
+    seconds: float = 0.0
+    resumed_from_epoch: int | None = None
+    extra: dict = field(default_factory=dict)
+
+
+def autocast_dtype(device: torch.device, amp: str) -> torch.dtype | None:
+    """The autocast dtype for ``amp`` on ``device`` (``None``: full precision)."""
+    if amp == "off" or device.type != "cuda":
+        return None  # mixed precision is used on CUDA only; CPU runs stay in fp32
+    if amp == "fp16":
+        return torch.float16
+    if amp == "bf16" or torch.cuda.is_bf16_supported():
+        return torch.bfloat16
+    return torch.float16
+
+
+def make_loader(dataset, batch_size: int, shuffle: bool, num_workers: int, device: torch.device,
+                generator: torch.Generator | None = None) -> DataLoader:
+    sampler = RandomSampler(dataset, generator=generator) if shuffle else None
+    return DataLoader(
+        dataset,
+        batch_size=batch_size,
+        sampler=sampler,
+        shuffle=False,
+        num_workers=num_workers,
+        collate_fn=collate_skip_unreadable,
+        pin_memory=device.type == "cuda",
+        persistent_workers=False,
+        generator=generator,
+    )
+
+
+def loss_terms(output, targets: torch.Tensor, compactness_weight: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(total, bce)``: BCE-with-logits (eq. 1) + lambda * compactness (eq. 6)."""
+    bce = F.binary_cross_entropy_with_logits(output.logits.float(), targets)
+    return bce + compactness_weight * output.compactness.float(), bce
+
+
+def _rng_state() -> dict:
+    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: dict) -> None:
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+@torch.no_grad()
+def predict(model, dataset, batch_size: int = 32, device: str | torch.device = "auto",
+            num_workers: int = 0, amp: str = "auto", progress: bool = False, desc: str = "predict"):
+    """Scores (logits) for every readable image of ``dataset``.
+
+    Returns ``(logits, targets, indices, skipped)`` as NumPy arrays (``skipped``: int).
+    """
+    device = get_device(device) if not isinstance(device, torch.device) else device
+    model = model.to(device).eval()
+    dtype = autocast_dtype(device, amp)
+    loader = make_loader(dataset, batch_size, False, num_workers, device)
+    logits, targets, indices, skipped = [], [], [], 0
+    for batch in tqdm(loader, desc=desc, disable=not progress, leave=False):
+        skipped += batch.skipped
+        if batch.images.numel() == 0:
+            continue
+        with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
+            output = model(batch.images.to(device, non_blocking=True))
+        logits.append(output.logits.float().cpu())
+        targets.append(batch.targets)
+        indices.append(batch.indices)
+    n = len(dataset.class_names)
+    if not logits:
+        return np.zeros((0, n), np.float32), np.zeros((0, n), np.float32), np.zeros(0, np.int64), skipped
+    return (torch.cat(logits).numpy(), torch.cat(targets).numpy(), torch.cat(indices).numpy(), skipped)
+
+
+def evaluate(model, dataset, batch_size: int = 32, device="auto", num_workers: int = 0,
+             json_path: str | Path | None = None, progress: bool = False, amp: str = "auto") -> dict:
+    """All metrics of the field on ``dataset`` (spec section 8); optionally written to JSON."""
+    logits, targets, indices, skipped = predict(
+        model, dataset, batch_size, device, num_workers, amp=amp, progress=progress, desc="evaluate")
+    difficult = None if getattr(dataset, "difficult", None) is None else dataset.difficult[indices]
+    metrics = compute_all_metrics(logits, targets, difficult=difficult,
+                                  class_names=dataset.class_names, from_logits=True)
+    metrics["num_images"] = int(len(indices))
+    metrics["skipped_images"] = int(skipped)
+    if json_path is not None:
+        atomic_write_json(json_path, metrics)
+    return metrics
+
+
+def train_model(model, train_set, val_set, config: TrainConfig, run_dir: str | Path,
+                resume: bool = True) -> TrainResult:
+    """Train ``model`` on ``train_set``, select the best epoch on ``val_set``.
+
+    With ``resume`` and a ``last.pt`` in ``run_dir``, training continues exactly where that
+    checkpoint stopped (same weights, optimiser, schedule, scaler and random streams).
+    """
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    last_path, best_path = run_dir / "last.pt", run_dir / "best.pt"
+    class_names = list(train_set.class_names)
+    if list(val_set.class_names) != class_names:
+        raise ValueError("the training and validation splits have different class lists")
+    device = get_device(config.device)
+    model.to(device)
+
+    optimizer = torch.optim.SGD(model.parameter_groups(config.lr, config.backbone_lr_mult),
+                                lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
+    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=config.lr_step, gamma=config.lr_gamma)
+    dtype = autocast_dtype(device, config.amp)
+    scaler = torch.amp.GradScaler("cuda", enabled=dtype == torch.float16)
+    generator = torch.Generator().manual_seed(config.seed)
+
+    history: list[dict] = []
+    start_epoch, best_map, best_epoch, resumed_from = 0, -math.inf, -1, None
+    if resume and last_path.exists():
+        checkpoint = read_checkpoint(last_path, map_location=device)
+        check_signature(checkpoint, model, class_names, last_path)
+        model.load_state_dict(checkpoint["model"])
+        optimizer.load_state_dict(checkpoint["optimizer"])
+        scheduler.load_state_dict(checkpoint["scheduler"])
+        scaler.load_state_dict(checkpoint["scaler"])
+        generator.set_state(checkpoint["sampler_generator"])
+        _set_rng_state(checkpoint["rng"])
+        history = checkpoint["history"]
+        start_epoch = checkpoint["epoch"] + 1
+        best_map, best_epoch = checkpoint["best_val_map"], checkpoint["best_epoch"]
+        resumed_from = checkpoint["epoch"]
+        print(f"resuming from {last_path} after epoch {resumed_from + 1}")
+
+    loader = make_loader(train_set, config.batch_size, True, config.num_workers, device, generator)
+    skipped_total = sum(h.get("skipped_images", 0) for h in history)
+    started = time.perf_counter()
+    for epoch in range(start_epoch, config.epochs):
+        model.train()
+        losses, bces, skipped = [], [], 0
+        steps = len(loader) if config.max_steps_per_epoch is None else min(len(loader), config.max_steps_per_epoch)
+        bar = tqdm(loader, total=steps, desc=f"epoch {epoch + 1}/{config.epochs}",
+                   disable=not config.progress, leave=False)
+        for step, batch in enumerate(bar):
+            if step >= steps:
+                break
+            skipped += batch.skipped
+            if batch.images.numel() == 0:
+                continue
+            images = batch.images.to(device, non_blocking=True)
+            targets = batch.targets.to(device, non_blocking=True)
+            with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
+                output = model(images)
+            loss, bce = loss_terms(output, targets, config.compactness_weight)
+            if not torch.isfinite(loss):
+                raise NonFiniteLossError(
+                    f"the loss became {loss.item()} at epoch {epoch + 1}, step {step + 1} "
+                    f"(BCE {bce.item():.4g}). Lower the learning rate (now {config.lr}) or turn mixed "
+                    f"precision off (amp='off', CLI --amp off). The last good state is {last_path}"
+                    + (" (resume from it)" if last_path.exists() else "")
+                )
+            optimizer.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            scaler.unscale_(optimizer)  # clip true gradients, after backward (spec section 7)
+            torch.nn.utils.clip_grad_norm_(model.parameters(), config.clip_grad_norm)
+            scaler.step(optimizer)
+            scaler.update()
+            losses.append(loss.item())
+            bces.append(bce.item())
+            bar.set_postfix(loss=f"{np.mean(losses[-20:]):.4f}", lr=f"{optimizer.param_groups[-1]['lr']:.2g}")
+        bar.close()
+        scheduler.step()
+
+        val_logits, val_targets, val_indices, val_skipped = predict(
+            model, val_set, batch_size=max(config.batch_size, 16), device=device, num_workers=config.num_workers,
+            amp=config.amp)
+        difficult = None if getattr(val_set, "difficult", None) is None else val_set.difficult[val_indices]
+        val_map = mean_average_precision(val_logits, val_targets, difficult)
+        record = {
+            "epoch": epoch + 1,
+            "train_loss": float(np.mean(losses)) if losses else float("nan"),
+            "train_bce": float(np.mean(bces)) if bces else float("nan"),
+            "val_mAP": float(val_map),
+            "lr": optimizer.param_groups[-1]["lr"],
+            "skipped_images": skipped + val_skipped,
+            "seconds": time.perf_counter() - started,
+        }
+        history.append(record)
+        skipped_total += skipped + val_skipped
+        if config.progress:
+            print(f"epoch {epoch + 1}/{config.epochs}: loss {record['train_loss']:.4f}  "
+                  f"val mAP {100 * val_map:.2f}" + (f"  skipped {skipped + val_skipped} unreadable images"
+                                                    if skipped + val_skipped else ""))
+        if val_map > best_map:
+            best_map, best_epoch = float(val_map), epoch
+            save_checkpoint(best_path, model, class_names, epoch=epoch, val_mAP=float(val_map),
+                            train_config=asdict(config))
+        save_checkpoint(
+            last_path, model, class_names,
+            optimizer=optimizer.state_dict(), scheduler=scheduler.state_dict(), scaler=scaler.state_dict(),
+            sampler_generator=generator.get_state(), rng=_rng_state(), epoch=epoch, history=history,
+            best_val_map=best_map, best_epoch=best_epoch, train_config=asdict(config),
+        )
+        atomic_write_json(run_dir / "history.json", history)
+
+    if skipped_total:
+        print(f"note: {skipped_total} unreadable images were skipped in total (see the warnings above)")
+    return TrainResult(history, best_path, last_path, best_epoch + 1, best_map, skipped_total,
+                       time.perf_counter() - started, resumed_from)
+
+
+def load_best(model, run_dir: str | Path, class_names: Sequence[str]) -> dict:
+    """Load ``best.pt`` from ``run_dir`` into ``model`` (signature-checked)."""
+    return load_model_state(Path(run_dir) / "best.pt", model, class_names)
+
+
+def training_finished(run_dir: str | Path, epochs: int) -> bool:
+    """True when ``run_dir`` holds a run that completed ``epochs`` epochs."""
+    last = Path(run_dir) / "last.pt"
+    if not last.exists() or not (Path(run_dir) / "best.pt").exists():
+        return False
+    return read_checkpoint(last)["epoch"] + 1 >= epochs
+
+
+def load_or_train(model, train_set, val_set, config: TrainConfig, run_dir: str | Path,
+                  force: bool = False) -> TrainResult:
+    """Load the best checkpoint of a finished run in ``run_dir``, else train (resuming if possible).
+
+    ``force=True`` trains from scratch even when a finished run exists. Either way the model
+    ends with the best validation weights and the run's history is returned.
+    """
+    run_dir = Path(run_dir)
+    if force:
+        for name in ("last.pt", "best.pt", "history.json"):
+            (run_dir / name).unlink(missing_ok=True)
+    elif training_finished(run_dir, config.epochs):
+        load_best(model, run_dir, train_set.class_names)
+        last = read_checkpoint(run_dir / "last.pt")
+        print(f"loaded the finished run in {run_dir} (pass force=True to train again)")
+        return TrainResult(last["history"], run_dir / "best.pt", run_dir / "last.pt", last["best_epoch"] + 1,
+                           last["best_val_map"], extra={"loaded": True})
+    result = train_model(model, train_set, val_set, config, run_dir)
+    load_best(model, run_dir, train_set.class_names)
+    return result

@@ -1,0 +1,28 @@
+"""environment.yml (conda) and pyproject.toml must list the same dependencies."""
+import re
+import tomllib
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def normalise(requirement: str) -> str:
+    name, spec = re.match(r"^\s*([A-Za-z0-9_.\-]+)\s*(.*)$", requirement).groups()
+    return name.lower().replace("_", "-") + spec.replace(" ", "")
+
+
+def test_environment_yml_lists_the_pyproject_dependencies():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    wanted = {normalise(r) for r in project["dependencies"] + project["optional-dependencies"]["dev"]}
+    conda = yaml.safe_load((ROOT / "environment.yml").read_text())
+    pip_section = next(item["pip"] for item in conda["dependencies"] if isinstance(item, dict))
+    assert {normalise(r) for r in pip_section} == wanted
+
+
+def test_torch_is_never_pinned_exactly():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    for requirement in project["dependencies"]:
+        if requirement.startswith(("torch", "torchvision")):
+            assert "==" not in requirement, "pin ranges only, so Colab keeps its own torch"

@@ -1,0 +1,154 @@
+"""GAT, Diffpool, compactness loss and semantic guided attention against hand computations
+and reference implementations."""
+import math
+
+import pytest
+import torch
+
+from msrn_core.layers import GATLayer, compactness_loss, diffpool, semantic_guided_attention
+
+
+def four_label_gat():
+    """The 4-label example of the tutorial: U = identity, P = [1, 0 | 0, 1].
+
+    With these weights e_ij = LeakyReLU(h_i[0] + h_j[1]).
+    Edges (both directions): 0-1, 0-2, 1-2, 1-3; every label also attends to itself.
+    """
+    layer = GATLayer(2, 2)
+    with torch.no_grad():
+        layer.U.weight.copy_(torch.eye(2))
+        layer.P.copy_(torch.tensor([1.0, 0.0, 0.0, 1.0]))
+    h = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0], [-2.0, 0.0]])
+    mask = torch.tensor([
+        [1, 1, 1, 0],
+        [1, 1, 1, 1],
+        [1, 1, 1, 0],
+        [0, 1, 0, 1],
+    ], dtype=torch.bool)
+    return layer, h, mask
+
+
+def test_gat_matches_hand_computed_four_label_example():
+    layer, h, mask = four_label_gat()
+    out, alpha = layer(h, mask)
+
+    def softmax(*e):
+        z = sum(math.exp(x) for x in e)
+        return [math.exp(x) / z for x in e]
+
+    # row 0: e_00 = lrelu(1 + 0) = 1, e_01 = lrelu(1 + 1) = 2, e_02 = lrelu(1 + 1) = 2
+    a0 = softmax(1, 2, 2)
+    # row 1: h_1[0] = 0 -> e_10 = 0, e_11 = 1, e_12 = 1, e_13 = lrelu(0 + 0) = 0
+    a1 = softmax(0, 1, 1, 0)
+    # row 2 equals row 0 (h_2[0] = 1)
+    # row 3: e_31 = lrelu(-2 + 1) = -0.2, e_33 = lrelu(-2 + 0) = -0.4
+    a3 = softmax(-0.2, -0.4)
+    expected_alpha = torch.tensor([
+        [a0[0], a0[1], a0[2], 0.0],
+        [a1[0], a1[1], a1[2], a1[3]],
+        [a0[0], a0[1], a0[2], 0.0],
+        [0.0, a3[0], 0.0, a3[1]],
+    ])
+    torch.testing.assert_close(alpha, expected_alpha)
+
+    # eq. 3: ELU(sum_j alpha_ij U h_j + U h_i); U = I so U h = h
+    def elu(x):
+        return x if x > 0 else math.exp(x) - 1
+
+    rows = []
+    for i, weights in enumerate(expected_alpha.tolist()):
+        mixed = [sum(w * h[j, k].item() for j, w in enumerate(weights)) + h[i, k].item() for k in range(2)]
+        rows.append([elu(v) for v in mixed])
+    # row 3 written out: 0.55*[0,1] + 0.45*[-2,0] + [-2,0] -> ELU
+    w31, w33 = a3
+    assert rows[3] == pytest.approx([elu(-2 * w33 - 2), elu(w31)])
+    torch.testing.assert_close(out, torch.tensor(rows))
+
+
+def test_gat_attention_rows_sum_to_one_and_zero_off_mask():
+    torch.manual_seed(0)
+    n = 12
+    layer = GATLayer(16, 8)
+    mask = (torch.rand(n, n) > 0.6) | torch.eye(n, dtype=torch.bool)
+    out, alpha = layer(torch.randn(n, 16), mask)
+    assert out.shape == (n, 8)
+    torch.testing.assert_close(alpha.sum(1), torch.ones(n))
+    assert torch.all(alpha[~mask] == 0)
+    assert torch.all(alpha[mask] > 0)
+
+
+def test_gat_gradients_reach_both_weights():
+    layer, h, mask = four_label_gat()
+    out, _ = layer(h, mask)
+    out.sum().backward()
+    assert layer.U.weight.grad.abs().sum() > 0
+    assert layer.P.grad.abs().sum() > 0
+
+
+def test_diffpool_matches_torch_geometric():
+    dense_diff_pool = pytest.importorskip("torch_geometric.nn").dense_diff_pool
+    torch.manual_seed(0)
+    n, d, m = 10, 6, 3
+    z, logits = torch.randn(n, d), torch.randn(n, m)
+    adjacency = torch.rand(n, n)
+    pooled, pooled_adj, s = diffpool(z, adjacency, logits)
+    torch.testing.assert_close(s.sum(1), torch.ones(n))
+    reference, reference_adj, _, _ = dense_diff_pool(z[None], adjacency[None], logits[None])
+    torch.testing.assert_close(pooled, reference[0])
+    torch.testing.assert_close(pooled_adj, reference_adj[0])
+
+
+def test_compactness_loss_hand_example():
+    # labels 0, 1 -> group 0; label 2 -> group 1
+    assignment = torch.tensor([[0.9, 0.1], [0.6, 0.4], [0.2, 0.8]])
+    groups = torch.tensor([[0.0, 0.0], [1.0, 1.0]])
+    labels = torch.tensor([[1.0, 0.0], [0.0, 2.0], [1.0, 3.0]])
+    # ||g0 - l0||^2 = 1, ||g0 - l1||^2 = 4, ||g1 - l2||^2 = 0 + 4 = 4
+    assert compactness_loss(groups, labels, assignment).item() == pytest.approx(9.0)
+
+
+def naive_sga_loops(f, e):
+    """eq. 7-9 written with explicit loops over labels and channels (batch of one)."""
+    hw, d = f.shape
+    out = torch.zeros(e.shape[0], d, dtype=f.dtype)
+    for c in range(e.shape[0]):
+        for k in range(d):
+            weights = torch.softmax(f[:, k] * e[c, k], dim=0)
+            out[c, k] = (weights * f[:, k]).sum()
+    return out
+
+
+def test_sga_equals_explicit_loops_and_attention_sums_to_one():
+    torch.manual_seed(0)
+    f, e = torch.randn(2, 9, 5), torch.randn(4, 5)
+    out, attention = semantic_guided_attention(f, e, return_attention=True)
+    assert out.shape == (2, 4, 5) and attention.shape == (2, 4, 9)
+    for b in range(2):
+        torch.testing.assert_close(out[b], naive_sga_loops(f[b], e))
+    torch.testing.assert_close(attention.sum(-1), torch.ones(2, 4))
+    assert torch.all(attention >= 0)
+
+
+def test_sga_gradients_are_correct():
+    torch.manual_seed(0)
+    f = torch.randn(1, 6, 3, dtype=torch.double, requires_grad=True)
+    e = torch.randn(2, 3, dtype=torch.double, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda a, b: semantic_guided_attention(a, b), (f, e))
+
+
+def test_sga_is_stable_for_large_scores():
+    f = torch.full((1, 4, 2), 50.0)
+    f[0, 0] = 60.0
+    e = torch.full((1, 2), 100.0)
+    out = semantic_guided_attention(f, e)
+    assert torch.isfinite(out).all()
+    torch.testing.assert_close(out, torch.full((1, 1, 2), 60.0))
+
+
+def test_gat_mask_without_self_loop_is_still_defined():
+    # a row with no allowed neighbour would be NaN; the model always adds self loops,
+    # and the layer's attention is finite whenever the diagonal is allowed
+    layer = GATLayer(3, 2)
+    mask = torch.eye(3, dtype=torch.bool)
+    _, alpha = layer(torch.randn(3, 3), mask)
+    torch.testing.assert_close(alpha, torch.eye(3))

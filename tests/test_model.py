@@ -1,0 +1,127 @@
+"""Shapes, ablation switches, introspection outputs and the parameter count of MSRN."""
+import pytest
+import torch
+import torchvision
+
+from msrn_core.model import ModelConfig, MSRN, ResNetTrunk, build_model, count_parameters
+
+
+def random_graph(n, k=16, seed=0):
+    generator = torch.Generator().manual_seed(seed)
+    features = torch.nn.functional.normalize(torch.randn(n, k, generator=generator), dim=1)
+    edges = (torch.rand(n, n, generator=generator) > 0.7).float()
+    adjacency = 0.2 * edges + torch.eye(n)
+    return features, adjacency
+
+
+@pytest.mark.parametrize("name, channels", [
+    ("resnet18", {1: 64, 2: 128, 3: 256, 4: 512}),
+    ("resnet50", {1: 256, 2: 512, 3: 1024, 4: 2048}),
+])
+def test_trunk_reads_channel_counts_from_the_model(name, channels):
+    trunk = ResNetTrunk(name)
+    assert trunk.channels == channels
+    outputs = trunk(torch.randn(1, 3, 64, 64), stages=(1, 2, 3, 4))
+    assert {s: o.shape[1] for s, o in outputs.items()} == channels
+
+
+@pytest.mark.parametrize("embeddings", ["full", "label", "group", "none"])
+@pytest.mark.parametrize("stages", [(2, 3, 4), (4,), (1, 2, 3, 4)])
+def test_msrn_resnet18_shapes_for_every_ablation(embeddings, stages):
+    n, m = 7, 3
+    features, adjacency = random_graph(n)
+    model = build_model(ModelConfig(backbone="resnet18", embeddings=embeddings, branch_stages=stages,
+                                    num_groups=m, fc_hidden=64), features, adjacency)
+    output = model(torch.randn(2, 3, 96, 96), details=True)
+    assert output.logits.shape == (2, n)
+    uses_groups = embeddings in ("full", "group")
+    assert (output.compactness.item() > 0) == uses_groups
+    if embeddings == "none":
+        return
+    details = output.details
+    sizes = {1: 12, 2: 6, 3: 3, 4: 1}  # 96 px: stage s is 96 / 2^(s+1), then max-pooled by 2
+    for kind, rows, wanted in (("label_attention", n, embeddings != "group"),
+                               ("group_attention", m, uses_groups)):
+        maps = details[kind]
+        if not wanted:
+            assert maps is None
+            continue
+        assert [tuple(a.shape) for a in maps] == [(2, rows, sizes[s], sizes[s]) for s in stages]
+        for attention in maps:  # SGA attention sums to 1 over positions
+            torch.testing.assert_close(attention.sum(dim=(2, 3)), torch.ones(2, rows))
+
+
+def test_msrn_details_expose_gat_attention_and_assignment():
+    n, m = 6, 2
+    features, adjacency = random_graph(n)
+    model = build_model(ModelConfig(backbone="resnet18", num_groups=m, fc_hidden=32), features, adjacency)
+    details = model(torch.randn(1, 3, 64, 64), details=True).details
+    mask = model.gat_mask
+    assert len(details["gat_attention"]) == 2
+    for alpha in details["gat_attention"]:
+        torch.testing.assert_close(alpha.sum(1), torch.ones(n))
+        assert torch.all(alpha[~mask] == 0)
+    assert details["assignment"].shape == (n, m)
+    torch.testing.assert_close(details["assignment"].sum(1), torch.ones(n))
+
+
+@pytest.mark.parametrize("kind", ["plain", "mlgcn"])
+def test_baselines_shapes(kind):
+    features, adjacency = random_graph(5)
+    model = build_model(ModelConfig(kind=kind, backbone="resnet18"), features, adjacency)
+    output = model(torch.randn(3, 3, 64, 64))
+    assert output.logits.shape == (3, 5)
+    assert output.compactness.item() == 0
+
+
+def test_msrn_resnet101_forward_at_448():
+    features, adjacency = random_graph(20, k=300)
+    model = build_model(ModelConfig(backbone="resnet101"), features, adjacency).eval()
+    with torch.no_grad():
+        output = model(torch.randn(1, 3, 448, 448), details=True)
+    assert output.logits.shape == (1, 20)
+    # 448 px: layer2/3/4 give 56/28/14 px, max-pooled to 28/14/7 (spec section 4)
+    assert [tuple(a.shape[-2:]) for a in output.details["label_attention"]] == [(28, 28), (14, 14), (7, 7)]
+
+
+def expected_paper_parameter_count(n=20, m=4, k=300, d=512, hidden=300, fc=2048):
+    """The parameter count of the paper's VOC configuration, from the spec's layer list."""
+    resnet = torchvision.models.resnet101(weights=None)
+    trunk = count_parameters(resnet) - count_parameters(resnet.fc)  # stem .. layer4
+    conv1x1 = lambda cin, cout: cin * cout + cout  # noqa: E731  (weights + bias)
+    buffers = conv1x1(512, 512) + conv1x1(1024, 1024)  # branches 1 and 2
+    projections = conv1x1(512, d) + conv1x1(1024, d) + conv1x1(2048, d)
+    gat = lambda cin, cout: cin * cout + 2 * cout  # noqa: E731  (U without bias, P of 2 * cout)
+    lge = gat(k, hidden) + gat(hidden, d) + gat(d, d) + gat(d, m)
+    head = ((n + m) * 3 * d) * fc + fc + fc * n + n  # fc1 (36,864 x 2048) and fc2
+    return trunk + buffers + projections + lge + head
+
+
+def test_paper_configuration_parameter_count():
+    features, adjacency = random_graph(20, k=300)
+    model = build_model(ModelConfig(backbone="resnet101", num_groups=4), features, adjacency)
+    expected = expected_paper_parameter_count()
+    assert count_parameters(model) == expected
+    assert model.fc1.in_features == 36_864
+    assert 121e6 < expected < 122e6  # the spec's "about 121.8 M" for the authors' cleaned model
+
+
+def test_parameter_groups_split_backbone_and_new_layers():
+    features, adjacency = random_graph(4)
+    model = build_model(ModelConfig(backbone="resnet18", fc_hidden=16), features, adjacency)
+    backbone, new = model.parameter_groups(lr=0.01, backbone_lr_mult=0.1)
+    assert backbone["lr"] == pytest.approx(0.001) and new["lr"] == 0.01
+    assert len(backbone["params"]) + len(new["params"]) == len(list(model.parameters()))
+    assert {id(p) for p in backbone["params"]} == {id(p) for p in model.trunk.parameters()}
+
+
+def test_invalid_configuration_errors():
+    with pytest.raises(ValueError, match="embeddings"):
+        ModelConfig(embeddings="both")
+    with pytest.raises(ValueError, match="branch_stages"):
+        ModelConfig(branch_stages=(5,))
+    with pytest.raises(ValueError, match="torchvision ResNet"):
+        ResNetTrunk("vgg16")
+    features, adjacency = random_graph(4)
+    with pytest.raises(ValueError, match="adjacency"):
+        MSRN(ModelConfig(backbone="resnet18"), features, adjacency[:3, :3])
