@@ -206,9 +206,7 @@ def gat_mask(A_hat) -> torch.Tensor:
     A = A_hat if isinstance(A_hat, torch.Tensor) else torch.as_tensor(np.asarray(A_hat))
     if A.ndim != 2 or A.shape[0] != A.shape[1]:
         raise ValueError(f"A_hat must be a square matrix, got shape {tuple(A.shape)}")
-    mask = A.detach().cpu() > 0
-    mask |= torch.eye(A.shape[0], dtype=torch.bool)
-    return mask
+    return (A.detach() > 0) | torch.eye(A.shape[0], dtype=torch.bool, device=A.device)
 
 
 # --------------------------------------------------------------------------- descriptions

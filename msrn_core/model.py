@@ -19,6 +19,7 @@ import torch.nn.functional as F
 import torchvision
 from torch import nn
 
+from .graph import gat_mask
 from .layers import GATLayer, compactness_loss, diffpool, semantic_guided_attention
 
 EMBEDDING_MODES = ("full", "label", "group", "none")
@@ -137,8 +138,7 @@ class _GraphModel(nn.Module):
     @property
     def gat_mask(self) -> torch.Tensor:
         """Label i attends to j where A_hat[i, j] > 0 (spec section 1), self loop always."""
-        eye = torch.eye(self.num_classes, dtype=torch.bool, device=self.adjacency.device)
-        return (self.adjacency > 0) | eye
+        return gat_mask(self.adjacency)
 
     def parameter_groups(self, lr: float, backbone_lr_mult: float = 0.1) -> list[dict]:
         """SGD groups: the (pretrained) trunk at ``lr * backbone_lr_mult``, new layers at ``lr``."""

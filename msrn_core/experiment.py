@@ -1,0 +1,72 @@
+"""One place that turns settings into datasets, a label graph, label features and a model.
+
+The command-line entry point, the main job and the notebooks all build their runs here, so a
+run started from any of them is the same run.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .data import build_transform, check_label_matrix
+from .graph import LabelGraph
+from .label_features import LabelFeatureProvider, get_label_features
+from .model import ModelConfig, build_model
+from .scenes import SceneConfig, load_scene_splits
+
+
+@dataclass
+class DataSetup:
+    """The splits of a dataset with everything the models need from its training split."""
+
+    train: object
+    val: object
+    test: object
+    graph: LabelGraph  # from the training annotations only (spec section 1)
+    label_features: np.ndarray  # n x k
+    provider: LabelFeatureProvider
+
+    @property
+    def class_names(self) -> list[str]:
+        return list(self.train.class_names)
+
+    def describe(self) -> str:
+        edges = int(self.graph.binary.sum())
+        return (f"{len(self.train)} train / {len(self.val)} val / {len(self.test)} test images, "
+                f"{len(self.class_names)} classes, {edges} graph edges at t = {self.graph.t}; "
+                f"label features: {self.provider.describe()}")
+
+
+def prepare_scenes(root: str | Path = "data", config: SceneConfig | None = None,
+                   label_features: str = "sentence", t: float = 0.4, p: float = 0.25,
+                   train_augmentation: bool = True) -> DataSetup:
+    """Generate (or reuse) the built-in scene dataset and derive its graph and label features."""
+    config = config or SceneConfig()
+    train, val, test = load_scene_splits(
+        root, config,
+        train_transform=build_transform(config.image_size, train=train_augmentation),
+        eval_transform=build_transform(config.image_size, train=False),
+    )
+    return setup_from_splits(train, val, test, label_features, t, p)
+
+
+def setup_from_splits(train, val, test, label_features: str = "sentence", t: float = 0.4,
+                      p: float = 0.25) -> DataSetup:
+    """Graph statistics from ``train`` only, label features for its class names."""
+    empty = check_label_matrix(train.labels, train.class_names)
+    if empty:
+        raise ValueError(
+            f"these classes have no positive example in the training split: {', '.join(empty)}. "
+            "Their co-occurrence statistics and classifiers would be undefined; add training images "
+            "for them or remove them from the label set."
+        )
+    graph = LabelGraph.from_labels(train.labels, train.class_names, t=t, p=p)
+    features, provider = get_label_features(label_features, train.class_names)
+    return DataSetup(train, val, test, graph, features, provider)
+
+
+def make_model(setup: DataSetup, config: ModelConfig):
+    """Build the model of ``config`` for the label set, graph and features of ``setup``."""
+    return build_model(config, setup.label_features, setup.graph.adjacency_tensor())

@@ -1,0 +1,516 @@
+"""Every figure of the tutorial, saved through one helper.
+
+Each plotting function returns a :class:`matplotlib.figure.Figure` (notebooks display it; no
+``plt.show()`` here) and, when ``save_as="name"`` is given, also writes it with
+:func:`save_figure` to ``<FIGURES_DIR>/name.png``.
+
+- :func:`save_figure`          the single place that writes a figure (stable PNG bytes)
+- :func:`plot_samples`         images with their label names and their object boxes
+- :func:`plot_label_heatmap`   an n x n label statistic: counts, P(j | i), cosine similarity
+- :func:`plot_label_graph`     the thresholded co-occurrence graph, coloured by label group
+- :func:`plot_edge_density`    number of directed edges (and density) versus the threshold t
+- :func:`plot_assignment`      the Diffpool assignment S (n labels x m groups)
+- :func:`plot_per_class_ap`    per-class AP of several models side by side
+- :func:`plot_attention_maps`  semantic guided attention of each branch over one image
+- :func:`plot_training_curves` training loss and validation mAP per epoch
+- :func:`plot_metrics_bars`    mAP / CF1 / OF1 ... of several models (ablations)
+
+``FIGURES_DIR`` is ``figures/`` at the repository root when running from a checkout, else
+``./figures``; the environment variable ``MSRN_FIGURES_DIR`` overrides it.
+"""
+from __future__ import annotations
+
+import math
+import os
+import textwrap
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import matplotlib.pyplot as plt
+import networkx as nx
+import numpy as np
+import seaborn as sns
+import torch
+import torch.nn.functional as F
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.patches import Rectangle
+
+from .graph import LabelGraph, edge_density, to_networkx
+
+__all__ = [
+    "FIGURES_DIR",
+    "class_colors",
+    "plot_assignment",
+    "plot_attention_maps",
+    "plot_edge_density",
+    "plot_label_graph",
+    "plot_label_heatmap",
+    "plot_metrics_bars",
+    "plot_per_class_ap",
+    "plot_samples",
+    "plot_training_curves",
+    "save_figure",
+]
+
+
+def _default_figures_dir() -> Path:
+    """``MSRN_FIGURES_DIR`` if set, else the checkout's ``figures/``, else ``./figures``."""
+    if os.environ.get("MSRN_FIGURES_DIR"):
+        return Path(os.environ["MSRN_FIGURES_DIR"])
+    root = Path(__file__).resolve().parents[1]
+    return root / "figures" if (root / "pyproject.toml").exists() else Path.cwd() / "figures"
+
+
+FIGURES_DIR = _default_figures_dir()
+
+
+# --------------------------------------------------------------------------- saving
+def save_figure(fig: Figure, name: str, directory: str | Path | None = None, dpi: int = 120) -> Path:
+    """Save ``fig`` as ``<directory>/<name>.png`` and return that path.
+
+    ``directory`` defaults to ``MSRN_FIGURES_DIR`` (read at call time) or :data:`FIGURES_DIR`.
+    The PNG carries no matplotlib version, so saving the same figure again gives the same bytes
+    and committed figures only change when the picture does.
+    """
+    name = str(name)
+    if name.lower().endswith(".png"):
+        name = name[:-4]
+    if not name:
+        raise ValueError("save_figure needs a non-empty file name")
+    if directory is None:
+        directory = os.environ.get("MSRN_FIGURES_DIR") or FIGURES_DIR
+    path = Path(directory) / f"{name}.png"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=dpi, bbox_inches="tight", metadata={"Software": None})
+    return path
+
+
+def _finish(fig: Figure, save_as: str | None) -> Figure:
+    """Save the figure when ``save_as`` is given; always return it."""
+    if save_as:
+        save_figure(fig, save_as)
+    return fig
+
+
+# --------------------------------------------------------------------------- small helpers
+def _to_numpy(x) -> np.ndarray:
+    if isinstance(x, torch.Tensor):
+        return x.detach().cpu().float().numpy()
+    return np.asarray(x)
+
+
+def class_colors(n: int) -> list:
+    """n distinct colours (tab10 / tab20, then a sampled hue wheel), one per class or group."""
+    if n <= 10:
+        return list(plt.get_cmap("tab10").colors[:n])
+    if n <= 20:
+        return list(plt.get_cmap("tab20").colors[:n])
+    return [plt.get_cmap("hsv")(i / n) for i in range(n)]
+
+
+def _label_fontsize(n: int) -> float:
+    """Tick-label font size that keeps n labels legible without overlapping."""
+    return 10 if n <= 20 else 8 if n <= 40 else 6
+
+
+def _draw_boxes(ax, boxes, class_names: Sequence[str], colors, only_class: int | None = None):
+    """Rectangles (class_idx, x0, y0, x1, y1) in image pixels, with the class name on top."""
+    for class_idx, x0, y0, x1, y1 in boxes:
+        class_idx = int(class_idx)
+        if only_class is not None and class_idx != only_class:
+            continue
+        color = colors[class_idx % len(colors)]
+        ax.add_patch(Rectangle((x0, y0), x1 - x0, y1 - y0, fill=False, edgecolor=color, linewidth=2))
+        ax.text(x0, y0, class_names[class_idx], fontsize=7, color="white", va="bottom",
+                bbox=dict(facecolor=color, edgecolor="none", pad=1, alpha=0.85))
+
+
+# --------------------------------------------------------------------------- data
+def plot_samples(dataset, indices: Sequence[int], ncols: int = 4, show_boxes: bool = True,
+                 save_as: str | None = None) -> Figure:
+    """A grid of images (``dataset.load_image(i)``) titled with their label names.
+
+    When the dataset has ``.boxes`` (one list of ``(class_idx, x0, y0, x1, y1)`` per image)
+    and ``show_boxes`` is true, every object is framed in its class colour.
+    """
+    indices = list(indices)
+    if not indices:
+        raise ValueError("plot_samples needs at least one image index")
+    ncols = max(1, min(ncols, len(indices)))
+    nrows = math.ceil(len(indices) / ncols)
+    size = min(3.0, 12.0 / ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(size * ncols, (size + 0.5) * nrows), squeeze=False)
+    colors = class_colors(len(dataset.class_names))
+    boxes = getattr(dataset, "boxes", None) if show_boxes else None
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, i in zip(axes.flat, indices):
+        image = dataset.load_image(i)
+        names = [dataset.class_names[c] for c in np.flatnonzero(dataset.labels[i])]
+        ax.set_title(textwrap.fill(", ".join(names) or "(no label)", width=int(9 * size)), fontsize=9)
+        if image is None:
+            ax.text(0.5, 0.5, f"image {i}\nunreadable", ha="center", va="center", transform=ax.transAxes)
+            continue
+        ax.imshow(image)
+        if boxes is not None:
+            _draw_boxes(ax, boxes[i], dataset.class_names, colors)
+    fig.tight_layout()
+    return _finish(fig, save_as)
+
+
+# --------------------------------------------------------------------------- label graph
+def plot_label_heatmap(matrix, class_names: Sequence[str], title: str, fmt: str | None = None,
+                       cmap: str = "viridis", save_as: str | None = None) -> Figure:
+    """An n x n label statistic as a heatmap: row = label i, column = label j.
+
+    Use it for co-occurrence counts, the conditional probabilities P(j | i) or cosine
+    similarities of label features. Cells are annotated when n <= 12 (``fmt`` defaults to
+    ``"d"`` for integer matrices, ``".2f"`` otherwise).
+    """
+    matrix = _to_numpy(matrix)
+    n = len(class_names)
+    if matrix.shape != (n, n):
+        raise ValueError(f"matrix has shape {matrix.shape}, expected {n} x {n} for {n} class names")
+    if fmt is None:
+        fmt = "d" if np.issubdtype(matrix.dtype, np.integer) else ".2f"
+    side = min(12.0, max(6.0, 0.3 * n + 3.0))
+    fig, ax = plt.subplots(figsize=(side + 1.5, side))
+    sns.heatmap(matrix, ax=ax, cmap=cmap, annot=n <= 12, fmt=fmt, square=True,
+                xticklabels=class_names, yticklabels=class_names, annot_kws={"fontsize": 8},
+                cbar_kws={"shrink": 0.8})
+    fontsize = _label_fontsize(n)
+    ax.set_xticklabels(ax.get_xticklabels(), rotation=60, ha="right", rotation_mode="anchor", fontsize=fontsize)
+    ax.set_yticklabels(ax.get_yticklabels(), rotation=0, fontsize=fontsize)
+    ax.set_xlabel("label j")
+    ax.set_ylabel("label i")
+    ax.set_title(title)
+    fig.tight_layout()
+    return _finish(fig, save_as)
+
+
+def _cluster_layout(G: nx.DiGraph, seed: int) -> dict:
+    """Positions that keep clusters apart: each connected component gets its own spring layout
+    (seeded, k above networkx's default) in a cell of a grid, largest first; labels without any
+    edge go in rows below. (One spring layout of the whole graph pushes unconnected clusters to
+    the corners and squashes each into a blob.)"""
+    U = G.to_undirected()
+    order = {v: i for i, v in enumerate(G.nodes)}
+    components = sorted((sorted(c, key=order.get) for c in nx.connected_components(U)),
+                        key=lambda c: (-len(c), order[c[0]]))
+    cells = [c for c in components if len(c) > 1]
+    isolated = [c[0] for c in components if len(c) == 1]
+    ncols = max(1, math.ceil(math.sqrt(len(cells))))
+    pos = {}
+    for index, members in enumerate(cells):
+        row, col = divmod(index, ncols)
+        sub = nx.Graph()  # built node by node: a subgraph view's order would follow a set (hash seed)
+        sub.add_nodes_from(members)
+        sub.add_edges_from(U.subgraph(members).edges(data=True))
+        local = nx.spring_layout(U.subgraph(members), k=1.5 / math.sqrt(len(members)), seed=seed, iterations=200,
+                                 weight="weight")
+        scale = min(1.2, 0.35 * math.sqrt(len(members)))  # small clusters stay small
+        for v in members:
+            pos[v] = np.array([3.0 * col, -3.0 * row]) + scale * np.asarray(local[v], dtype=float)
+    top = -3.0 * math.ceil(len(cells) / ncols) + 1.0 if cells else 0.0
+    per_row = max(3 * ncols + 1, math.ceil(math.sqrt(2 * len(isolated))))  # one label per unit of width
+    for i, v in enumerate(isolated):
+        row, col = divmod(i, per_row)
+        pos[v] = np.array([-1.5 + col, top - 0.8 * row])
+    return pos
+
+
+def plot_label_graph(graph: LabelGraph | nx.DiGraph, groups=None, group_names: Sequence[str] | None = None,
+                     layout_seed: int = 0, save_as: str | None = None) -> Figure:
+    """The thresholded co-occurrence graph (edges i -> j where P(j | i) >= t).
+
+    Edge width grows with P(j | i); node size with the number of images holding the label.
+    ``groups`` (n ints, e.g. the argmax of the Diffpool assignment or the ground-truth themes)
+    colours the nodes, with a legend naming each group (``group_names``). Labels without any
+    edge are still drawn.
+    """
+    G = to_networkx(graph) if isinstance(graph, LabelGraph) else graph
+    nodes = list(G.nodes)
+    n = len(nodes)
+    pos = _cluster_layout(G, layout_seed)
+    counts = np.array([G.nodes[v].get("count") or 0 for v in nodes], dtype=float)
+    sizes = 250 + 1250 * counts / counts.max() if counts.max() > 0 else np.full(n, 600.0)
+    sizes = sizes * min(1.0, math.sqrt(20 / max(n, 1)))  # smaller nodes when there are many labels
+
+    fig, ax = plt.subplots(figsize=(11, 9))
+    if groups is None:
+        node_colors = ["#7aa6d6"] * n
+    else:
+        groups = _to_numpy(groups).astype(int).ravel()
+        if len(groups) != n:
+            raise ValueError(f"groups has {len(groups)} entries for {n} labels")
+        palette = class_colors(int(groups.max()) + 1)
+        node_colors = [palette[g] for g in groups]
+        names = list(group_names or [])
+        names += [f"group {g}" for g in range(len(names), len(palette))]
+        handles = [Line2D([], [], marker="o", linestyle="", markersize=10, color=palette[g], label=names[g])
+                   for g in sorted(set(groups.tolist()))]
+        ax.legend(handles=handles, title="label group", loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    edges = list(G.edges(data="weight"))
+    nx.draw_networkx_nodes(G, pos, ax=ax, node_size=sizes, node_color=node_colors,
+                           edgecolors="black", linewidths=0.5)
+    nx.draw_networkx_edges(G, pos, ax=ax, edgelist=[(u, v) for u, v, _ in edges],
+                           width=[5.0 * w for _, _, w in edges], edge_color="gray", alpha=0.6,
+                           arrows=True, arrowstyle="-|>", arrowsize=12, node_size=sizes,
+                           connectionstyle="arc3,rad=0.1")
+    nx.draw_networkx_labels(G, pos, ax=ax, font_size=9 if n <= 40 else 7,
+                            bbox=dict(facecolor="white", edgecolor="none", alpha=0.7, pad=0.5))
+    isolated = [v for v in nodes if G.degree(v) == 0]
+    if isolated and len(isolated) < n:
+        y_top = max(pos[v][1] for v in isolated)
+        ax.text(min(p[0] for p in pos.values()), y_top + 0.5, f"labels without an edge ({len(isolated)}):",
+                fontsize=10, style="italic")
+    t = G.graph.get("t")
+    ax.set_title(f"Label co-occurrence graph ({G.number_of_edges()} directed edges"
+                 + (f", t = {t:g}" if t is not None else "") + ")\n"
+                 "edge width ~ P(j | i), node size ~ number of images with the label")
+    ax.axis("off")
+    ax.margins(0.08)
+    fig.tight_layout()
+    return _finish(fig, save_as)
+
+
+def plot_edge_density(probabilities, thresholds: Sequence[float] | None = None, highlight_t: float = 0.4,
+                      save_as: str | None = None) -> Figure:
+    """Number of directed edges (left axis) and density (right axis) versus the threshold t.
+
+    ``probabilities`` is the matrix P(j | i) (or a :class:`LabelGraph`). A dashed line marks
+    ``highlight_t`` (ML-GCN's t = 0.4).
+    """
+    P = probabilities.probabilities if isinstance(probabilities, LabelGraph) else _to_numpy(probabilities)
+    thresholds = np.round(np.arange(0.05, 1.0001, 0.05), 2) if thresholds is None else np.asarray(thresholds)
+    num_edges, _ = edge_density(P, thresholds)
+    n = P.shape[0]
+    fig, ax = plt.subplots(figsize=(9, 4.5))
+    ax.plot(thresholds, num_edges, marker="o", color="tab:blue")
+    ax.set_xlabel("threshold t (edge i -> j when P(j | i) >= t)")
+    ax.set_ylabel("directed edges", color="tab:blue")
+    density_ax = ax.twinx()
+    possible = max(n * (n - 1), 1)
+    density_ax.set_ylim(ax.get_ylim()[0] / possible, ax.get_ylim()[1] / possible)  # same curve, 2nd scale
+    density_ax.set_ylabel(f"density (edges / n(n-1), n = {n})")
+    if highlight_t is not None:
+        edges_at, density_at = edge_density(P, [highlight_t])
+        ax.axvline(highlight_t, color="tab:red", linestyle="--",
+                   label=f"t = {highlight_t:g}: {edges_at[0]} edges, density {density_at[0]:.3f}")
+        ax.legend(loc="upper right")
+    ax.set_title("How the threshold t thins the label graph")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return _finish(fig, save_as)
+
+
+def plot_assignment(assignment, class_names: Sequence[str], group_names: Sequence[str] | None = None,
+                    save_as: str | None = None) -> Figure:
+    """The Diffpool assignment S (n labels x m groups), rows sorted by their argmax group.
+
+    Within a group, the labels most confidently assigned to it come first; lines separate
+    the groups.
+    """
+    S = _to_numpy(assignment).astype(float)
+    n, m = S.shape
+    if len(class_names) != n:
+        raise ValueError(f"{len(class_names)} class names for an assignment with {n} rows")
+    group_names = list(group_names) if group_names is not None else [f"group {g}" for g in range(m)]
+    best = S.argmax(axis=1)
+    order = np.lexsort((-S[np.arange(n), best], best))
+    fig, ax = plt.subplots(figsize=(min(12.0, 5.0 + 0.8 * m), min(14.0, max(4.0, 0.3 * n + 1.5))))
+    sns.heatmap(S[order], ax=ax, cmap="Blues", vmin=0, vmax=1, annot=n * m <= 160, fmt=".2f",
+                annot_kws={"fontsize": 8}, xticklabels=group_names,
+                yticklabels=[class_names[i] for i in order], cbar_kws={"label": "S[label, group]"})
+    for boundary in np.flatnonzero(np.diff(best[order])) + 1:
+        ax.axhline(boundary, color="black", linewidth=1.5)
+    ax.set_yticklabels(ax.get_yticklabels(), rotation=0, fontsize=_label_fontsize(n))
+    ax.set_xticklabels(ax.get_xticklabels(), rotation=30, ha="right", rotation_mode="anchor")
+    ax.set_xlabel("label group")
+    ax.set_ylabel("label (sorted by argmax group)")
+    ax.set_title("Diffpool assignment S: soft label-to-group memberships")
+    fig.tight_layout()
+    return _finish(fig, save_as)
+
+
+# --------------------------------------------------------------------------- results
+def _ap_values(values, class_names: Sequence[str]) -> np.ndarray:
+    """Per-class AP as a float array in class order (None -> nan), from a dict or a sequence."""
+    if isinstance(values, Mapping):
+        values = [values.get(name) for name in class_names]
+    elif isinstance(values, torch.Tensor):
+        values = values.tolist()
+    return np.array([np.nan if v is None else float(v) for v in values], dtype=float)
+
+
+def plot_per_class_ap(results: Mapping[str, object], class_names: Sequence[str],
+                      save_as: str | None = None) -> Figure:
+    """Per-class AP (%) of several models as grouped horizontal bars, one colour per model.
+
+    ``results`` maps a model name to its ``per_class_ap`` (the dict of
+    :func:`~msrn_core.metrics.compute_all_metrics`, or an array in class order). A class whose
+    AP is undefined (no positive example: None / nan) gets an "x" instead of a bar. The legend
+    gives each model's mAP, the mean over the defined classes.
+    """
+    n, k = len(class_names), len(results)
+    if k == 0:
+        raise ValueError("plot_per_class_ap needs at least one model")
+    height = 0.8 / k
+    colors = class_colors(k)
+    fig, ax = plt.subplots(figsize=(10, min(24.0, max(4.0, 0.12 * n * k + 0.2 * n + 1.5))))
+    y = np.arange(n)
+    any_missing = False
+    for j, (name, values) in enumerate(results.items()):
+        ap = 100.0 * _ap_values(values, class_names)
+        if len(ap) != n:
+            raise ValueError(f"{name}: {len(ap)} AP values for {n} classes")
+        offset = y - 0.4 + height * (j + 0.5)
+        mean = np.nanmean(ap) if np.isfinite(ap).any() else np.nan
+        label = f"{name} (mAP {mean:.1f}%)" if np.isfinite(mean) else f"{name} (mAP n/a)"
+        ax.barh(offset, np.nan_to_num(ap), height=height, color=colors[j], label=label)
+        missing = np.isnan(ap)
+        if missing.any():
+            any_missing = True
+            ax.plot(np.full(missing.sum(), 1.5), offset[missing], "x", color=colors[j], markersize=7, mew=2)
+    handles, _ = ax.get_legend_handles_labels()
+    if any_missing:
+        handles.append(Line2D([], [], marker="x", linestyle="", color="black", mew=2,
+                              label="AP undefined (no positive)"))
+    ax.set_yticks(y)
+    ax.set_yticklabels(class_names, fontsize=_label_fontsize(n))
+    ax.set_ylim(n - 0.5, -0.5)  # first class on top
+    ax.set_xlim(0, 100)
+    ax.set_xlabel("average precision (%)")
+    ax.set_title("Per-class average precision")
+    ax.grid(axis="x", alpha=0.3)
+    ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    fig.tight_layout()
+    return _finish(fig, save_as)
+
+
+def plot_training_curves(histories: Mapping[str, Sequence[Mapping]], save_as: str | None = None) -> Figure:
+    """Training loss and validation mAP (%) per epoch, one line per run.
+
+    ``histories`` maps a run name to its history: a list of dicts with ``"epoch"``,
+    ``"train_loss"`` and ``"val_mAP"`` (a fraction, as :func:`msrn_core.training.train` stores it).
+    """
+    fig, (loss_ax, map_ax) = plt.subplots(1, 2, figsize=(12, 4.5))
+    for name, history in histories.items():
+        epochs = [record["epoch"] for record in history]
+        loss_ax.plot(epochs, [record.get("train_loss", np.nan) for record in history], marker="o", label=name)
+        val = [np.nan if record.get("val_mAP") is None else 100.0 * record["val_mAP"] for record in history]
+        map_ax.plot(epochs, val, marker="o", label=name)
+    loss_ax.set(title="Training loss", xlabel="epoch", ylabel="loss (BCE + compactness)")
+    map_ax.set(title="Validation mAP", xlabel="epoch", ylabel="mAP (%)")
+    for ax in (loss_ax, map_ax):
+        ax.grid(alpha=0.3)
+        ax.xaxis.get_major_locator().set_params(integer=True)
+        ax.legend()
+    fig.tight_layout()
+    return _finish(fig, save_as)
+
+
+def plot_metrics_bars(results: Mapping[str, Mapping], metrics: Sequence[str] = ("mAP", "CF1", "OF1"),
+                      save_as: str | None = None) -> Figure:
+    """Grouped bars: one group per metric, one bar (and colour) per model, values in percent.
+
+    ``results`` maps a model name to a metrics dict (fractions, as
+    :func:`~msrn_core.metrics.compute_all_metrics` returns); a missing metric shows "n/a".
+    """
+    k = len(results)
+    if k == 0:
+        raise ValueError("plot_metrics_bars needs at least one model")
+    width = 0.8 / k
+    colors = class_colors(k)
+    x = np.arange(len(metrics))
+    fig, ax = plt.subplots(figsize=(min(12.0, max(8.0, 1.0 + 0.5 * k * len(metrics))), 5))
+    for j, (name, values) in enumerate(results.items()):
+        heights = [100.0 * v if isinstance(v, (int, float)) else np.nan
+                   for v in (values.get(metric) for metric in metrics)]
+        bars = ax.bar(x - 0.4 + width * (j + 0.5), np.nan_to_num(heights), width=width, color=colors[j],
+                      label=name)
+        ax.bar_label(bars, labels=["n/a" if np.isnan(h) else f"{h:.1f}" for h in heights], fontsize=8, padding=2)
+    ax.set_xticks(x)
+    ax.set_xticklabels(metrics)
+    ax.set_ylim(0, 108)
+    ax.set_ylabel("score (%)")
+    ax.set_title("Model comparison")
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    fig.tight_layout()
+    return _finish(fig, save_as)
+
+
+# --------------------------------------------------------------------------- attention
+def _image_array(image) -> np.ndarray:
+    """A PIL image or a (3, H, W) tensor / array in [0, 1] as an H x W x 3 float array."""
+    if isinstance(image, (torch.Tensor, np.ndarray)):
+        array = _to_numpy(image).astype(float)
+        if array.ndim != 3 or array.shape[0] not in (1, 3):
+            raise ValueError(f"image tensor must be (3, H, W), got shape {array.shape}")
+        return np.clip(np.moveaxis(array, 0, -1), 0.0, 1.0)  # denormalize() normalised tensors first
+    return np.asarray(image.convert("RGB"), dtype=float) / 255.0
+
+
+def plot_attention_maps(image, attention_maps: Sequence, class_names: Sequence[str], labels: Sequence[int],
+                        branch_stages: Sequence[int], scores=None, boxes=None,
+                        save_as: str | None = None) -> Figure:
+    """Where each branch looks for each label: one row per label, columns = image + branches.
+
+    Args:
+        image: a PIL image or a (3, H, W) tensor in [0, 1] (use ``data.denormalize`` first).
+        attention_maps: one entry per branch, each (rows, h, w) for ONE image (e.g.
+            ``details["label_attention"][k][b]``); a leading batch axis of size 1 is accepted.
+        class_names: names of the attention rows.
+        labels: the row indices to show.
+        branch_stages: the backbone stage of each branch (``details["branch_stages"]``).
+        scores: optional per-label probabilities, shown next to the class name.
+        boxes: optional ``(class_idx, x0, y0, x1, y1)`` boxes in image pixels; each row shows
+            the boxes of its own class on the image.
+
+    Each map is bilinearly upsampled to the image size and overlaid (alpha 0.5), scaled to its
+    own minimum and maximum.
+    """
+    if len(attention_maps) != len(branch_stages):
+        raise ValueError(f"got {len(attention_maps)} attention maps but {len(branch_stages)} branch_stages "
+                         f"{list(branch_stages)}: pass one map per branch, in the same order")
+    labels = [int(c) for c in labels]
+    if not labels:
+        raise ValueError("labels must name at least one label row to show")
+    picture = _image_array(image)
+    height, width = picture.shape[:2]
+    maps = []
+    for branch in attention_maps:
+        branch = torch.as_tensor(branch).detach().float().cpu()
+        if branch.ndim == 4 and branch.shape[0] == 1:
+            branch = branch[0]
+        if branch.ndim != 3:
+            raise ValueError(f"each attention map must be (rows, h, w) for one image, got {tuple(branch.shape)}")
+        maps.append(branch)
+    scores = None if scores is None else _to_numpy(scores).ravel()
+    colors = class_colors(len(class_names))
+
+    ncols = 1 + len(maps)
+    cell = min(2.8, 12.0 / ncols)
+    fig, axes = plt.subplots(len(labels), ncols, figsize=(cell * ncols, cell * len(labels) + 0.4), squeeze=False)
+    for row, c in enumerate(labels):
+        axes[row, 0].imshow(picture)
+        if boxes is not None:
+            _draw_boxes(axes[row, 0], boxes, class_names, colors, only_class=c)
+        name = class_names[c] + (f"\np = {scores[c]:.2f}" if scores is not None else "")
+        axes[row, 0].set_ylabel(name, fontsize=10)
+        for col, (stage, branch) in enumerate(zip(branch_stages, maps), start=1):
+            upsampled = F.interpolate(branch[c][None, None], size=(height, width), mode="bilinear",
+                                      align_corners=False)[0, 0].numpy()
+            axes[row, col].imshow(picture)
+            axes[row, col].imshow(upsampled, cmap="jet", alpha=0.5)
+            if row == 0:
+                axes[row, col].set_title(f"layer{stage} ({branch.shape[-2]}x{branch.shape[-1]})", fontsize=10)
+    axes[0, 0].set_title("image", fontsize=10)
+    for ax in axes.flat:
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.suptitle("Semantic guided attention per branch (each map scaled to its own range)", fontsize=11)
+    fig.tight_layout()
+    return _finish(fig, save_as)

@@ -1,0 +1,19 @@
+"""Shared fixtures: a small built-in scene dataset, generated once per test session."""
+import os
+
+import pytest
+
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+
+@pytest.fixture(scope="session")
+def small_scenes(tmp_path_factory):
+    """(root, config, train, val, test) of the small built-in dataset (64 px, evaluation transforms)."""
+    from msrn_core.data import build_transform
+    from msrn_core.scenes import SceneConfig, load_scene_splits
+
+    root = tmp_path_factory.mktemp("scenes")
+    config = SceneConfig.small()
+    transform = build_transform(config.image_size, train=False)
+    train, val, test = load_scene_splits(root, config, train_transform=transform, eval_transform=transform)
+    return root, config, train, val, test

@@ -1,0 +1,305 @@
+"""Tests for msrn_core.plots: every figure builds on small fake inputs and saves stably."""
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")  # no display in tests (plots.py itself never forces a backend)
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pytest
+import torch
+from matplotlib.figure import Figure
+from PIL import Image
+
+from msrn_core import plots
+from msrn_core.graph import LabelGraph
+
+CLASS_NAMES = ["car", "bus", "person", "oven", "cup", "bottle", "boat", "bird with a very long name"]
+N_CLASSES = len(CLASS_NAMES)
+
+
+@pytest.fixture(autouse=True)
+def close_figures():
+    yield
+    plt.close("all")
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(0)
+
+
+class FakeDataset:
+    """The dataset interface plots.py relies on: class_names, labels, boxes, load_image."""
+
+    def __init__(self, rng, n_images=6, size=64, with_boxes=True):
+        self.class_names = list(CLASS_NAMES)
+        self.labels = (rng.random((n_images, N_CLASSES)) < 0.4).astype(np.uint8)
+        self.labels[0] = 0  # an image without any label
+        self.size = size
+        if with_boxes:
+            self.boxes = [[(int(c), 5, 5, 40, 50) for c in np.flatnonzero(row)] for row in self.labels]
+
+    def load_image(self, index):
+        value = (index * 40) % 255
+        return Image.new("RGB", (self.size, self.size), (value, 255 - value, 128))
+
+
+@pytest.fixture
+def label_graph(rng):
+    labels = (rng.random((60, N_CLASSES)) < 0.35).astype(np.uint8)
+    labels[:, 1] |= labels[:, 0]  # car -> bus always: at least one edge
+    labels[:, -1] = 0  # a label that never occurs: isolated node
+    return LabelGraph.from_labels(labels, CLASS_NAMES)
+
+
+def _attention_maps(rng, sizes=((8, 8), (4, 4), (2, 2)), rows=N_CLASSES + 2):
+    maps = []
+    for h, w in sizes:
+        logits = torch.as_tensor(rng.normal(size=(rows, h * w)), dtype=torch.float32)
+        maps.append(torch.softmax(logits, dim=-1).view(rows, h, w))  # sums to 1 over h, w
+    return maps
+
+
+def _assert_png(path, expected_name):
+    assert path.name == expected_name
+    with Image.open(path) as image:
+        image.verify()
+    with Image.open(path) as image:
+        assert image.format == "PNG" and image.size[0] > 50 and image.size[1] > 50
+
+
+# --------------------------------------------------------------------------- save_figure
+def test_save_figure_stable_name_and_bytes(tmp_path):
+    fig, ax = plt.subplots(figsize=(4, 3))
+    ax.plot([0, 1, 2], [1, 0, 1])
+    ax.set_title("line")
+    path = plots.save_figure(fig, "my_figure", directory=tmp_path / "nested")
+    assert path == tmp_path / "nested" / "my_figure.png"
+    _assert_png(path, "my_figure.png")
+    first = path.read_bytes()
+    again = plots.save_figure(fig, "my_figure.png", directory=tmp_path / "nested")  # extension tolerated
+    assert again == path
+    assert path.read_bytes() == first
+    assert b"matplotlib" not in first.lower()  # no version stamp in the PNG metadata
+
+
+def test_save_figure_uses_env_directory(tmp_path, monkeypatch):
+    monkeypatch.setenv("MSRN_FIGURES_DIR", str(tmp_path / "env_figs"))
+    fig, _ = plt.subplots()
+    path = plots.save_figure(fig, "from_env")
+    assert path == tmp_path / "env_figs" / "from_env.png"
+    _assert_png(path, "from_env.png")
+
+
+def test_save_figure_rejects_empty_name(tmp_path):
+    fig, _ = plt.subplots()
+    with pytest.raises(ValueError):
+        plots.save_figure(fig, "", directory=tmp_path)
+
+
+def test_default_figures_dir(tmp_path, monkeypatch):
+    monkeypatch.setenv("MSRN_FIGURES_DIR", str(tmp_path))
+    assert plots._default_figures_dir() == tmp_path
+    monkeypatch.delenv("MSRN_FIGURES_DIR")
+    assert plots._default_figures_dir().name == "figures"
+
+
+def test_saving_a_complex_figure_twice_gives_identical_bytes(tmp_path, label_graph, rng):
+    fig = plots.plot_label_graph(label_graph, groups=np.arange(N_CLASSES) % 2)
+    first = plots.save_figure(fig, "graph", directory=tmp_path / "a").read_bytes()
+    second = plots.save_figure(fig, "graph", directory=tmp_path / "b").read_bytes()
+    assert first == second
+
+
+def test_save_as_writes_through_save_figure(tmp_path, monkeypatch, rng):
+    monkeypatch.setenv("MSRN_FIGURES_DIR", str(tmp_path))
+    fig = plots.plot_label_heatmap(rng.random((3, 3)), CLASS_NAMES[:3], "tiny", save_as="tiny_heatmap")
+    assert isinstance(fig, Figure)
+    _assert_png(tmp_path / "tiny_heatmap.png", "tiny_heatmap.png")
+
+
+# --------------------------------------------------------------------------- data figures
+@pytest.mark.parametrize("with_boxes", [True, False])
+def test_plot_samples(tmp_path, rng, with_boxes):
+    dataset = FakeDataset(rng, with_boxes=with_boxes)
+    fig = plots.plot_samples(dataset, range(5), ncols=3)
+    assert isinstance(fig, Figure)
+    titles = [ax.get_title() for ax in fig.axes if ax.get_title()]
+    assert titles[0] == "(no label)"
+    assert len(titles) == 5
+    n_rectangles = sum(len(ax.patches) for ax in fig.axes)
+    assert n_rectangles == (int(dataset.labels[:5].sum()) if with_boxes else 0)
+    _assert_png(plots.save_figure(fig, "samples", directory=tmp_path), "samples.png")
+
+
+def test_plot_samples_can_hide_boxes(rng):
+    fig = plots.plot_samples(FakeDataset(rng), [1, 2], show_boxes=False)
+    assert sum(len(ax.patches) for ax in fig.axes) == 0
+
+
+# --------------------------------------------------------------------------- graph figures
+@pytest.mark.parametrize("n", [5, 20])
+def test_plot_label_heatmap(tmp_path, rng, n):
+    names = [f"label {i}" for i in range(n)]
+    counts = rng.integers(0, 30, size=(n, n))
+    fig = plots.plot_label_heatmap(counts, names, "co-occurrence counts")
+    assert isinstance(fig, Figure)
+    assert fig.axes[0].get_title() == "co-occurrence counts"
+    annotated = len(fig.axes[0].texts) > 0
+    assert annotated == (n <= 12)
+    fig2 = plots.plot_label_heatmap(torch.rand(n, n), names, "cosine similarity", cmap="coolwarm")
+    _assert_png(plots.save_figure(fig2, "heatmap", directory=tmp_path), "heatmap.png")
+
+
+def test_plot_label_heatmap_checks_shape(rng):
+    with pytest.raises(ValueError):
+        plots.plot_label_heatmap(rng.random((3, 4)), CLASS_NAMES[:3], "bad")
+
+
+def test_plot_label_graph(tmp_path, label_graph):
+    groups = np.arange(N_CLASSES) % 3
+    fig = plots.plot_label_graph(label_graph, groups=groups, group_names=["street", "kitchen", "beach"])
+    assert isinstance(fig, Figure)
+    legend = fig.axes[0].get_legend()
+    assert [text.get_text() for text in legend.get_texts()] == ["street", "kitchen", "beach"]
+    # every label is drawn, including the isolated one
+    drawn = {text.get_text() for text in fig.axes[0].texts}
+    assert set(CLASS_NAMES) <= drawn
+    _assert_png(plots.save_figure(fig, "graph", directory=tmp_path), "graph.png")
+
+
+def test_plot_label_graph_without_groups_or_edges(rng):
+    labels = np.eye(4, dtype=np.uint8)  # no co-occurrence at all: every label isolated
+    graph = LabelGraph.from_labels(labels, CLASS_NAMES[:4])
+    fig = plots.plot_label_graph(graph)
+    assert fig.axes[0].get_legend() is None
+    assert set(CLASS_NAMES[:4]) <= {text.get_text() for text in fig.axes[0].texts}
+
+
+def test_plot_label_graph_layout_is_seeded(label_graph):
+    def positions(seed):
+        fig = plots.plot_label_graph(label_graph, layout_seed=seed)
+        return sorted((t.get_text(), t.get_position()) for t in fig.axes[0].texts)
+
+    assert positions(0) == positions(0)
+
+
+def test_plot_edge_density(tmp_path, label_graph):
+    fig = plots.plot_edge_density(label_graph.probabilities)
+    assert isinstance(fig, Figure)
+    assert len(fig.axes) == 2  # edges and density (twin axis)
+    main = fig.axes[0]
+    assert any(list(line.get_xdata()) == [0.4, 0.4] for line in main.lines)  # the t = 0.4 marker
+    fig2 = plots.plot_edge_density(label_graph, thresholds=[0.1, 0.5, 0.9], highlight_t=0.5)
+    _assert_png(plots.save_figure(fig2, "density", directory=tmp_path), "density.png")
+
+
+def test_plot_assignment_sorts_rows_by_group(tmp_path, rng):
+    S = torch.softmax(torch.as_tensor(rng.normal(size=(N_CLASSES, 3)) * 3), dim=1)
+    fig = plots.plot_assignment(S, CLASS_NAMES, ["g0", "g1", "g2"])
+    assert isinstance(fig, Figure)
+    ax = fig.axes[0]
+    shown = [t.get_text() for t in ax.get_yticklabels()]
+    best = S.argmax(dim=1).numpy()
+    assert [int(best[CLASS_NAMES.index(name)]) for name in shown] == sorted(best.tolist())
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["g0", "g1", "g2"]
+    _assert_png(plots.save_figure(fig, "assignment", directory=tmp_path), "assignment.png")
+
+
+# --------------------------------------------------------------------------- result figures
+def test_plot_per_class_ap(tmp_path, rng):
+    ap_dict = {name: float(rng.random()) for name in CLASS_NAMES}
+    ap_dict["bird with a very long name"] = None  # undefined: no positive
+    ap_array = rng.random(N_CLASSES)
+    ap_array[2] = np.nan
+    fig = plots.plot_per_class_ap({"MSRN": ap_dict, "ML-GCN": ap_array}, CLASS_NAMES)
+    assert isinstance(fig, Figure)
+    legend = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    expected = 100 * np.nanmean([v for v in ap_dict.values() if v is not None])
+    assert legend[0] == f"MSRN (mAP {expected:.1f}%)"
+    assert legend[1].startswith("ML-GCN (mAP ")
+    assert any("undefined" in text for text in legend)
+    _assert_png(plots.save_figure(fig, "per_class_ap", directory=tmp_path), "per_class_ap.png")
+
+
+def test_plot_training_curves(tmp_path):
+    history = [{"epoch": e, "train_loss": 1.0 / e, "val_mAP": 0.1 * e} for e in range(1, 5)]
+    fig = plots.plot_training_curves({"msrn": history, "plain": history[:2]})
+    assert isinstance(fig, Figure)
+    loss_ax, map_ax = fig.axes
+    assert np.allclose(map_ax.lines[0].get_ydata(), [10, 20, 30, 40])  # percent
+    assert "mAP" in map_ax.get_ylabel()
+    _assert_png(plots.save_figure(fig, "curves", directory=tmp_path), "curves.png")
+
+
+def test_plot_metrics_bars(tmp_path):
+    results = {"plain": {"mAP": 0.6, "CF1": 0.5, "OF1": 0.55}, "msrn": {"mAP": 0.7, "CF1": 0.6}}
+    fig = plots.plot_metrics_bars(results)
+    assert isinstance(fig, Figure)
+    heights = [bar.get_height() for bar in fig.axes[0].patches]
+    assert np.allclose(heights, [60, 50, 55, 70, 60, 0])  # missing OF1 -> empty bar, "n/a" label
+    _assert_png(plots.save_figure(fig, "metrics", directory=tmp_path), "metrics.png")
+
+
+# --------------------------------------------------------------------------- attention
+@pytest.mark.parametrize("as_tensor", [False, True])
+def test_plot_attention_maps(tmp_path, rng, as_tensor):
+    image = FakeDataset(rng).load_image(3)
+    if as_tensor:
+        image = torch.rand(3, 48, 64)
+    maps = _attention_maps(rng)
+    boxes = [(0, 2, 2, 20, 30), (2, 10, 10, 40, 40)]
+    fig = plots.plot_attention_maps(image, maps, CLASS_NAMES, labels=[0, 2], branch_stages=[2, 3, 4],
+                                    scores=torch.rand(N_CLASSES), boxes=boxes)
+    assert isinstance(fig, Figure)
+    axes = np.array(fig.axes).reshape(2, 4)
+    assert [ax.get_title() for ax in axes[0]] == ["image", "layer2 (8x8)", "layer3 (4x4)", "layer4 (2x2)"]
+    assert axes[0, 0].get_ylabel().startswith("car\np = ")
+    assert len(axes[0, 0].patches) == 1 and len(axes[1, 0].patches) == 1  # each row: its class's boxes
+    height, width = (48, 64) if as_tensor else (64, 64)
+    overlay = axes[0, 1].images[-1].get_array()
+    assert overlay.shape == (height, width)  # upsampled to the image size
+    _assert_png(plots.save_figure(fig, "attention", directory=tmp_path), "attention.png")
+
+
+def test_plot_attention_maps_accepts_batch_of_one(rng):
+    maps = [m[None] for m in _attention_maps(rng, sizes=((4, 4), (2, 2)))]
+    fig = plots.plot_attention_maps(torch.rand(3, 32, 32), maps, CLASS_NAMES, [1], [3, 4])
+    assert len(fig.axes) == 3
+
+
+def test_plot_attention_maps_rejects_mismatched_branches(rng):
+    maps = _attention_maps(rng)  # three branches
+    with pytest.raises(ValueError, match="3 attention maps but 2 branch_stages"):
+        plots.plot_attention_maps(torch.rand(3, 32, 32), maps, CLASS_NAMES, [0], [3, 4])
+
+
+def test_graph_layout_does_not_depend_on_the_hash_seed():
+    """Node names are strings: a layout that follows set order would move between runs."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = (
+        "import numpy as np\n"
+        "from msrn_core import plots\n"
+        "from msrn_core.graph import LabelGraph, to_networkx\n"
+        "rng = np.random.default_rng(1)\n"
+        "labels = np.zeros((200, 16), np.uint8)\n"  # 4 themes of 3 labels + 4 labels never seen
+        "for row in labels:\n"
+        "    row[3 * rng.integers(4) + rng.choice(3, size=2, replace=False)] = 1\n"
+        "names = [f'label {i}' for i in range(16)]\n"
+        "pos = plots._cluster_layout(to_networkx(LabelGraph.from_labels(labels, names)), 0)\n"
+        "print(sorted((k, [round(float(x), 6) for x in v]) for k, v in pos.items()))\n"
+    )
+    root = Path(plots.__file__).resolve().parents[1]
+    outputs = []
+    for hash_seed in ("1", "2"):
+        env = dict(os.environ, PYTHONHASHSEED=hash_seed, PYTHONPATH=str(root), MPLBACKEND="Agg")
+        result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                                check=True)
+        outputs.append(result.stdout)
+    assert outputs[0] == outputs[1]

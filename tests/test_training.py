@@ -1,0 +1,178 @@
+"""The training loop: the loss falls, resuming is exact, and bad input fails clearly."""
+import json
+import shutil
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from msrn_core.checkpoints import (CheckpointMismatchError, load_model_state, model_from_checkpoint,
+                                   save_checkpoint)
+from msrn_core.data import UnreadableImageWarning
+from msrn_core.experiment import make_model, setup_from_splits
+from msrn_core.model import ModelConfig
+from msrn_core.training import (NonFiniteLossError, TrainConfig, evaluate, loss_terms, load_or_train,
+                                train_model)
+from msrn_core.utils import atomic_write_bytes, seed_everything
+
+SMALL_MODEL = dict(backbone="resnet18", fc_hidden=64, embed_dim=64, gat_hidden=32)
+
+
+@pytest.fixture(scope="module")
+def setup(small_scenes):
+    _, _, train, val, test = small_scenes
+    return setup_from_splits(train, val, test, label_features="onehot")
+
+
+def small_config(**overrides):
+    values = dict(epochs=2, batch_size=16, lr=0.01, backbone_lr_mult=1.0, num_workers=0,
+                  max_steps_per_epoch=2, progress=False, seed=0)
+    values.update(overrides)
+    return TrainConfig(**values)
+
+
+def test_a_few_steps_reduce_the_loss_on_the_builtin_dataset(setup):
+    seed_everything(0)
+    model = make_model(setup, ModelConfig(**SMALL_MODEL))
+    images, targets = zip(*[setup.train[i][:2] for i in range(16)])
+    images, targets = torch.stack(images), torch.stack(targets)
+    optimizer = torch.optim.SGD(model.parameter_groups(0.01, 1.0), lr=0.01, momentum=0.9)
+    losses = []
+    for _ in range(8):
+        loss, _ = loss_terms(model(images), targets, 1e-3)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.7 * losses[0], losses
+
+
+def test_training_writes_checkpoints_history_and_metrics(setup, tmp_path):
+    seed_everything(0)
+    model = make_model(setup, ModelConfig(**SMALL_MODEL))
+    result = train_model(model, setup.train, setup.val, small_config(), tmp_path)
+    assert [h["epoch"] for h in result.history] == [1, 2]
+    assert (tmp_path / "best.pt").exists() and (tmp_path / "last.pt").exists()
+    assert json.loads((tmp_path / "history.json").read_text()) == result.history
+    metrics = evaluate(model, setup.test, json_path=tmp_path / "test.json")
+    saved = json.loads((tmp_path / "test.json").read_text())
+    assert set(saved) >= {"mAP", "CP", "CR", "CF1", "OP", "OR", "OF1", "CF1-3", "OF1-3", "per_class_ap"}
+    assert saved["mAP"] == pytest.approx(metrics["mAP"])
+    assert 0 <= saved["mAP"] <= 1
+
+
+def test_resumed_training_continues_identically(setup, tmp_path):
+    config = small_config(epochs=3)
+    seed_everything(0)
+    straight = make_model(setup, ModelConfig(**SMALL_MODEL))
+    straight_result = train_model(straight, setup.train, setup.val, config, tmp_path / "straight")
+
+    seed_everything(0)
+    first = make_model(setup, ModelConfig(**SMALL_MODEL))
+    train_model(first, setup.train, setup.val, small_config(epochs=1), tmp_path / "resumed")
+    seed_everything(123)  # a new process would start from other random state
+    second = make_model(setup, ModelConfig(**SMALL_MODEL))
+    resumed_result = train_model(second, setup.train, setup.val, config, tmp_path / "resumed")
+
+    assert resumed_result.resumed_from_epoch == 0
+    for key, value in straight.state_dict().items():
+        torch.testing.assert_close(second.state_dict()[key], value, rtol=0, atol=0, msg=key)
+    drop = lambda history: [{k: v for k, v in h.items() if k != "seconds"} for h in history]  # noqa: E731
+    assert drop(resumed_result.history) == drop(straight_result.history)
+
+
+def test_load_or_train_loads_a_finished_run(setup, tmp_path):
+    seed_everything(0)
+    model = make_model(setup, ModelConfig(**SMALL_MODEL))
+    trained = load_or_train(model, setup.train, setup.val, small_config(epochs=1), tmp_path)
+    fresh = make_model(setup, ModelConfig(**SMALL_MODEL))
+    loaded = load_or_train(fresh, setup.train, setup.val, small_config(epochs=1), tmp_path)
+    assert loaded.extra.get("loaded") and loaded.history == trained.history
+    for key, value in model.state_dict().items():
+        torch.testing.assert_close(fresh.state_dict()[key], value, rtol=0, atol=0)
+
+
+def test_checkpoint_rebuilds_the_model_alone(setup, tmp_path):
+    model = make_model(setup, ModelConfig(**SMALL_MODEL)).eval()
+    save_checkpoint(tmp_path / "m.pt", model, setup.class_names)
+    rebuilt, names, _ = model_from_checkpoint(tmp_path / "m.pt")
+    images = torch.stack([setup.test[i][0] for i in range(2)])
+    with torch.no_grad():
+        torch.testing.assert_close(rebuilt.eval()(images).logits, model(images).logits)
+    assert names == setup.class_names
+
+
+def test_checkpoint_for_another_label_set_is_refused(setup, tmp_path):
+    model = make_model(setup, ModelConfig(**SMALL_MODEL))
+    save_checkpoint(tmp_path / "m.pt", model, setup.class_names)
+    renamed = list(reversed(setup.class_names))
+    with pytest.raises(CheckpointMismatchError, match="another label set"):
+        load_model_state(tmp_path / "m.pt", model, renamed)
+
+
+def test_checkpoint_for_another_architecture_is_refused(setup, tmp_path):
+    model = make_model(setup, ModelConfig(**SMALL_MODEL))
+    save_checkpoint(tmp_path / "m.pt", model, setup.class_names)
+    other = make_model(setup, ModelConfig(**{**SMALL_MODEL, "num_groups": 3}))
+    with pytest.raises(CheckpointMismatchError, match="num_groups"):
+        load_model_state(tmp_path / "m.pt", other, setup.class_names)
+
+
+def test_corrupt_checkpoint_is_named(tmp_path):
+    (tmp_path / "broken.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(CheckpointMismatchError, match="not a readable checkpoint"):
+        model_from_checkpoint(tmp_path / "broken.pt")
+    with pytest.raises(FileNotFoundError, match="no checkpoint"):
+        model_from_checkpoint(tmp_path / "missing.pt")
+
+
+def test_interrupted_write_keeps_the_previous_file(tmp_path):
+    target = tmp_path / "last.pt"
+    target.write_bytes(b"previous")
+
+    def crash(handle):
+        handle.write(b"half")
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        atomic_write_bytes(target, crash)
+    assert target.read_bytes() == b"previous"
+    assert [p.name for p in tmp_path.iterdir()] == ["last.pt"]
+
+
+def test_nan_loss_stops_with_a_clear_error(setup, tmp_path):
+    model = make_model(setup, ModelConfig(**SMALL_MODEL))
+    with torch.no_grad():
+        model.fc2.bias.fill_(float("nan"))
+    with pytest.raises(NonFiniteLossError, match="Lower the learning rate"):
+        train_model(model, setup.train, setup.val, small_config(epochs=1), tmp_path)
+
+
+def test_unreadable_images_are_skipped_and_counted(small_scenes, tmp_path):
+    root, config, train, val, test = small_scenes
+    corrupted = tmp_path / "copy"
+    shutil.copytree(train.image_paths[0].parents[2], corrupted)
+    broken_train = type(train).__new__(type(train))
+    broken_train.__dict__.update(train.__dict__)
+    broken_train.image_paths = [corrupted / p.relative_to(train.image_paths[0].parents[2])
+                                for p in train.image_paths]
+    broken_train.image_paths[3].write_bytes(b"\x89PNG truncated")
+    setup = setup_from_splits(broken_train, val, test, label_features="onehot")
+    model = make_model(setup, ModelConfig(**SMALL_MODEL))
+    with pytest.warns(UnreadableImageWarning, match="skipping unreadable image"):
+        result = train_model(model, setup.train, setup.val,
+                             small_config(epochs=1, max_steps_per_epoch=None), tmp_path / "run")
+    assert result.skipped_images == 1
+    assert Image.open(val.image_paths[0]).size == (config.image_size, config.image_size)
+
+
+def test_label_without_positives_is_refused(small_scenes):
+    _, _, train, val, test = small_scenes
+    no_positive = type(train).__new__(type(train))
+    no_positive.__dict__.update(train.__dict__)
+    no_positive.labels = train.labels.copy()
+    no_positive.labels[:, 0] = 0
+    with pytest.raises(ValueError, match=f"no positive example.*{train.class_names[0]}"):
+        setup_from_splits(no_positive, val, test, label_features="onehot")
+    assert np.all(train.labels.sum(0) > 0)
