@@ -207,7 +207,7 @@ def _cluster_layout(G: nx.DiGraph, seed: int) -> dict:
         sub = nx.Graph()  # built node by node: a subgraph view's order would follow a set (hash seed)
         sub.add_nodes_from(members)
         sub.add_edges_from(U.subgraph(members).edges(data=True))
-        local = nx.spring_layout(U.subgraph(members), k=1.5 / math.sqrt(len(members)), seed=seed, iterations=200,
+        local = nx.spring_layout(sub, k=1.5 / math.sqrt(len(members)), seed=seed, iterations=200,
                                  weight="weight")
         scale = min(1.2, 0.35 * math.sqrt(len(members)))  # small clusters stay small
         for v in members:
@@ -449,6 +449,7 @@ def _image_array(image) -> np.ndarray:
         array = _to_numpy(image).astype(float)
         if array.ndim != 3 or array.shape[0] not in (1, 3):
             raise ValueError(f"image tensor must be (3, H, W), got shape {array.shape}")
+        array = np.repeat(array, 3 // array.shape[0], axis=0)  # grey (1, H, W) -> 3 channels
         return np.clip(np.moveaxis(array, 0, -1), 0.0, 1.0)  # denormalize() normalised tensors first
     return np.asarray(image.convert("RGB"), dtype=float) / 255.0
 
@@ -463,7 +464,7 @@ def plot_attention_maps(image, attention_maps: Sequence, class_names: Sequence[s
         attention_maps: one entry per branch, each (rows, h, w) for ONE image (e.g.
             ``details["label_attention"][k][b]``); a leading batch axis of size 1 is accepted.
         class_names: names of the attention rows.
-        labels: the row indices to show.
+        labels: the rows to show (indices, or names from ``class_names``).
         branch_stages: the backbone stage of each branch (``details["branch_stages"]``).
         scores: optional per-label probabilities, shown next to the class name.
         boxes: optional ``(class_idx, x0, y0, x1, y1)`` boxes in image pixels; each row shows
@@ -475,7 +476,7 @@ def plot_attention_maps(image, attention_maps: Sequence, class_names: Sequence[s
     if len(attention_maps) != len(branch_stages):
         raise ValueError(f"got {len(attention_maps)} attention maps but {len(branch_stages)} branch_stages "
                          f"{list(branch_stages)}: pass one map per branch, in the same order")
-    labels = [int(c) for c in labels]
+    labels = [list(class_names).index(c) if isinstance(c, str) else int(c) for c in labels]
     if not labels:
         raise ValueError("labels must name at least one label row to show")
     picture = _image_array(image)

@@ -37,7 +37,7 @@ Layout on disk (``root/<cache_name>/``)::
     annotations.json               (written last and atomically: its presence = complete)
 
 Public API: :data:`CLASSES`, :data:`CLASS_NAMES`, :data:`FAMILIES`, :data:`THEMES`,
-:data:`THEME_NAMES`, :data:`HUB_CLASSES`, :class:`SceneConfig`, :func:`generate_scenes`,
+:data:`THEME_NAMES`, :data:`HUB_CLASSES`, :data:`BRIDGE_CLASSES`, :class:`SceneConfig`, :func:`generate_scenes`,
 :func:`dataset_dir`, :func:`load_scenes`, :func:`load_scene_splits`, :class:`SceneDataset`,
 :func:`label_statistics`, and the command line ``python -m msrn_core.scenes``.
 """
@@ -64,7 +64,7 @@ from .utils import atomic_write_json
 
 # Bump when the drawing or sampling changes: it is part of the cache name, so old caches
 # are not mistaken for new ones.
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 
 SPLITS = ("train", "val", "test")
 _SPLIT_IDS = {name: i for i, name in enumerate(SPLITS)}
@@ -106,7 +106,8 @@ class Theme:
     horizon: float  # fraction of the image side where the background changes (sky/ground, wall/floor)
 
 
-# P(class | theme). Within-theme pairs get P(j|i) ~ P(j|theme) >= 0.45; "person" is in all themes.
+# P(class | theme). Within-theme pairs get P(j|i) ~ P(j|theme) >= 0.5 (minus a little dilution by
+# off-theme and two-theme images); "person" is in all themes.
 _THEME_TABLE: dict[str, dict[str, float]] = {
     "street": {"person": 0.60, "car": 0.65, "bus": 0.50, "bicycle": 0.55, "traffic light": 0.55,
                "stop sign": 0.50, "street lamp": 0.55, "dog": 0.55},
@@ -170,6 +171,8 @@ for _c in CLASSES:
 FAMILY_NAMES: list[str] = list(FAMILIES)
 # Classes present in every theme: they receive a co-occurrence edge from (almost) every class.
 HUB_CLASSES: list[str] = [c.name for c in CLASSES if len(c.themes) == len(THEMES)]
+# Classes of two or more (but not all) themes: partial hubs that link two label groups.
+BRIDGE_CLASSES: list[str] = [c.name for c in CLASSES if 1 < len(c.themes) < len(THEMES)]
 
 assert all(c.themes for c in CLASSES), "every class needs a theme"
 assert all(name in CLASS_INDEX for t in THEMES for name in t.probabilities)
@@ -946,6 +949,7 @@ def _metadata(config: SceneConfig) -> dict:
         "theme_names": THEME_NAMES,
         "theme_probabilities": {t.name: t.probabilities for t in THEMES},
         "hub_classes": HUB_CLASSES,
+        "bridge_classes": BRIDGE_CLASSES,
         "small_classes": [c.name for c in CLASSES if c.small],
         "low_contrast_classes": [c.name for c in CLASSES if c.low_contrast],
     }
@@ -1104,7 +1108,7 @@ def label_statistics(dataset) -> dict:
     return stats
 
 
-def conditional_probabilities(labels: np.ndarray) -> np.ndarray:
+def _conditional_probabilities(labels: np.ndarray) -> np.ndarray:
     """``P[i, j] = P(j | i) = count(i and j) / count(i)`` (diagonal 0), as ML-GCN defines it."""
     labels = np.asarray(labels, dtype=np.float64)
     counts = labels.T @ labels
@@ -1129,7 +1133,7 @@ def _summary(folder: Path, seconds: float, cached: bool) -> str:
     lines.append(f"train: {stats['mean_labels_per_image']:.2f} labels / image, "
                  f"{stats['mean_objects_per_image']:.2f} objects / image, "
                  f"{100 * stats['two_theme_fraction']:.0f}% two-theme images")
-    probs = conditional_probabilities(train.labels)
+    probs = _conditional_probabilities(train.labels)
     edges = probs >= 0.4
     same = np.array([[bool(set(a) & set(b)) for b in train.class_themes] for a in train.class_themes])
     np.fill_diagonal(same, False)

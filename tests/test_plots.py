@@ -106,7 +106,7 @@ def test_default_figures_dir(tmp_path, monkeypatch):
     assert plots._default_figures_dir().name == "figures"
 
 
-def test_saving_a_complex_figure_twice_gives_identical_bytes(tmp_path, label_graph, rng):
+def test_saving_a_complex_figure_twice_gives_identical_bytes(tmp_path, label_graph):
     fig = plots.plot_label_graph(label_graph, groups=np.arange(N_CLASSES) % 2)
     first = plots.save_figure(fig, "graph", directory=tmp_path / "a").read_bytes()
     second = plots.save_figure(fig, "graph", directory=tmp_path / "b").read_bytes()
@@ -170,7 +170,7 @@ def test_plot_label_graph(tmp_path, label_graph):
     _assert_png(plots.save_figure(fig, "graph", directory=tmp_path), "graph.png")
 
 
-def test_plot_label_graph_without_groups_or_edges(rng):
+def test_plot_label_graph_without_groups_or_edges():
     labels = np.eye(4, dtype=np.uint8)  # no co-occurrence at all: every label isolated
     graph = LabelGraph.from_labels(labels, CLASS_NAMES[:4])
     fig = plots.plot_label_graph(graph)
@@ -264,10 +264,11 @@ def test_plot_attention_maps(tmp_path, rng, as_tensor):
     _assert_png(plots.save_figure(fig, "attention", directory=tmp_path), "attention.png")
 
 
-def test_plot_attention_maps_accepts_batch_of_one(rng):
-    maps = [m[None] for m in _attention_maps(rng, sizes=((4, 4), (2, 2)))]
-    fig = plots.plot_attention_maps(torch.rand(3, 32, 32), maps, CLASS_NAMES, [1], [3, 4])
+def test_plot_attention_maps_accepts_batch_of_one_names_and_grey_images(rng):
+    maps = [m[None] for m in _attention_maps(rng, sizes=((4, 4), (2, 2)))]  # (1, rows, h, w)
+    fig = plots.plot_attention_maps(torch.rand(1, 32, 32), maps, CLASS_NAMES, ["bus"], [3, 4])
     assert len(fig.axes) == 3
+    assert fig.axes[0].get_ylabel() == "bus"
 
 
 def test_plot_attention_maps_rejects_mismatched_branches(rng):
