@@ -35,8 +35,8 @@ class DataSetup:
     def describe(self) -> str:
         edges = int(self.graph.binary.sum())
         return (f"{len(self.train)} train / {len(self.val)} val / {len(self.test)} test images, "
-                f"{len(self.class_names)} classes, {edges} graph edges at t = {self.graph.t}; "
-                f"label features: {self.provider.describe()}")
+                f"{len(self.class_names)} classes, {edges} graph edges at t = {self.graph.t}\n"
+                f"{self.provider.describe()}")
 
 
 def prepare_scenes(root: str | Path = "data", config: SceneConfig | None = None,

@@ -50,6 +50,7 @@ __all__ = [
     "plot_per_class_ap",
     "plot_samples",
     "plot_training_curves",
+    "figures_dir",
     "save_figure",
 ]
 
@@ -63,6 +64,11 @@ def _default_figures_dir() -> Path:
 
 
 FIGURES_DIR = _default_figures_dir()
+
+
+def figures_dir() -> Path:
+    """Where figures go now: ``MSRN_FIGURES_DIR`` (read at call time) or :data:`FIGURES_DIR`."""
+    return Path(os.environ.get("MSRN_FIGURES_DIR") or FIGURES_DIR)
 
 
 # --------------------------------------------------------------------------- saving
@@ -79,7 +85,7 @@ def save_figure(fig: Figure, name: str, directory: str | Path | None = None, dpi
     if not name:
         raise ValueError("save_figure needs a non-empty file name")
     if directory is None:
-        directory = os.environ.get("MSRN_FIGURES_DIR") or FIGURES_DIR
+        directory = figures_dir()
     path = Path(directory) / f"{name}.png"
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=dpi, bbox_inches="tight", metadata={"Software": None})

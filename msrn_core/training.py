@@ -184,7 +184,8 @@ def train_model(model, train_set, val_set, config: TrainConfig, run_dir: str | P
     history: list[dict] = []
     start_epoch, best_map, best_epoch, resumed_from = 0, -math.inf, -1, None
     if resume and last_path.exists():
-        checkpoint = read_checkpoint(last_path, map_location=device)
+        # RNG and generator states must stay on the CPU; load_state_dict moves the rest
+        checkpoint = read_checkpoint(last_path, map_location="cpu")
         check_signature(checkpoint, model, class_names, last_path)
         model.load_state_dict(checkpoint["model"])
         optimizer.load_state_dict(checkpoint["optimizer"])

@@ -27,7 +27,7 @@ def setup(small_scenes):
 
 def small_config(**overrides):
     values = dict(epochs=2, batch_size=16, lr=0.01, backbone_lr_mult=1.0, num_workers=0,
-                  max_steps_per_epoch=2, progress=False, seed=0)
+                  max_steps_per_epoch=2, progress=False, seed=0, device="cpu")
     values.update(overrides)
     return TrainConfig(**values)
 
@@ -176,3 +176,17 @@ def test_label_without_positives_is_refused(small_scenes):
     with pytest.raises(ValueError, match=f"no positive example.*{train.class_names[0]}"):
         setup_from_splits(no_positive, val, test, label_features="onehot")
     assert np.all(train.labels.sum(0) > 0)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.parametrize("amp", ["fp16", "bf16"])
+def test_mixed_precision_training_and_resume_on_cuda(setup, tmp_path, amp):
+    seed_everything(0)
+    model = make_model(setup, ModelConfig(**SMALL_MODEL))
+    config = small_config(epochs=1, device="cuda", amp=amp)
+    first = train_model(model, setup.train, setup.val, config, tmp_path)
+    assert np.isfinite(first.history[0]["train_loss"])
+    resumed = train_model(make_model(setup, ModelConfig(**SMALL_MODEL)), setup.train, setup.val,
+                          small_config(epochs=2, device="cuda", amp=amp), tmp_path)
+    assert resumed.resumed_from_epoch == 0 and len(resumed.history) == 2
+    assert next(model.parameters()).device.type == "cuda"
