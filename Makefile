@@ -1,13 +1,14 @@
-# The two commands of the README:
-#   make tutorial   the main job: built-in dataset -> train MSRN and the plain baseline -> metrics + figures
+# The README's commands:
+#   make tutorial   the main job: run every notebook headless on the built-in dataset (writes figures/)
 #   make test       the test suite
+#   make lab        JupyterLab from the project's environment, with working widgets
 # Each creates the virtual environment .venv (Python 3.11 when available) on first use.
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV ?= .venv
 VENV_PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: tutorial test venv clean
+.PHONY: tutorial test lab venv clean
 
 $(STAMP): pyproject.toml
 	test -x $(VENV_PY) || $(PYTHON) -m venv $(VENV)
@@ -18,10 +19,14 @@ $(STAMP): pyproject.toml
 venv: $(STAMP)
 
 tutorial: $(STAMP)
-	$(VENV_PY) -m msrn_core.tutorial
+	$(VENV_PY) -m msrn_core.run_notebooks
 
 test: $(STAMP)
 	$(VENV_PY) -m pytest
 
+lab: $(STAMP)
+	$(VENV_PY) -m pip install -e ".[lab]"
+	$(VENV_PY) -m jupyter lab notebooks/
+
 clean:
-	rm -rf runs figures/*.png
+	rm -rf runs

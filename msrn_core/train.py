@@ -12,18 +12,19 @@ from pathlib import Path
 from .checkpoints import load_model_state
 from .metrics import format_metrics_table
 from .model import EMBEDDING_MODES, MODEL_KINDS, ModelConfig
+from .recipes import CPU, PAPER, SMALL
 from .scenes import SceneConfig
 from .training import TrainConfig, evaluate, load_best, train_model
 from .utils import get_device, seed_everything
 
 EXAMPLES = """\
 examples:
-  # MSRN on the built-in scene dataset, CPU-sized (ResNet-18, 128 px): a few minutes
-  python -m msrn_core.train --epochs 8
+  # MSRN on the built-in scene dataset, CPU-sized (ResNet-18 from scratch, 128 px): ~7 minutes
+  python -m msrn_core.train
 
   # the plain-backbone baseline and the ML-GCN head with the same settings
-  python -m msrn_core.train --model plain --epochs 8
-  python -m msrn_core.train --model mlgcn --epochs 8
+  python -m msrn_core.train --model plain
+  python -m msrn_core.train --model mlgcn
 
   # ablations of the paper (Table 5 and 6): label embeddings only, last two stages only
   python -m msrn_core.train --embeddings label --out runs/msrn-label
@@ -33,7 +34,7 @@ examples:
   python -m msrn_core.train --paper
 
   # an interrupted run continues where its last epoch ended (same --out); --fresh starts over
-  python -m msrn_core.train --epochs 8 --out runs/msrn
+  python -m msrn_core.train --out runs/msrn
 
   # evaluate a saved checkpoint on the test split only
   python -m msrn_core.train --evaluate runs/msrn/best.pt
@@ -64,21 +65,23 @@ def build_parser() -> argparse.ArgumentParser:
 
     model = parser.add_argument_group("model")
     model.add_argument("--model", default="msrn", choices=MODEL_KINDS, help="msrn, plain backbone, or ML-GCN head")
-    model.add_argument("--backbone", default="resnet18", help="any torchvision ResNet (paper: resnet101)")
+    model.add_argument("--backbone", default=CPU.backbone, help="any torchvision ResNet (paper: resnet101)")
     model.add_argument("--pretrained", action="store_true", help="start from ImageNet weights (needs them cached or online)")
     model.add_argument("--groups", type=int, default=4, help="number of Diffpool label groups m")
     model.add_argument("--branches", type=int, nargs="+", default=[2, 3, 4],
                        help="backbone stages feeding branches (paper: 2 3 4)")
     model.add_argument("--embeddings", default="full", choices=EMBEDDING_MODES,
                        help="Table 5 ablation: full, label (only), group (only), none (no LGE)")
+    model.add_argument("--embed-dim", type=int, default=CPU.embed_dim, help="embedding width d (paper: 512)")
+    model.add_argument("--fc-hidden", type=int, default=CPU.fc_hidden, help="width of fc1 (paper: 2048)")
 
     train = parser.add_argument_group("training")
-    train.add_argument("--epochs", type=int, default=8)
-    train.add_argument("--batch-size", type=int, default=16)
-    train.add_argument("--lr", type=float, default=0.01, help="learning rate of the new layers")
+    train.add_argument("--epochs", type=int, default=CPU.epochs)
+    train.add_argument("--batch-size", type=int, default=CPU.batch_size)
+    train.add_argument("--lr", type=float, default=CPU.lr, help="learning rate of the new layers (paper: 0.01)")
     train.add_argument("--backbone-lr-mult", type=float, default=None,
                        help="backbone lr = lr x this (default: 0.1 with --pretrained, else 1.0)")
-    train.add_argument("--lr-step", type=int, default=30, help="decay the lr x0.1 every this many epochs")
+    train.add_argument("--lr-step", type=int, default=CPU.lr_step, help="decay the lr x0.1 every this many epochs")
     train.add_argument("--lambda", dest="compactness_weight", type=float, default=1e-3,
                        help="weight of the compactness loss (paper: 1e-3)")
     train.add_argument("--workers", type=int, default=2, help="data-loading processes")
@@ -89,15 +92,17 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--out", default=None, help="run folder (default: runs/<model>)")
     train.add_argument("--fresh", action="store_true", help="ignore a last.pt in --out and start over")
     train.add_argument("--paper", action="store_true",
-                       help="the paper's recipe: resnet101, ImageNet weights, 448 px, batch 8, 90 epochs")
+                       help="the paper's recipe: resnet101, ImageNet weights, 448 px, d 512, fc1 2048, "
+                            "batch 8, lr 0.01 (backbone x0.1), x0.1 every 30 epochs, 90 epochs")
     parser.add_argument("--evaluate", metavar="CHECKPOINT", default=None,
                         help="only evaluate this checkpoint on the test split")
     return parser
 
 
 def apply_paper_recipe(args: argparse.Namespace) -> None:
-    args.backbone, args.pretrained, args.image_size = "resnet101", True, 448
-    args.batch_size, args.epochs, args.lr, args.lr_step = 8, 90, 0.01, 30
+    for name in ("backbone", "pretrained", "image_size", "embed_dim", "fc_hidden", "batch_size", "epochs", "lr",
+                 "backbone_lr_mult", "lr_step"):
+        setattr(args, name, getattr(PAPER, name))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -114,19 +119,20 @@ def main(argv: list[str] | None = None) -> int:
 
     model_config = ModelConfig(kind=args.model, backbone=args.backbone, pretrained=args.pretrained,
                                branch_stages=tuple(args.branches), num_groups=args.groups,
-                               embeddings=args.embeddings)
+                               embeddings=args.embeddings, embed_dim=args.embed_dim, fc_hidden=args.fc_hidden)
     model = make_model(setup, model_config)
     out = Path(args.out or f"runs/{args.model}")
 
     if args.evaluate:
         load_model_state(args.evaluate, model, setup.class_names)
     else:
-        mult = args.backbone_lr_mult if args.backbone_lr_mult is not None else (0.1 if args.pretrained else 1.0)
+        mult = args.backbone_lr_mult if args.backbone_lr_mult is not None else (
+            PAPER.backbone_lr_mult if args.pretrained else CPU.backbone_lr_mult)
         train_config = TrainConfig(
             epochs=1 if args.small else args.epochs, batch_size=args.batch_size, lr=args.lr,
             backbone_lr_mult=mult, lr_step=args.lr_step, compactness_weight=args.compactness_weight,
             num_workers=args.workers, seed=args.seed, device=args.device, amp=args.amp,
-            max_steps_per_epoch=3 if args.small else None,
+            max_steps_per_epoch=SMALL.max_steps_per_epoch if args.small else None,
         )
         result = train_model(model, setup.train, setup.val, train_config, out, resume=not args.fresh)
         print(f"best validation mAP {100 * result.best_val_map:.2f} at epoch {result.best_epoch}; "

@@ -21,25 +21,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import plots
+from . import plots, recipes
 from .experiment import make_model, prepare_scenes
 from .graph import graph_summary
 from .metrics import format_metrics_table
-from .model import ModelConfig
-from .scenes import SceneConfig
-from .training import TrainConfig, evaluate, load_or_train
+from .training import evaluate, load_or_train
 from .utils import atomic_write_json, get_device, seed_everything
-
-# The CPU recipe: ResNet-18 from scratch at 128 px (no download is possible offline).
-# MSRN's head is narrowed for the CPU (d = 256, fc1 -> 512 instead of 512 and 2048): the
-# paper's widths make fc1 alone 94 M weights for 26 labels, which dominates a CPU step.
-CPU_RECIPE = dict(image_size=128, backbone="resnet18", embed_dim=256, fc_hidden=512,
-                  epochs=6, batch_size=16, lr=0.03)
-
-
-def small_mode_requested() -> bool:
-    return os.environ.get("MSRN_SMALL", "").lower() not in ("", "0", "false", "no")
-
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m msrn_core.tutorial", description=__doc__,
@@ -48,7 +35,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--data-root", default="data")
     parser.add_argument("--runs", default="runs/tutorial", help="run folders of the two models")
     parser.add_argument("--figures", default=None, help="figure folder (default: figures/)")
-    parser.add_argument("--epochs", type=int, default=None, help=f"default {CPU_RECIPE['epochs']}")
+    parser.add_argument("--epochs", type=int, default=None, help=f"default {recipes.CPU.epochs}")
     parser.add_argument("--label-features", default="sentence", choices=["sentence", "onehot"])
     parser.add_argument("--workers", type=int, default=1, help="data-loading processes")
     parser.add_argument("--device", default="auto")
@@ -58,16 +45,19 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    small = args.small or small_mode_requested()
+    small = args.small or recipes.small_mode_requested()
     if args.figures:
         os.environ["MSRN_FIGURES_DIR"] = args.figures
+    elif small:  # smoke-test figures must not overwrite the committed ones
+        os.environ.setdefault("MSRN_FIGURES_DIR", str(Path(args.runs) / "small-figures"))
     started = time.perf_counter()
     seed_everything(0)
     device = get_device(args.device)
     print(f"torch {torch.__version__} on {device}; mode: {'small' if small else 'full'}")
 
     # 1. data, graph and label features
-    scene_config = SceneConfig.small() if small else SceneConfig(image_size=CPU_RECIPE["image_size"])
+    recipe = recipes.default_recipe(small)
+    scene_config = recipe.scene_config(small)
     setup = prepare_scenes(args.data_root, scene_config, label_features=args.label_features)
     print(setup.describe())
     print(graph_summary(setup.graph))
@@ -78,17 +68,12 @@ def main(argv=None) -> int:
                            save_as="tutorial_cooccurrence_graph")
 
     # 2. train both models on the same data, backbone and budget
-    epochs = args.epochs or (1 if small else CPU_RECIPE["epochs"])
-    train_config = TrainConfig(
-        epochs=epochs, batch_size=CPU_RECIPE["batch_size"], lr=CPU_RECIPE["lr"], backbone_lr_mult=1.0,
-        lr_step=max(1, int(epochs * 0.7)), num_workers=args.workers, device=args.device,
-        max_steps_per_epoch=4 if small else None,
-    )
+    epochs = args.epochs or recipe.epochs
+    train_config = recipe.train_config(epochs=epochs, num_workers=args.workers, device=args.device)
     results, histories, models = {}, {}, {}
     for kind in ("msrn", "plain"):
         seed_everything(0)
-        model = make_model(setup, ModelConfig(kind=kind, backbone=CPU_RECIPE["backbone"],
-                                              embed_dim=CPU_RECIPE["embed_dim"], fc_hidden=CPU_RECIPE["fc_hidden"]))
+        model = make_model(setup, recipe.model_config(kind=kind))
         print(f"\n== {kind}: {sum(p.numel() for p in model.parameters()) / 1e6:.1f} M parameters ==")
         run = load_or_train(model, setup.train, setup.val, train_config, Path(args.runs) / kind, force=args.force)
         histories[kind] = run.history
@@ -112,7 +97,7 @@ def main(argv=None) -> int:
     save_attention_figures(msrn, setup, device)
 
     print("\nTest metrics (%), built-in scene dataset, "
-          f"{CPU_RECIPE['backbone']} from scratch, {scene_config.image_size} px, {epochs} epochs:")
+          f"{recipe.backbone} from scratch, {scene_config.image_size} px, {epochs} epochs:")
     print(format_metrics_table(results))
     atomic_write_json(Path(args.runs) / "summary.json", {
         "mode": "small" if small else "full", "epochs": epochs, "metrics": results,

@@ -12,6 +12,16 @@ import numpy as np
 import torch
 
 
+def project_root() -> Path:
+    """The repository's root when running from a checkout, else the working directory.
+
+    Notebooks run with ``notebooks/`` as their working directory; data, runs and figures still
+    belong at the top of the repository.
+    """
+    root = Path(__file__).resolve().parents[1]
+    return root if (root / "pyproject.toml").exists() else Path.cwd()
+
+
 def seed_everything(seed: int = 0) -> None:
     """Seed Python, NumPy and PyTorch (CPU and CUDA) so runs repeat."""
     random.seed(seed)

@@ -15,7 +15,8 @@ def normalise(requirement: str) -> str:
 
 def test_environment_yml_lists_the_pyproject_dependencies():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    wanted = {normalise(r) for r in project["dependencies"] + project["optional-dependencies"]["dev"]}
+    extras = project["optional-dependencies"]
+    wanted = {normalise(r) for r in project["dependencies"] + extras["dev"] + extras["lab"]}
     conda = yaml.safe_load((ROOT / "environment.yml").read_text())
     pip_section = next(item["pip"] for item in conda["dependencies"] if isinstance(item, dict))
     assert {normalise(r) for r in pip_section} == wanted

@@ -190,3 +190,28 @@ def test_mixed_precision_training_and_resume_on_cuda(setup, tmp_path, amp):
                           small_config(epochs=2, device="cuda", amp=amp), tmp_path)
     assert resumed.resumed_from_epoch == 0 and len(resumed.history) == 2
     assert next(model.parameters()).device.type == "cuda"
+
+
+def test_command_line_trains_and_evaluates_in_small_mode(small_scenes, tmp_path, capsys):
+    from msrn_core import train
+
+    root = small_scenes[0]
+    args = ["--small", "--data-root", str(root), "--out", str(tmp_path / "run"), "--label-features", "onehot",
+            "--workers", "0", "--device", "cpu", "--embed-dim", "32", "--fc-hidden", "32"]
+    assert train.main(args) == 0
+    metrics = json.loads((tmp_path / "run" / "test_metrics.json").read_text())
+    assert 0 <= metrics["mAP"] <= 1 and metrics["num_images"] == 48
+    assert train.main(args + ["--evaluate", str(tmp_path / "run" / "best.pt")]) == 0
+    with pytest.raises(CheckpointMismatchError, match="architecture"):
+        train.main(args[:-4] + ["--evaluate", str(tmp_path / "run" / "best.pt")])
+    assert "msrn" in capsys.readouterr().out
+
+
+def test_command_line_help_explains_the_options(capsys):
+    from msrn_core import train
+
+    with pytest.raises(SystemExit):
+        train.main(["--help"])
+    text = capsys.readouterr().out
+    for option in ("--paper", "--evaluate", "--embeddings", "--branches", "--small", "examples:"):
+        assert option in text

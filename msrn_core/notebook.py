@@ -1,0 +1,68 @@
+"""What every notebook's opening cells call, so that the notebooks stay short and alike.
+
+- :func:`notebook_setup`  versions, device and seeding (the "versions-and-device" cell)
+- :func:`tutorial_data`   the built-in dataset with its label graph and label features
+- :func:`trained_model`   ``load_or_train`` with the shared recipe and run folders, so that a
+  model trained by one notebook is loaded by the next instead of trained again
+"""
+from __future__ import annotations
+
+import platform
+import sys
+from pathlib import Path
+
+import torch
+import torchvision
+
+from . import __version__, recipes
+from .experiment import DataSetup, make_model, prepare_scenes
+from .training import TrainResult, load_or_train
+from .utils import get_device, project_root, seed_everything
+
+REPOSITORY = "https://github.com/msrn-tutorial/msrn-tutorial"
+
+
+def notebook_setup(seed: int = 0, small: bool | None = None) -> torch.device:
+    """Print Python, PyTorch, torchvision and msrn_core versions and the device; seed everything."""
+    device = get_device()
+    small = recipes.small_mode_requested() if small is None else small
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "CPU"
+    print(f"Python {sys.version.split()[0]} | torch {torch.__version__} | torchvision {torchvision.__version__} "
+          f"| msrn_core {__version__}")
+    print(f"device: {device} ({name}), {torch.get_num_threads()} CPU threads | "
+          f"mode: {'small (MSRN_SMALL=1)' if small else 'full'} | seed {seed}")
+    seed_everything(seed)
+    return device
+
+
+def tutorial_data(small: bool | None = None, label_features: str = "sentence", root: str | Path | None = None,
+                  train_augmentation: bool = True) -> DataSetup:
+    """The built-in scene dataset of the current mode, its label graph and label features."""
+    recipe = recipes.default_recipe(small)
+    setup = prepare_scenes(root or project_root() / "data", recipe.scene_config(recipe is recipes.SMALL),
+                           label_features=label_features, train_augmentation=train_augmentation)
+    print(setup.describe())
+    return setup
+
+
+def run_folder(name: str, small: bool | None = None) -> Path:
+    recipe = recipes.default_recipe(small)
+    return project_root() / "runs" / "notebooks" / recipe.name / name
+
+
+def trained_model(setup: DataSetup, name: str = "msrn", small: bool | None = None, force: bool = False,
+                  model_overrides: dict | None = None, train_overrides: dict | None = None,
+                  train_set=None, val_set=None):
+    """Load the finished run ``name`` or train it with the shared recipe; returns ``(model, result)``.
+
+    ``model_overrides`` change the architecture (``kind="plain"``, ``embeddings="label"``, ...),
+    ``train_overrides`` the schedule. ``train_set``/``val_set`` replace the setup's splits (for
+    compact ablation runs on a subset).
+    """
+    recipe = recipes.default_recipe(small)
+    seed_everything(0)
+    model = make_model(setup, recipe.model_config(**(model_overrides or {})))
+    config = recipe.train_config(**{"num_workers": 1, **(train_overrides or {})})
+    result: TrainResult = load_or_train(model, train_set or setup.train, val_set or setup.val, config,
+                                        run_folder(name, small), force=force)
+    return model.eval(), result

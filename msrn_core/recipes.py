@@ -1,0 +1,69 @@
+"""Training recipes shared by the main job, the notebooks and the command line.
+
+``CPU`` is what a reader runs offline: ResNet-18 from scratch at 128 px, a few epochs, and a
+narrowed MSRN head (d = 256, fc1 -> 512; the paper's widths make fc1 alone 94 M weights for 26
+labels, which dominates a CPU step). ``SMALL`` is the smoke-test size used in CI. ``PAPER`` is
+the paper's recipe (section 4.1) for a GPU and real benchmarks.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, replace
+
+from .model import ModelConfig
+from .scenes import SceneConfig
+from .training import TrainConfig
+
+
+@dataclass(frozen=True)
+class Recipe:
+    name: str
+    image_size: int
+    backbone: str
+    pretrained: bool
+    embed_dim: int
+    fc_hidden: int
+    epochs: int
+    batch_size: int
+    lr: float
+    backbone_lr_mult: float
+    lr_step: int
+    max_steps_per_epoch: int | None = None
+
+    def model_config(self, **overrides) -> ModelConfig:
+        values = dict(backbone=self.backbone, pretrained=self.pretrained, embed_dim=self.embed_dim,
+                      fc_hidden=self.fc_hidden)
+        values.update(overrides)
+        return ModelConfig(**values)
+
+    def train_config(self, **overrides) -> TrainConfig:
+        values = dict(epochs=self.epochs, batch_size=self.batch_size, lr=self.lr,
+                      backbone_lr_mult=self.backbone_lr_mult, lr_step=self.lr_step,
+                      max_steps_per_epoch=self.max_steps_per_epoch)
+        values.update(overrides)
+        return TrainConfig(**values)
+
+    def scene_config(self, small: bool = False) -> SceneConfig:
+        return replace(SceneConfig.small() if small else SceneConfig(), image_size=self.image_size)
+
+
+CPU = Recipe("cpu", image_size=128, backbone="resnet18", pretrained=False, embed_dim=256, fc_hidden=512,
+             epochs=4, batch_size=16, lr=0.03, backbone_lr_mult=1.0, lr_step=3)
+SMALL = replace(CPU, name="small", image_size=64, epochs=1, max_steps_per_epoch=4)
+# A GPU kernel (Colab, a workstation): the paper's architecture and resolution on the built-in
+# dataset, with ImageNet weights and a short schedule.
+GPU = Recipe("gpu", image_size=448, backbone="resnet101", pretrained=True, embed_dim=512, fc_hidden=2048,
+             epochs=10, batch_size=8, lr=0.01, backbone_lr_mult=0.1, lr_step=7)
+PAPER = Recipe("paper", image_size=448, backbone="resnet101", pretrained=True, embed_dim=512, fc_hidden=2048,
+               epochs=90, batch_size=8, lr=0.01, backbone_lr_mult=0.1, lr_step=30)
+
+
+def small_mode_requested() -> bool:
+    """True when the environment variable ``MSRN_SMALL`` asks for the smoke-test size."""
+    return os.environ.get("MSRN_SMALL", "").lower() not in ("", "0", "false", "no")
+
+
+def default_recipe(small: bool | None = None) -> Recipe:
+    """``SMALL`` in small mode (argument, else ``MSRN_SMALL``), otherwise ``CPU``."""
+    small = small_mode_requested() if small is None else small
+    return SMALL if small else CPU
