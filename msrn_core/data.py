@@ -125,6 +125,10 @@ class Batch:
     indices: torch.Tensor
     skipped: int  # unreadable images dropped from this batch
 
+    def pin_memory(self) -> "Batch":
+        """Called by ``DataLoader(pin_memory=True)`` so host-to-GPU copies can overlap compute."""
+        return Batch(self.images.pin_memory(), self.targets.pin_memory(), self.indices, self.skipped)
+
 
 def collate_skip_unreadable(items) -> Batch:
     """Collate ``(image, target, index)`` items, dropping unreadable ones (``None``) and counting them."""

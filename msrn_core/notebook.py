@@ -7,6 +7,7 @@
 """
 from __future__ import annotations
 
+import os
 import platform
 import sys
 from pathlib import Path
@@ -35,10 +36,14 @@ def notebook_setup(seed: int = 0, small: bool | None = None) -> torch.device:
     return device
 
 
-def tutorial_data(small: bool | None = None, label_features: str = "sentence", root: str | Path | None = None,
+def tutorial_data(small: bool | None = None, label_features: str | None = None, root: str | Path | None = None,
                   train_augmentation: bool = True) -> DataSetup:
-    """The built-in scene dataset of the current mode, its label graph and label features."""
+    """The built-in scene dataset of the current mode, its label graph and label features.
+
+    ``label_features`` defaults to ``MSRN_LABEL_FEATURES`` if set, else ``"sentence"``.
+    """
     recipe = recipes.default_recipe(small)
+    label_features = label_features or os.environ.get("MSRN_LABEL_FEATURES", "sentence")
     setup = prepare_scenes(root or project_root() / "data", recipe.scene_config(recipe is recipes.SMALL),
                            label_features=label_features, train_augmentation=train_augmentation)
     print(setup.describe())

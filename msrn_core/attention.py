@@ -1,0 +1,189 @@
+"""Does the attention look at the object? The pointing game (Zhang et al., ECCV 2016).
+
+For an image, a label that is really present and its attention map (h x w), the map *points*
+at its arg-max cell; the trial is a **hit** when the centre of that cell, in image pixels,
+falls inside one of the label's boxes. The hit rate over all (image, true label) pairs is
+the pointing-game score. A map that ignores the image still hits by chance, as often as a
+uniformly random point would: the fraction of the image the label's boxes cover. That chance
+level is reported beside the score, and so is the hit rate of always pointing at the image
+centre (objects are rarely at the border, so the centre is a stronger baseline than chance; a
+map with a single cell points nowhere else).
+
+Conventions
+-----------
+- Boxes are ``(x0, y0, x1, y1)`` in pixels of the image as stored, **end exclusive** (the scene
+  dataset's convention: a box covers the pixels ``x0 <= x < x1``, ``y0 <= y < y1``). A point
+  ``(x, y)`` is inside when ``x0 <= x < x1`` and ``y0 <= y < y1``.
+- Cell ``(i, j)`` of an ``h x w`` map covers ``[j W / w, (j + 1) W / w) x [i H / h, (i + 1) H / h)``
+  of a ``W x H`` image (the map spans the whole image, as the backbone's feature maps do);
+  its centre is ``((j + 0.5) W / w, (i + 0.5) H / h)``.
+- Ties: the first maximal cell in row-major order (``numpy.argmax``).
+
+- :func:`pointing_game`        one trial: one map, the boxes of its label
+- :func:`box_area_fraction`    the chance level of one trial (area of the union of the boxes / image area)
+- :func:`pointing_game_score`  hit rate per branch (and per class) of a model's label attention
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Subset
+
+from .data import collate_skip_unreadable
+
+Box = Sequence[float]  # (x0, y0, x1, y1), image pixels, end exclusive
+
+
+def _size(image_size) -> tuple[float, float]:
+    """``image_size`` as ``(width, height)``: an int (square image) or a ``(width, height)`` pair."""
+    if isinstance(image_size, (int, float, np.integer, np.floating)):
+        return float(image_size), float(image_size)
+    width, height = image_size
+    return float(width), float(height)
+
+
+def peak_point(attention_map, image_size) -> tuple[float, float]:
+    """``(x, y)`` in image pixels: the centre of the map's arg-max cell (first one on ties)."""
+    values = attention_map.detach().float().cpu().numpy() if isinstance(attention_map, torch.Tensor) \
+        else np.asarray(attention_map, dtype=float)
+    if values.ndim != 2 or values.size == 0:
+        raise ValueError(f"the attention map must be a non-empty h x w array, got shape {values.shape}")
+    h, w = values.shape
+    i, j = np.unravel_index(int(np.argmax(values)), (h, w))
+    width, height = _size(image_size)
+    return (j + 0.5) * width / w, (i + 0.5) * height / h
+
+
+def pointing_game(attention_map, boxes: Sequence[Box], image_size) -> bool:
+    """True when the centre of the map's arg-max cell lies inside one of ``boxes``.
+
+    ``attention_map``: h x w tensor or array; ``boxes``: the label's boxes ``(x0, y0, x1, y1)``
+    in image pixels, end exclusive; ``image_size``: the side of a square image or
+    ``(width, height)``. No box: always a miss.
+    """
+    x, y = peak_point(attention_map, image_size)
+    return any(x0 <= x < x1 and y0 <= y < y1 for x0, y0, x1, y1 in boxes)
+
+
+def box_area_fraction(boxes: Sequence[Box], image_size) -> float:
+    """Fraction of the image covered by the union of ``boxes`` (clipped to the image).
+
+    This is the probability that a point drawn uniformly over the image lands in a box: the
+    pointing game's chance level. Overlapping boxes are counted once (exact union area, by
+    cutting the image along every box edge).
+    """
+    width, height = _size(image_size)
+    clipped = [(max(0.0, x0), max(0.0, y0), min(width, x1), min(height, y1)) for x0, y0, x1, y1 in boxes]
+    clipped = [b for b in clipped if b[2] > b[0] and b[3] > b[1]]
+    if not clipped:
+        return 0.0
+    xs = sorted({v for b in clipped for v in (b[0], b[2])})
+    ys = sorted({v for b in clipped for v in (b[1], b[3])})
+    area = 0.0
+    for xa, xb in zip(xs[:-1], xs[1:]):
+        for ya, yb in zip(ys[:-1], ys[1:]):
+            if any(b[0] <= xa and xb <= b[2] and b[1] <= ya and yb <= b[3] for b in clipped):
+                area += (xb - xa) * (yb - ya)
+    return area / (width * height)
+
+
+def _dataset_image_size(dataset, index: int):
+    """The pixel frame of the boxes: the scene config's image size, else the stored image's size."""
+    config = getattr(dataset, "config", None)
+    if getattr(config, "image_size", None) is not None:
+        return config.image_size
+    image = dataset.load_image(index)
+    if image is None:
+        raise ValueError(f"image {index} cannot be read, so its size (the frame of its boxes) is unknown")
+    return image.size  # (width, height)
+
+
+@torch.no_grad()
+def pointing_game_score(model, dataset, branch: int | None = None, max_images: int | None = None,
+                        device: str | torch.device = "cpu", batch_size: int = 32,
+                        image_size=None) -> dict:
+    """Pointing-game hit rates of ``model``'s label attention on ``dataset`` (usually the test split).
+
+    Each (image, true label) pair whose label has at least one box is one trial. The attention
+    map of that label on a branch is ``model(images, details=True).details["label_attention"]
+    [k][b, c]``; ``branch`` (an index into the model's branches) scores one branch only, ``None``
+    all of them. ``max_images`` takes the first images of ``dataset``. ``image_size`` (the
+    frame of the boxes) defaults to the scene config's image size.
+
+    Returns a dict:
+
+    - ``branches``: branch names (``"layer2"``, ...), ``hit_rate``: branch name -> hit rate,
+    - ``per_class``: branch name -> {class name -> hit rate} (classes with a trial only),
+    - ``random_baseline``: the chance level, the mean over trials of the boxes' area fraction
+      (the expected hit rate of a uniformly random point), ``random_baseline_per_class``,
+    - ``center_baseline``: the hit rate of always pointing at the image centre,
+      ``center_baseline_per_class``,
+    - ``trials_per_class``, ``num_trials``, ``num_images``, ``labels_without_box`` (true labels
+      with no box, not scored).
+    """
+    device = torch.device(device)
+    boxes_of = getattr(dataset, "boxes", None)
+    if boxes_of is None:
+        raise ValueError("the pointing game needs a dataset with boxes (dataset.boxes), such as the scene dataset")
+    class_names = list(dataset.class_names)
+    labels = np.asarray(dataset.labels)
+    indices = list(range(len(dataset) if max_images is None else min(max_images, len(dataset))))
+    loader = DataLoader(Subset(dataset, indices), batch_size=batch_size, shuffle=False,
+                        collate_fn=collate_skip_unreadable)
+    model = model.to(device).eval()
+
+    names: list[str] | None = None
+    hits: dict[str, dict[int, list[bool]]] = {}
+    chance: dict[int, list[float]] = {}
+    centre: dict[int, list[bool]] = {}
+    num_images, without_box = 0, 0
+    for batch in loader:
+        if batch.images.numel() == 0:
+            continue
+        details = model(batch.images.to(device), details=True).details
+        maps = details.get("label_attention") if details else None
+        if maps is None:
+            raise ValueError("this model returns no label attention maps (details['label_attention']): "
+                             "the pointing game needs an MSRN with label embeddings (embeddings 'full' or 'label')")
+        stages = details.get("branch_stages") or [None] * len(maps)
+        all_names = [f"layer{s}" if s is not None else f"branch {k}" for k, s in enumerate(stages)]
+        chosen = range(len(maps)) if branch is None else [branch]
+        if names is None:
+            names = [all_names[k] for k in chosen]
+            hits = {name: {} for name in names}
+        for b, index in enumerate(batch.indices.tolist()):
+            num_images += 1
+            size = image_size if image_size is not None else _dataset_image_size(dataset, index)
+            for c in np.flatnonzero(labels[index]):
+                boxes = [tuple(box[1:]) for box in boxes_of[index] if int(box[0]) == c]
+                if not boxes:
+                    without_box += 1
+                    continue
+                chance.setdefault(int(c), []).append(box_area_fraction(boxes, size))
+                centre.setdefault(int(c), []).append(pointing_game(np.ones((1, 1)), boxes, size))
+                for k in chosen:
+                    hit = pointing_game(maps[k][b, c], boxes, size)
+                    hits[all_names[k]].setdefault(int(c), []).append(hit)
+
+    names = names or []
+    trials = {class_names[c]: len(v) for c, v in sorted(chance.items())}
+    all_chance = [v for values in chance.values() for v in values]
+
+    def rate(values) -> float:
+        return float(np.mean(values)) if len(values) else float("nan")
+
+    return {
+        "branches": names,
+        "hit_rate": {name: rate([h for v in hits[name].values() for h in v]) for name in names},
+        "per_class": {name: {class_names[c]: rate(v) for c, v in sorted(hits[name].items())} for name in names},
+        "random_baseline": rate(all_chance),
+        "random_baseline_per_class": {class_names[c]: rate(v) for c, v in sorted(chance.items())},
+        "center_baseline": rate([h for v in centre.values() for h in v]),
+        "center_baseline_per_class": {class_names[c]: rate(v) for c, v in sorted(centre.items())},
+        "trials_per_class": trials,
+        "num_trials": len(all_chance),
+        "num_images": num_images,
+        "labels_without_box": without_box,
+    }

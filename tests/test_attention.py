@@ -1,0 +1,219 @@
+"""Tests for msrn_core.attention: the pointing game on hand-made maps, boxes and fake models."""
+from __future__ import annotations
+
+import math
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from msrn_core.attention import box_area_fraction, peak_point, pointing_game, pointing_game_score
+
+
+# ----------------------------------------------------------------------------- one trial by hand
+def test_peak_point_is_the_centre_of_the_argmax_cell():
+    attention = torch.zeros(4, 4)
+    attention[1, 2] = 1.0  # row 1, column 2 of a 4 x 4 map over a 64 px image: cells of 16 px
+    assert peak_point(attention, 64) == (40.0, 24.0)  # x = 2.5 * 16, y = 1.5 * 16
+    assert peak_point(attention.numpy(), (128, 64)) == (80.0, 24.0)  # (width, height)
+
+
+def test_map_whose_max_is_inside_or_outside_the_box():
+    attention = np.zeros((4, 4))
+    attention[1, 2] = 1.0  # peak at (40, 24)
+    assert pointing_game(attention, [(32, 16, 48, 32)], 64)  # the box around that cell
+    assert not pointing_game(attention, [(0, 0, 32, 32)], 64)  # a box to the left of it
+    assert not pointing_game(attention, [(0, 40, 64, 64)], 64)  # a box below it
+    assert not pointing_game(attention, [], 64)  # no box: a miss
+
+
+def test_box_edges_are_end_exclusive_at_border_cells():
+    attention = np.zeros((2, 2))
+    attention[1, 1] = 5.0  # bottom-right cell of a 2 x 2 map over 8 px: centre (6, 6)
+    assert pointing_game(attention, [(6, 6, 8, 8)], 8)  # x0 <= 6 and y0 <= 6: inside
+    assert not pointing_game(attention, [(0, 0, 6, 6)], 8)  # x1 = 6 is excluded: outside
+    assert pointing_game(attention, [(0, 0, 7, 7)], 8)
+    attention = np.zeros((2, 2))
+    attention[0, 0] = 1.0  # top-left cell: centre (2, 2)
+    assert pointing_game(attention, [(2, 2, 3, 3)], 8)
+    assert not pointing_game(attention, [(0, 0, 2, 8)], 8)
+
+
+def test_several_boxes_any_of_them_counts():
+    attention = np.zeros((4, 4))
+    attention[3, 0] = 1.0  # peak at (8, 56) over 64 px
+    boxes = [(40, 0, 64, 20), (0, 48, 16, 64)]
+    assert pointing_game(attention, boxes, 64)
+    assert not pointing_game(attention, boxes[:1], 64)
+
+
+def test_ties_go_to_the_first_cell_in_row_major_order():
+    attention = np.ones((2, 2))  # every cell is maximal: the first one, (0, 0), points
+    assert peak_point(attention, 8) == (2.0, 2.0)
+    assert pointing_game(attention, [(0, 0, 4, 4)], 8)
+    assert not pointing_game(attention, [(4, 4, 8, 8)], 8)
+
+
+def test_bad_map_shape_is_explained():
+    with pytest.raises(ValueError, match="h x w"):
+        pointing_game(np.zeros(5), [(0, 0, 1, 1)], 8)
+
+
+def test_box_area_fraction_counts_overlaps_once_and_clips():
+    assert box_area_fraction([(0, 0, 32, 64)], 64) == pytest.approx(0.5)
+    assert box_area_fraction([(0, 0, 32, 32), (16, 16, 48, 48)], 64) == pytest.approx((1024 + 1024 - 256) / 4096)
+    assert box_area_fraction([(0, 0, 32, 32), (0, 0, 32, 32)], 64) == pytest.approx(0.25)
+    assert box_area_fraction([(-10, -10, 8, 8)], 16) == pytest.approx(0.25)  # clipped to the image
+    assert box_area_fraction([], 16) == 0.0
+    assert box_area_fraction([(0, 0, 10, 5)], (10, 20)) == pytest.approx(0.25)
+
+
+# ----------------------------------------------------------------------------- whole datasets
+SIZE = 16
+CLASS_NAMES = ["a", "b", "c"]
+
+
+class BoxDataset:
+    """Images whose channel c is the indicator of class c's boxes (what the fake model reads)."""
+
+    def __init__(self):
+        self.class_names = list(CLASS_NAMES)
+        self.config = SimpleNamespace(image_size=SIZE)
+        # (class, x0, y0, x1, y1), end exclusive, aligned to 4 px (the cells of a 4 x 4 map)
+        self.boxes = [
+            [(0, 0, 0, 8, 8), (1, 8, 8, 16, 16)],
+            [(0, 4, 4, 12, 8), (0, 12, 12, 16, 16), (2, 0, 12, 4, 16)],
+            [(1, 0, 0, 16, 4)],
+            [(2, 8, 0, 12, 12), (2, 4, 8, 12, 12)],  # two overlapping boxes of one class
+            [],  # no object at all
+        ]
+        self.labels = np.zeros((len(self.boxes), len(CLASS_NAMES)), dtype=np.uint8)
+        for i, boxes in enumerate(self.boxes):
+            for c, *_ in boxes:
+                self.labels[i, c] = 1
+        self.labels[2, 0] = 1  # a true label without a box: not a trial
+
+    def __len__(self):
+        return len(self.boxes)
+
+    def indicator(self, index):
+        image = torch.zeros(len(CLASS_NAMES), SIZE, SIZE)
+        for c, x0, y0, x1, y1 in self.boxes[index]:
+            image[c, y0:y1, x0:x1] = 1.0
+        return image
+
+    def __getitem__(self, index):
+        return self.indicator(index), torch.from_numpy(self.labels[index].astype(np.float32)), index
+
+
+class IndicatorModel(nn.Module):
+    """Returns the image itself as attention (full resolution) and its 4x4 average (coarse)."""
+
+    def forward(self, images, details=False):
+        maps = [images, F.avg_pool2d(images, 4)]
+        return SimpleNamespace(logits=images.new_zeros(len(images), len(CLASS_NAMES)),
+                               details={"label_attention": maps, "branch_stages": [3, 4]})
+
+
+class ConstantModel(nn.Module):
+    """A map that ignores the image: always points at the top-left cell."""
+
+    def forward(self, images, details=False):
+        maps = torch.zeros(len(images), len(CLASS_NAMES), 4, 4)
+        maps[:, :, 0, 0] = 1.0
+        return SimpleNamespace(logits=None, details={"label_attention": [maps], "branch_stages": [4]})
+
+
+def expected_chance(dataset):
+    fractions = []
+    for i, boxes in enumerate(dataset.boxes):
+        for c in np.flatnonzero(dataset.labels[i]):
+            own = [b[1:] for b in boxes if b[0] == c]
+            if own:
+                fractions.append(box_area_fraction(own, SIZE))
+    return fractions
+
+
+def test_attention_equal_to_the_box_indicator_scores_one():
+    dataset = BoxDataset()
+    score = pointing_game_score(IndicatorModel(), dataset, batch_size=2)
+    assert score["branches"] == ["layer3", "layer4"]
+    assert score["hit_rate"] == {"layer3": 1.0, "layer4": 1.0}
+    assert all(rate == 1.0 for per_class in score["per_class"].values() for rate in per_class.values())
+    assert score["num_trials"] == 6  # (0,a) (0,b) (1,a) (1,c) (2,b) (3,c)
+    assert score["trials_per_class"] == {"a": 2, "b": 2, "c": 2}
+    assert score["labels_without_box"] == 1  # image 2 is labelled "a" without an "a" box
+    assert score["num_images"] == 5
+
+
+def test_random_baseline_is_the_mean_box_area_fraction():
+    dataset = BoxDataset()
+    score = pointing_game_score(IndicatorModel(), dataset)
+    fractions = expected_chance(dataset)
+    assert score["random_baseline"] == pytest.approx(np.mean(fractions))
+    # by hand: a: 1/4 and (32 + 16)/256; b: 1/4 and 1/4; c: 1/16 and (16 + 32 - 16... ) union of two boxes
+    union_c = (4 * 12 + 8 * 4 - 4 * 4) / 256  # 4x12 column and 8x4 row overlapping in a 4x4 square
+    by_hand = [0.25, 48 / 256, 0.25, 0.25, 16 / 256, union_c]
+    assert score["random_baseline"] == pytest.approx(np.mean(by_hand))
+    assert score["random_baseline_per_class"]["c"] == pytest.approx((16 / 256 + union_c) / 2)
+
+
+def test_a_uniformly_random_point_hits_at_the_baseline_rate():
+    dataset = BoxDataset()
+    rng = np.random.default_rng(0)
+    hits = []
+    for i, boxes in enumerate(dataset.boxes):
+        for c in np.flatnonzero(dataset.labels[i]):
+            own = [b[1:] for b in boxes if b[0] == c]
+            if own:
+                x, y = rng.uniform(0, SIZE, size=(2, 20000))
+                hits.append(np.mean([any(x0 <= u < x1 and y0 <= v < y1 for x0, y0, x1, y1 in own)
+                                     for u, v in zip(x, y)]))
+    score = pointing_game_score(IndicatorModel(), dataset)
+    assert np.mean(hits) == pytest.approx(score["random_baseline"], abs=0.01)
+
+
+def test_centre_baseline_points_at_the_middle_of_the_image():
+    score = pointing_game_score(IndicatorModel(), BoxDataset())
+    # centre (8, 8): inside (0,b) [8,8,16,16] and (3,c) [8,0,12,12]; x1 = 8 or y1 = 8 excludes the others
+    assert score["center_baseline"] == pytest.approx(2 / 6)
+    assert score["center_baseline_per_class"] == {"a": 0.0, "b": 0.5, "c": 0.5}
+
+
+def test_one_branch_max_images_and_a_constant_map():
+    dataset = BoxDataset()
+    score = pointing_game_score(IndicatorModel(), dataset, branch=1, max_images=2)
+    assert score["branches"] == ["layer4"] and score["num_images"] == 2 and score["num_trials"] == 4
+    constant = pointing_game_score(ConstantModel(), dataset)
+    # top-left cell centre (2, 2) lies in (0,a) [0,0,8,8] and (2,b) [0,0,16,4] only
+    assert constant["hit_rate"]["layer4"] == pytest.approx(2 / 6)
+    assert constant["per_class"]["layer4"] == {"a": 0.5, "b": 0.5, "c": 0.0}
+
+
+def test_models_without_label_attention_are_refused():
+    class Plain(nn.Module):
+        def forward(self, images, details=False):
+            return SimpleNamespace(logits=None, details={})
+
+    with pytest.raises(ValueError, match="label attention"):
+        pointing_game_score(Plain(), BoxDataset())
+
+
+def test_real_msrn_on_the_scene_dataset(small_scenes):
+    from msrn_core.graph import LabelGraph
+    from msrn_core.model import ModelConfig, build_model
+
+    _, _, train, _, test = small_scenes
+    graph = LabelGraph.from_labels(train.labels, train.class_names)
+    config = ModelConfig(backbone="resnet18", embed_dim=32, gat_hidden=16, fc_hidden=32)
+    torch.manual_seed(0)
+    model = build_model(config, np.eye(len(train.class_names), dtype=np.float32), graph.adjacency_tensor())
+    score = pointing_game_score(model, test, max_images=6, batch_size=4)
+    assert score["branches"] == ["layer2", "layer3", "layer4"]
+    assert score["num_images"] == 6 and score["num_trials"] > 0
+    assert all(0.0 <= rate <= 1.0 for rate in score["hit_rate"].values())
+    assert 0.0 < score["random_baseline"] < 1.0
+    assert not math.isnan(score["random_baseline"])
