@@ -17,6 +17,7 @@ import sys
 import time
 from pathlib import Path
 
+from .recipes import small_mode_requested
 from .utils import project_root
 
 NOTEBOOK_DIR = project_root() / "notebooks"
@@ -79,11 +80,12 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m msrn_core.run_notebooks", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("prefixes", nargs="*", help="run only notebooks whose file names start so (e.g. 03)")
-    parser.add_argument("--small", action="store_true", help="smoke-test size (MSRN_SMALL=1); outputs not saved")
+    parser.add_argument("--small", action="store_true",
+                        help="smoke-test size (also: MSRN_SMALL=1 in the environment); outputs not saved")
     parser.add_argument("--write", action="store_true", help="save outputs in small mode too")
     parser.add_argument("--timeout", type=int, default=3600, help="seconds allowed per cell")
     args = parser.parse_args(argv)
-    small = args.small
+    small = args.small or small_mode_requested()
     timings = {}
     started = time.perf_counter()
     for path in notebook_paths(args.prefixes):
