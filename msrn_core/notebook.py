@@ -44,7 +44,7 @@ def tutorial_data(small: bool | None = None, label_features: str | None = None, 
     """
     recipe = recipes.default_recipe(small)
     label_features = label_features or os.environ.get("MSRN_LABEL_FEATURES", "sentence")
-    setup = prepare_scenes(root or project_root() / "data", recipe.scene_config(recipe is recipes.SMALL),
+    setup = prepare_scenes(root or project_root() / "data", recipe.scene_config(),
                            label_features=label_features, train_augmentation=train_augmentation)
     print(setup.describe())
     return setup

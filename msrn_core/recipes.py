@@ -43,8 +43,9 @@ class Recipe:
         values.update(overrides)
         return TrainConfig(**values)
 
-    def scene_config(self, small: bool = False) -> SceneConfig:
-        return replace(SceneConfig.small() if small else SceneConfig(), image_size=self.image_size)
+    def scene_config(self) -> SceneConfig:
+        """The built-in dataset this recipe trains on (the tiny split sizes for the smoke test)."""
+        return replace(SceneConfig.small() if self.name == "small" else SceneConfig(), image_size=self.image_size)
 
 
 CPU = Recipe("cpu", image_size=128, backbone="resnet18", pretrained=False, embed_dim=256, fc_hidden=512,

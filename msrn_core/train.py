@@ -129,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
         mult = args.backbone_lr_mult if args.backbone_lr_mult is not None else (
             PAPER.backbone_lr_mult if args.pretrained else CPU.backbone_lr_mult)
         train_config = TrainConfig(
-            epochs=1 if args.small else args.epochs, batch_size=args.batch_size, lr=args.lr,
+            epochs=SMALL.epochs if args.small else args.epochs, batch_size=args.batch_size, lr=args.lr,
             backbone_lr_mult=mult, lr_step=args.lr_step, compactness_weight=args.compactness_weight,
             num_workers=args.workers, seed=args.seed, device=args.device, amp=args.amp,
             max_steps_per_epoch=SMALL.max_steps_per_epoch if args.small else None,

@@ -57,7 +57,7 @@ def main(argv=None) -> int:
 
     # 1. data, graph and label features
     recipe = recipes.default_recipe(small)
-    scene_config = recipe.scene_config(small)
+    scene_config = recipe.scene_config()
     setup = prepare_scenes(args.data_root, scene_config, label_features=args.label_features)
     print(setup.describe())
     print(graph_summary(setup.graph))
