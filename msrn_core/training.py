@@ -95,8 +95,17 @@ def make_loader(dataset, batch_size: int, shuffle: bool, num_workers: int, devic
     )
 
 
-def loss_terms(output, targets: torch.Tensor, compactness_weight: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(total, bce)``: BCE-with-logits (eq. 1) + lambda * compactness (eq. 6)."""
+def loss_terms(output, targets: torch.Tensor, compactness_weight: float,
+               model: torch.nn.Module | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(total, main term)`` of one batch.
+
+    MSRN and its baselines: BCE-with-logits (eq. 1) + lambda * compactness (eq. 6). A model
+    with a loss of its own (DSDL, SDL) defines ``training_loss(output, targets)`` returning
+    ``(total, main term)``, and that is used instead.
+    """
+    own_loss = getattr(getattr(model, "module", model), "training_loss", None)
+    if own_loss is not None:
+        return own_loss(output, targets)
     bce = F.binary_cross_entropy_with_logits(output.logits.float(), targets)
     return bce + compactness_weight * output.compactness.float(), bce
 
@@ -218,7 +227,7 @@ def train_model(model, train_set, val_set, config: TrainConfig, run_dir: str | P
             targets = batch.targets.to(device, non_blocking=True)
             with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
                 output = model(images)
-            loss, bce = loss_terms(output, targets, config.compactness_weight)
+            loss, bce = loss_terms(output, targets, config.compactness_weight, model)
             if not torch.isfinite(loss):
                 raise NonFiniteLossError(
                     f"the loss became {loss.item()} at epoch {epoch + 1}, step {step + 1} "

@@ -48,6 +48,22 @@ def test_a_few_steps_reduce_the_loss_on_the_builtin_dataset(setup):
     assert losses[-1] < 0.7 * losses[0], losses
 
 
+def test_a_model_with_its_own_loss_is_trained_with_it(setup):
+    model = make_model(setup, ModelConfig(**SMALL_MODEL))
+    images, targets = zip(*[setup.train[i][:2] for i in range(4)])
+    images, targets = torch.stack(images), torch.stack(targets)
+    output = model(images)
+    default_total, default_bce = loss_terms(output, targets, 1e-3, model)
+    assert torch.allclose(default_total, default_bce + 1e-3 * output.compactness)
+    model.training_loss = lambda out, tgt: (out.logits.pow(2).mean(), out.logits.abs().mean())
+    total, main = loss_terms(output, targets, 1e-3, model)
+    assert torch.allclose(total, output.logits.pow(2).mean())
+    assert torch.allclose(main, output.logits.abs().mean())
+    wrapped = torch.nn.Module()
+    wrapped.module = model  # as DistributedDataParallel holds it
+    assert torch.allclose(loss_terms(output, targets, 1e-3, wrapped)[0], total)
+
+
 def test_training_writes_checkpoints_history_and_metrics(setup, tmp_path):
     seed_everything(0)
     model = make_model(setup, ModelConfig(**SMALL_MODEL))
