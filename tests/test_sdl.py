@@ -1,0 +1,253 @@
+"""SDL and the zero-shot protocol: the loss by hand, the score, the split, the metrics, training."""
+import itertools
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from msrn_core import zero_shot as zs
+from msrn_core.checkpoints import model_from_checkpoint
+from msrn_core.experiment import make_model, setup_from_splits
+from msrn_core.metrics import average_precision
+from msrn_core.model import build_model, model_config
+from msrn_core.sdl import SDL, SDLConfig, relevance_scores, sdl_loss
+from msrn_core.training import TrainConfig, loss_terms, train_model
+from msrn_core.utils import seed_everything
+
+
+# ------------------------------------------------------------------------------------ the loss
+def test_loss_equals_a_hand_computed_example():
+    tags = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])  # 3 tags in a 2-d label space
+    principal = torch.tensor([
+        [[1.0, 0.0], [0.0, 2.0]],  # image 1: scores max(1, 0) = 1, max(0, 2) = 2, max(1, 2) = 2
+        [[0.0, 0.0], [1.0, -1.0]],  # image 2: scores max(0, 1) = 1, max(0, -1) = 0, max(0, 0) = 0
+    ])
+    targets = torch.tensor([[1.0, 1.0, 0.0], [0.0, 0.0, 1.0]])
+    lam = 0.1
+    # image 1: positives {0, 1}, negative {2}: pairs (2 - 1) and (2 - 2), divided by |P| = 2
+    rank1 = (math.log(1 + math.e) + math.log(2)) / 2
+    weight1 = 1 + (0.5 + 0.5)  # per-coordinate variance of (1, 0) and (0, 1): 0.5 each
+    reg1 = 0.5 + 2.0  # variance across the 2 principal vectors: coordinate 0 (1, 0), coordinate 1 (0, 2)
+    # image 2: positive {2}, negatives {0, 1}: pairs (1 - 0) and (0 - 0); one positive: diversity 0
+    rank2 = math.log(1 + math.e) + math.log(2)
+    weight2 = 1.0
+    reg2 = 0.5 + 0.5
+    expected_main = (weight1 * rank1 + weight2 * rank2) / 2
+    expected_total = expected_main + lam * (reg1 + reg2) / 2
+    total, main = sdl_loss(principal, tags, targets, regularization_weight=lam)
+    assert main.item() == pytest.approx(expected_main, rel=1e-6)
+    assert total.item() == pytest.approx(expected_total, rel=1e-6)
+
+
+def reference_sdl_loss(principal, tags, targets, lam):
+    """Image by image, as the authors' released loss computes it (torch.var, explicit pairs)."""
+    losses = []
+    for a, y in zip(principal, targets):
+        scores = (a @ tags.t()).max(dim=0).values
+        pos, neg = scores[y == 1], scores[y == 0]
+        pairs = torch.log(1 + torch.exp(neg.unsqueeze(0) - pos.unsqueeze(1)))
+        diversity = tags[y == 1].var(dim=0).sum() if len(pos) > 1 else torch.tensor(0.0)
+        regulariser = a.var(dim=0).sum()
+        losses.append((1 + diversity) * pairs.sum() / len(pos) + lam * regulariser)
+    return torch.stack(losses).mean()
+
+
+def test_vectorised_loss_equals_the_per_image_reference():
+    generator = torch.Generator().manual_seed(0)
+    principal = torch.randn(6, 4, 5, generator=generator)
+    tags = torch.randn(9, 5, generator=generator)
+    targets = (torch.rand(6, 9, generator=generator) < 0.4).float()
+    targets[:, 0] = 1  # every image has a positive
+    targets[1] = 0
+    targets[1, 3] = 1  # one image with a single positive
+    total, _ = sdl_loss(principal, tags, targets, regularization_weight=0.01)
+    assert total.item() == pytest.approx(reference_sdl_loss(principal, tags, targets, 0.01).item(), rel=1e-5)
+
+
+def test_degenerate_images_are_defined():
+    principal = torch.tensor([[[1.0, 0.0], [0.0, 1.0]], [[1.0, 0.0], [0.0, 1.0]]])
+    tags = torch.eye(2)
+    targets = torch.tensor([[1.0, 1.0], [0.0, 0.0]])  # no negative; no positive
+    total, main = sdl_loss(principal, tags, targets, regularization_weight=0.0)
+    # image 1, no negative: both positives (score 1) ranked against 0, / |P| = 2, weight 1 + 1;
+    # image 2, no positive: nothing to rank, 0
+    image1 = (1 + 1.0) * (2 * math.log(1 + math.exp(-1))) / 2
+    assert main.item() == pytest.approx((image1 + 0.0) / 2, rel=1e-6)
+    assert torch.isfinite(total)
+
+
+# ------------------------------------------------------------------------------------ the model
+def tiny_sdl(num_tags=5, width=6, k=3):
+    seed_everything(0)
+    tags = torch.randn(num_tags, width)
+    return SDL(SDLConfig(backbone="resnet18", num_principal=k), tags), tags
+
+
+def test_score_is_the_maximum_over_principal_vectors():
+    model, tags = tiny_sdl()
+    images = torch.randn(2, 3, 32, 32)
+    model.eval()
+    with torch.no_grad():
+        principal = model.principal_vectors(images)
+        logits = model(images).logits
+    assert principal.shape == (2, 3, 6) and logits.shape == (2, 5)
+    for b, j in itertools.product(range(2), range(5)):
+        dots = [float(principal[b, r] @ tags[j]) for r in range(3)]
+        assert logits[b, j].item() == pytest.approx(max(dots), rel=1e-5, abs=1e-6)
+    assert torch.allclose(relevance_scores(principal, tags), logits)
+
+
+def test_swapped_tags_rank_any_tag_and_the_trained_tags_come_back():
+    model, tags = tiny_sdl()
+    model.eval()
+    images = torch.randn(2, 3, 32, 32)
+    other = torch.randn(4, 6)
+    with torch.no_grad():
+        everything = torch.cat([tags, other])
+        with model.use_tags(everything):
+            all_scores = model(images).logits
+        with model.use_tags(other):
+            other_scores = model(images).logits
+        seen_scores = model(images).logits
+    assert all_scores.shape == (2, 9)
+    assert torch.allclose(other_scores, all_scores[:, 5:]) and torch.allclose(seen_scores, all_scores[:, :5])
+    assert torch.equal(model.label_features, tags)
+    with pytest.raises(ValueError, match="same label-feature provider"):
+        with model.use_tags(torch.randn(3, 7)):
+            pass
+
+
+def test_config_is_registered_and_validated():
+    config = model_config("sdl", backbone="resnet18", num_principal=2)
+    assert isinstance(config, SDLConfig)
+    assert isinstance(build_model(config, torch.randn(4, 8), torch.eye(4)), SDL)
+    with pytest.raises(ValueError, match="num_principal"):
+        SDLConfig(num_principal=0)
+
+
+# ------------------------------------------------------------------------------------ the protocol
+def test_split_holds_out_one_class_per_family_with_a_fixed_seed(small_scenes):
+    train = small_scenes[2]
+    split = zs.scene_split(train, seed=0)
+    families = dict(zip(train.class_names, train.class_families))
+    unseen_families = [families[name] for name in split.unseen]
+    assert sorted(unseen_families) == sorted(set(train.class_families))  # exactly one per family
+    for family in set(train.class_families):
+        assert any(families[name] == family for name in split.seen)
+    assert zs.scene_split(train, seed=0) == split
+    assert len({zs.scene_split(train, seed=s).unseen for s in range(5)}) > 1
+    with pytest.raises(ValueError, match="no seen relative"):
+        zs.split_by_family(["a", "b", "c"], ["x", "x", "y"])
+
+
+def test_training_data_keeps_seen_tags_and_drops_images_without_one(small_scenes):
+    train = small_scenes[2]
+    seen = ["car", "bus"]
+    restricted = zs.restrict_to_tags(train, seen)
+    columns = [train.class_names.index(t) for t in seen]
+    has_seen = train.labels[:, columns].any(axis=1)
+    assert restricted.class_names == seen
+    assert len(restricted) == int(has_seen.sum()) < len(train)
+    np.testing.assert_array_equal(restricted.labels, train.labels[has_seen][:, columns])
+    image, target, _ = restricted[0]
+    assert target.tolist() == restricted.labels[0].tolist()
+    kept = zs.restrict_to_tags(train, seen, drop_images_without_positive=False)
+    assert len(kept) == len(train)
+
+
+def test_top_k_metrics_against_a_hand_example():
+    scores = np.array([[0.9, 0.8, 0.1, 0.2], [0.1, 0.2, 0.3, 0.9], [0.5, 0.4, 0.3, 0.2]])
+    targets = np.array([[1, 0, 1, 0], [0, 0, 1, 1], [0, 0, 0, 0]])  # image 3: no positive, excluded
+    metrics = zs.ranking_metrics(scores, targets, ks=(1, 3))
+    assert metrics["num_images"] == 2
+    # top-1: tag 0 (hit), tag 3 (hit): P = 2/2, R = 2/4
+    assert metrics["P@1"] == pytest.approx(1.0) and metrics["R@1"] == pytest.approx(0.5)
+    assert metrics["F1@1"] == pytest.approx(2 * 1.0 * 0.5 / 1.5)
+    # top-3: {0, 1, 3} has 1 hit, {3, 2, 1} has 2 hits: P = 3/6, R = 3/4
+    assert metrics["P@3"] == pytest.approx(0.5) and metrics["R@3"] == pytest.approx(0.75)
+    # mAP over the tags with a positive (0, 2, 3) on the two kept images
+    aps = [average_precision(scores[:2, j], targets[:2, j]) for j in (0, 2, 3)]
+    assert metrics["mAP"] == pytest.approx(np.mean(aps))
+    assert aps == pytest.approx([1.0, 1.0, 1.0])
+
+
+def test_zero_shot_evaluation_excludes_seen_tags():
+    split = zs.split_by_family(["a", "b", "c", "d", "e"], ["x", "x", "y", "y", "y"], seed=0)
+    rng = np.random.default_rng(0)
+    targets = (rng.random((40, 5)) < 0.4).astype(np.uint8)
+    scores = rng.random((40, 5))
+    results = zs.zero_shot_metrics(scores, targets, split)
+    unseen = split.unseen_indices
+    assert results["ZSL"] == zs.ranking_metrics(scores[:, unseen], targets[:, unseen])
+    assert results["ZSL"]["num_images"] == int(targets[:, unseen].any(axis=1).sum())
+    # perfect or absurd scores for the seen tags change GZSL, never ZSL
+    tampered = scores.copy()
+    tampered[:, split.seen_indices] = 10 * targets[:, split.seen_indices] - 100
+    changed = zs.zero_shot_metrics(tampered, targets, split)
+    assert changed["ZSL"] == results["ZSL"]
+    assert changed["GZSL"] != results["GZSL"]
+
+
+def test_expected_random_ap_matches_every_permutation():
+    for n, p in [(5, 1), (5, 2), (6, 3), (4, 4)]:
+        labels = np.array([1] * p + [0] * (n - p))
+        aps = []
+        for order in itertools.permutations(range(n)):  # order[r] is the item ranked r-th
+            scores = np.empty(n)
+            scores[list(order)] = np.arange(n, 0, -1)
+            aps.append(average_precision(scores, labels))
+        assert zs.expected_random_ap(p, n) == pytest.approx(np.mean(aps)), (n, p)
+
+
+def test_random_baseline_expectation_agrees_with_random_rankings():
+    targets = (np.random.default_rng(1).random((120, 7)) < 0.3).astype(np.uint8)
+    expected = zs.expected_random_metrics(targets)
+    sampled = zs.random_ranking_metrics(targets, seeds=range(200))
+    assert expected["num_images"] == sampled["num_images"] == int(targets.any(axis=1).sum())
+    for key in ("mAP", "P@3", "R@3", "F1@3", "P@5", "R@5", "F1@5"):
+        assert sampled[key] == pytest.approx(expected[key], abs=0.01), key
+
+
+# ------------------------------------------------------------------------------------ training
+@pytest.fixture(scope="module")
+def seen(small_scenes):
+    _, _, train, val, test = small_scenes
+    setup = setup_from_splits(train, val, test, label_features="onehot")
+    split = zs.scene_split(train)
+    return setup, split, zs.seen_setup(setup, split)
+
+
+def test_a_few_steps_reduce_the_loss_on_tiny_builtin_images(seen):
+    _, split, seen_setup = seen
+    seed_everything(0)
+    model = make_model(seen_setup, SDLConfig(backbone="resnet18"))
+    assert model.num_classes == len(split.seen)
+    images, targets = zip(*[seen_setup.train[i][:2] for i in range(16)])
+    images, targets = torch.stack(images), torch.stack(targets)
+    optimizer = torch.optim.SGD(model.parameter_groups(0.01, 1.0), lr=0.01, momentum=0.9)
+    losses = []
+    for _ in range(8):
+        loss, _ = loss_terms(model(images), targets, 1e-3, model)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.7 * losses[0], losses
+
+
+def test_trains_checkpoints_and_ranks_unseen_tags(seen, tmp_path):
+    setup, split, seen_setup = seen
+    seed_everything(0)
+    model = make_model(seen_setup, SDLConfig(backbone="resnet18", num_principal=2))
+    config = TrainConfig(epochs=1, batch_size=16, lr=0.01, backbone_lr_mult=1.0, num_workers=0,
+                         max_steps_per_epoch=2, progress=False, device="cpu")
+    train_model(model, seen_setup.train, seen_setup.val, config, tmp_path)
+    rebuilt, class_names, _ = model_from_checkpoint(tmp_path / "last.pt")
+    assert isinstance(rebuilt, SDL) and class_names == split.seen
+    scores, targets = zs.score_all_tags(rebuilt, setup.test, setup.label_features, device="cpu")
+    expected, _ = zs.score_all_tags(model, setup.test, setup.label_features, device="cpu")
+    np.testing.assert_allclose(scores, expected, rtol=1e-5, atol=1e-5)
+    assert scores.shape == (len(setup.test), len(setup.class_names))
+    results = zs.zero_shot_metrics(scores, targets, split)
+    assert 0 <= results["ZSL"]["mAP"] <= 1 and 0 <= results["GZSL"]["F1@5"] <= 1
