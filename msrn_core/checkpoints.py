@@ -13,7 +13,7 @@ from typing import Sequence
 
 import torch
 
-from .model import ModelConfig, build_model, model_signature
+from .model import build_model, model_config, model_signature
 from .utils import atomic_write_bytes
 
 CHECKPOINT_FORMAT = 1
@@ -95,7 +95,7 @@ def model_from_checkpoint(path: str | Path, map_location="cpu"):
     """
     checkpoint = read_checkpoint(path, map_location)
     signature = checkpoint["signature"]
-    config = ModelConfig(**{**signature["config"], "pretrained": False})
+    config = model_config(**{**signature["config"], "pretrained": False})
     n = len(signature["class_names"])
     model = build_model(config, torch.zeros(n, signature["label_feature_dim"]), torch.eye(n))
     model.load_state_dict(checkpoint["model"])

@@ -11,6 +11,7 @@ reader needs to look inside (GAT attention, Diffpool assignment, per-branch atte
 """
 from __future__ import annotations
 
+import importlib
 from dataclasses import asdict, dataclass, field
 from typing import Sequence
 
@@ -44,7 +45,8 @@ class ModelConfig:
     def __post_init__(self):
         self.branch_stages = tuple(int(s) for s in self.branch_stages)
         if self.kind not in MODEL_KINDS:
-            raise ValueError(f"unknown model kind {self.kind!r}; choose one of {MODEL_KINDS}")
+            raise ValueError(f"unknown model kind {self.kind!r} for ModelConfig; choose one of {MODEL_KINDS}, "
+                             "or build the config of another kind with model_config(kind, ...)")
         if self.embeddings not in EMBEDDING_MODES:
             raise ValueError(f"unknown embeddings mode {self.embeddings!r}; choose one of {EMBEDDING_MODES}")
         if not self.branch_stages or any(s not in (1, 2, 3, 4) for s in self.branch_stages):
@@ -74,10 +76,12 @@ def load_resnet(name: str, pretrained: bool) -> nn.Module:
     try:
         return getattr(torchvision.models, name)(weights=weights)
     except Exception as error:  # network errors come in many types
+        cached = f"{torch.hub.get_dir()}/checkpoints/{weights.url.rsplit('/', 1)[-1]}"
         raise PretrainedWeightsError(
             f"could not load ImageNet weights {weights} for {name} ({type(error).__name__}: {error}). "
-            "Download them once while online (they are cached under ~/.cache/torch/hub), or train "
-            "from scratch with pretrained=False (CLI: leave out --pretrained)."
+            f"Download them once while online (torchvision caches them), or by hand: "
+            f"`curl -L -o {cached} {weights.url}` (the file name must stay as it is: torchvision checks "
+            "its hash). Or train from scratch with pretrained=False (CLI: leave out --pretrained)."
         ) from error
 
 
@@ -273,10 +277,43 @@ class MLGCNBaseline(_GraphModel):
 
 
 MODEL_CLASSES = {"msrn": MSRN, "plain": PlainBaseline, "mlgcn": MLGCNBaseline}
+CONFIG_CLASSES: dict[str, type] = {kind: ModelConfig for kind in MODEL_CLASSES}
+# Kinds defined in a module of their own: the module calls register_model when imported, and is
+# imported on first use, so a config or checkpoint naming the kind always finds it.
+KIND_MODULES = {"dsdl": ".dsdl", "sdl": ".sdl"}
 
 
-def build_model(config: ModelConfig, label_features, adjacency) -> _GraphModel:
+def register_model(kind: str, model_class: type, config_class: type) -> None:
+    """Make ``kind`` known to :func:`build_model`, :func:`model_config`, recipes and checkpoints.
+
+    ``config_class`` is a dataclass with at least the fields ``kind``, ``backbone`` and ``pretrained``.
+    """
+    MODEL_CLASSES[kind] = model_class
+    CONFIG_CLASSES[kind] = config_class
+
+
+def _load_kind(kind: str) -> None:
+    if kind not in MODEL_CLASSES and kind in KIND_MODULES:
+        importlib.import_module(KIND_MODULES[kind], __package__)
+    if kind not in MODEL_CLASSES:
+        known = sorted(set(MODEL_CLASSES) | set(KIND_MODULES))
+        raise ValueError(f"unknown model kind {kind!r}; choose one of {known}")
+
+
+def config_class(kind: str) -> type:
+    """The config dataclass of ``kind`` (:class:`ModelConfig` for MSRN and its baselines)."""
+    _load_kind(kind)
+    return CONFIG_CLASSES[kind]
+
+
+def model_config(kind: str = "msrn", **values):
+    """A config for any kind, e.g. ``model_config("dsdl", backbone="resnet18")``."""
+    return config_class(kind)(kind=kind, **values)
+
+
+def build_model(config, label_features, adjacency) -> _GraphModel:
     """Build the model named by ``config.kind`` for the given label features and graph."""
+    _load_kind(config.kind)
     return MODEL_CLASSES[config.kind](config, label_features, adjacency)
 
 

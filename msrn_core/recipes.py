@@ -8,9 +8,9 @@ the paper's recipe (section 4.1) for a GPU and real benchmarks.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 
-from .model import ModelConfig
+from .model import config_class, model_config
 from .scenes import SceneConfig
 from .training import TrainConfig
 
@@ -30,11 +30,18 @@ class Recipe:
     lr_step: int
     max_steps_per_epoch: int | None = None
 
-    def model_config(self, **overrides) -> ModelConfig:
-        values = dict(backbone=self.backbone, pretrained=self.pretrained, embed_dim=self.embed_dim,
-                      fc_hidden=self.fc_hidden)
+    def model_config(self, **overrides):
+        """The recipe's architecture for ``overrides["kind"]`` (MSRN by default).
+
+        Recipe widths a kind has no field for (DSDL has no ``fc_hidden``) are left out.
+        """
+        kind = overrides.pop("kind", "msrn")
+        fields_of_kind = {f.name for f in fields(config_class(kind))}
+        values = {name: value for name, value in dict(
+            backbone=self.backbone, pretrained=self.pretrained, embed_dim=self.embed_dim,
+            fc_hidden=self.fc_hidden).items() if name in fields_of_kind}
         values.update(overrides)
-        return ModelConfig(**values)
+        return model_config(kind, **values)
 
     def train_config(self, **overrides) -> TrainConfig:
         values = dict(epochs=self.epochs, batch_size=self.batch_size, lr=self.lr,
