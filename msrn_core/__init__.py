@@ -5,8 +5,10 @@ Modules
 - ``utils``           seeding, device selection, atomic file writes
 - ``data``            the dataset interface shared by every dataset, image loading, transforms
 - ``scenes``          the built-in synthetic multi-label scene dataset (offline default)
+- ``datasets``        the real benchmarks: VOC 2007, COCO 2014, NUS-WIDE, Apparel (``load_dataset``)
+- ``download``        the one download helper (cache, checksum, resume) and the VOC 2007 archives
 - ``graph``           label co-occurrence statistics and the ML-GCN / GAT adjacency
-- ``label_features``  label-feature providers (one-hot, sentence embeddings, GloVe later)
+- ``label_features``  label-feature providers (one-hot, sentence embeddings, GloVe)
 - ``layers``          GAT layer, Diffpool, compactness loss, semantic guided attention
 - ``model``           MSRN, its backbone branches, and the two baselines
 - ``metrics``         mAP, per-class AP, CP/CR/CF1/OP/OR/OF1 and top-3 variants

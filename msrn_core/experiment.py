@@ -14,7 +14,7 @@ from .data import build_transform, check_label_matrix
 from .graph import LabelGraph
 from .label_features import LabelFeatureProvider, get_label_features
 from .model import ModelConfig, build_model
-from .scenes import SceneConfig, load_scene_splits
+from .scenes import SceneConfig
 
 
 @dataclass
@@ -43,18 +43,44 @@ def prepare_scenes(root: str | Path = "data", config: SceneConfig | None = None,
                    label_features: str = "sentence", t: float = 0.4, p: float = 0.25,
                    train_augmentation: bool = True) -> DataSetup:
     """Generate (or reuse) the built-in scene dataset and derive its graph and label features."""
-    config = config or SceneConfig()
-    train, val, test = load_scene_splits(
-        root, config,
-        train_transform=build_transform(config.image_size, train=train_augmentation),
-        eval_transform=build_transform(config.image_size, train=False),
+    return prepare_dataset("scenes", root, label_features=label_features, t=t, p=p,
+                           train_augmentation=train_augmentation, config=config or SceneConfig())
+
+
+def prepare_dataset(name: str = "scenes", root: str | Path = "data", image_size: int = 128,
+                    label_features: str = "sentence", t: float = 0.4, p: float = 0.25,
+                    train_augmentation: bool = True, label_feature_options: dict | None = None,
+                    **options) -> DataSetup:
+    """Load a dataset of :mod:`msrn_core.datasets` by name and derive its graph and label features.
+
+    The graph statistics of a real benchmark's training split are cached beside the dataset.
+    ``options`` go to the loader (``val_fraction``, ``seed``, ``download`` ...); for ``"scenes"``
+    pass ``config`` (a :class:`~msrn_core.scenes.SceneConfig`) instead of ``image_size``.
+    """
+    from .datasets import load_dataset
+
+    if name == "scenes":
+        config = options.pop("config", None) or SceneConfig(image_size=image_size)
+        image_size = config.image_size
+        options["config"] = config
+    train, val, test = load_dataset(
+        name, root, train_transform=build_transform(image_size, train=train_augmentation),
+        eval_transform=build_transform(image_size, train=False), **options,
     )
-    return setup_from_splits(train, val, test, label_features, t, p)
+    statistics_cache = getattr(train, "root", None) if name != "scenes" else None
+    return setup_from_splits(train, val, test, label_features, t, p, statistics_cache=statistics_cache,
+                             label_feature_options=label_feature_options)
 
 
 def setup_from_splits(train, val, test, label_features: str = "sentence", t: float = 0.4,
-                      p: float = 0.25) -> DataSetup:
-    """Graph statistics from ``train`` only, label features for its class names."""
+                      p: float = 0.25, statistics_cache: str | Path | None = None,
+                      label_feature_options: dict | None = None) -> DataSetup:
+    """Graph statistics from ``train`` only, label features for its class names.
+
+    With ``statistics_cache`` (a folder), the training split's co-occurrence counts are read from
+    (or written to) a small file there, recomputed when stale. ``label_feature_options`` go to
+    the label-feature provider (e.g. ``{"vectors_path": ...}`` for GloVe).
+    """
     empty = check_label_matrix(train.labels, train.class_names)
     if empty:
         raise ValueError(
@@ -62,8 +88,14 @@ def setup_from_splits(train, val, test, label_features: str = "sentence", t: flo
             "Their co-occurrence statistics and classifiers would be undefined; add training images "
             "for them or remove them from the label set."
         )
-    graph = LabelGraph.from_labels(train.labels, train.class_names, t=t, p=p)
-    features, provider = get_label_features(label_features, train.class_names)
+    if statistics_cache is None:
+        graph = LabelGraph.from_labels(train.labels, train.class_names, t=t, p=p)
+    else:
+        from .datasets.statistics import cached_label_statistics
+
+        counts, nums, _ = cached_label_statistics(train, statistics_cache)
+        graph = LabelGraph.from_counts(counts, nums, train.class_names, t=t, p=p)
+    features, provider = get_label_features(label_features, train.class_names, **(label_feature_options or {}))
     return DataSetup(train, val, test, graph, features, provider)
 
 

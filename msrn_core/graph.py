@@ -163,6 +163,19 @@ class LabelGraph:
     ) -> "LabelGraph":
         """Build the graph from the TRAINING label matrix (N x n, 0/1)."""
         counts, nums = cooccurrence_counts(labels)
+        return cls.from_counts(counts, nums, class_names, t=t, p=p)
+
+    @classmethod
+    def from_counts(
+        cls,
+        counts: np.ndarray,
+        nums: np.ndarray,
+        class_names: Sequence[str],
+        t: float = DEFAULT_T,
+        p: float = DEFAULT_P,
+    ) -> "LabelGraph":
+        """Build the graph from stored training statistics (steps 2-5 from step 1's output)."""
+        counts, nums = np.asarray(counts), np.asarray(nums)
         if len(class_names) != counts.shape[0]:
             raise ValueError(
                 f"{len(class_names)} class names for a label matrix with {counts.shape[0]} columns"

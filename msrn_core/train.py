@@ -17,6 +17,8 @@ from .scenes import SceneConfig
 from .training import TrainConfig, evaluate, load_best, train_model
 from .utils import get_device, seed_everything
 
+DATASET_NAMES = ["scenes", "voc2007", "coco2014", "nuswide", "apparel"]
+
 EXAMPLES = """\
 examples:
   # MSRN on the built-in scene dataset, CPU-sized (ResNet-18 from scratch, 128 px): ~7 minutes
@@ -36,6 +38,10 @@ examples:
   # an interrupted run continues where its last epoch ended (same --out); --fresh starts over
   python -m msrn_core.train --out runs/msrn
 
+  # a real benchmark on disk (README: Real benchmarks); VOC 2007 can be downloaded once
+  python -m msrn_core.train --dataset voc2007 --data-root data --download --paper
+  python -m msrn_core.train --dataset coco2014 --data-root data/coco --paper --label-features glove
+
   # evaluate a saved checkpoint on the test split only
   python -m msrn_core.train --evaluate runs/msrn/best.pt
 
@@ -52,14 +58,25 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     data = parser.add_argument_group("data")
-    data.add_argument("--dataset", default="scenes", choices=["scenes"],
-                      help="dataset to use (default: the built-in scene dataset, generated offline)")
-    data.add_argument("--data-root", default="data", help="folder holding the datasets (default: data)")
+    data.add_argument("--dataset", default="scenes", choices=DATASET_NAMES,
+                      help="dataset to use (default: the built-in scene dataset, generated offline); "
+                           "the real benchmarks must be on disk (README: Real benchmarks)")
+    data.add_argument("--data-root", default="data",
+                      help="folder holding the datasets, or the dataset's own folder (default: data)")
+    data.add_argument("--val-fraction", type=float, default=0.1,
+                      help="real benchmarks: fraction of the training split held out for validation")
+    data.add_argument("--split-seed", type=int, default=0,
+                      help="real benchmarks: seed of the held-out validation split (and of Apparel's 50/50 split)")
+    data.add_argument("--download", action="store_true",
+                      help="voc2007: download and extract the official archives into --data-root if missing")
     data.add_argument("--image-size", type=int, default=None,
                       help="input size in pixels (default: 128, 64 with --small; paper: 448)")
     data.add_argument("--small", action="store_true", help="tiny dataset and few steps: a smoke test")
     data.add_argument("--label-features", default="sentence", choices=["sentence", "onehot", "glove"],
                       help="label vectors V fed to the GAT (paper: glove; default: sentence embeddings)")
+    data.add_argument("--glove-path", default=None,
+                      help="a GloVe text file or zip for --label-features glove (default: $MSRN_GLOVE_PATH, "
+                           "else data/glove, downloading glove.6B.zip once if missing)")
     data.add_argument("--t", type=float, default=0.4, help="co-occurrence threshold of the label graph")
     data.add_argument("--p", type=float, default=0.25, help="ML-GCN re-weighting factor")
 
@@ -105,16 +122,34 @@ def apply_paper_recipe(args: argparse.Namespace) -> None:
         setattr(args, name, getattr(PAPER, name))
 
 
+def prepare_cli_dataset(args: argparse.Namespace):
+    """The DataSetup the options ask for: the built-in dataset or a real benchmark."""
+    from .experiment import prepare_dataset
+
+    if args.download and args.dataset != "voc2007":
+        raise SystemExit("--download is available for voc2007 only; the README's 'Real benchmarks' "
+                         "section says how to get the other datasets")
+    features = dict(label_features=args.label_features, t=args.t, p=args.p,
+                    label_feature_options={"vectors_path": args.glove_path} if args.glove_path else None)
+    if args.dataset == "scenes":
+        scene_config = SceneConfig.small() if args.small else SceneConfig()
+        scene_config = replace(scene_config, image_size=args.image_size or scene_config.image_size, seed=args.seed)
+        return prepare_dataset("scenes", args.data_root, config=scene_config, **features)
+    options = dict(val_fraction=args.val_fraction, seed=args.split_seed)
+    if args.download:
+        options["download"] = True
+    image_size = args.image_size or (SMALL.image_size if args.small else CPU.image_size)
+    return prepare_dataset(args.dataset, args.data_root, image_size=image_size, **features, **options)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.paper:
         apply_paper_recipe(args)
-    from .experiment import make_model, prepare_scenes  # imported late: --help stays instant
+    from .experiment import make_model  # imported late: --help stays instant
 
     seed_everything(args.seed)
-    scene_config = SceneConfig.small() if args.small else SceneConfig()
-    scene_config = replace(scene_config, image_size=args.image_size or scene_config.image_size, seed=args.seed)
-    setup = prepare_scenes(args.data_root, scene_config, args.label_features, args.t, args.p)
+    setup = prepare_cli_dataset(args)
     print(setup.describe())
 
     model_config = ModelConfig(kind=args.model, backbone=args.backbone, pretrained=args.pretrained,

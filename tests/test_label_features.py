@@ -59,11 +59,14 @@ def test_unknown_provider_lists_valid_names():
         assert valid in message
 
 
-def test_glove_raises_not_implemented_not_fallback():
-    with pytest.raises(NotImplementedError, match="GloVe vectors arrive"):
-        get_label_features("glove", NAMES)
-    provider = GloVeFeatures(vectors_path="glove.840B.300d.txt")
-    assert provider.dim == 300 and provider.name == "glove"
+def test_glove_offline_raises_naming_alternatives_not_fallback(tmp_path, monkeypatch):
+    monkeypatch.delenv("MSRN_GLOVE_PATH", raising=False)
+    with pytest.raises(LabelFeatureError) as info:
+        get_label_features("glove", NAMES, cache_dir=tmp_path, download=False)
+    message = str(info.value)
+    assert "onehot" in message and "sentence" in message and lf.GLOVE_URL in message
+    provider = GloVeFeatures(vectors_path="glove.840B.300d.txt", cache_dir=tmp_path)
+    assert provider.dim == 300 and provider.name == "glove" and provider.release == "glove.840B.300d"
     assert "glove" in provider.describe()
 
 
@@ -162,3 +165,112 @@ def test_package_failure_falls_back_to_hub_only(monkeypatch):
     assert features.shape == (2, 4)
     np.testing.assert_allclose(np.linalg.norm(features, axis=1), 1.0, atol=1e-6)
     assert "Hugging Face hub" in provider.describe()
+
+
+# ----------------------------------------------------------------- GloVe on a tiny fake file
+GLOVE_DIM = 4
+
+
+def _fake_glove(words: list[str], seed: int = 0) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return {word: rng.normal(size=GLOVE_DIM).round(4).astype(np.float32) for word in words}
+
+
+@pytest.fixture
+def fake_glove(tmp_path, monkeypatch):
+    """A 4-d GloVe text file (plus filler words) and an empty cache folder."""
+    monkeypatch.delenv("MSRN_GLOVE_PATH", raising=False)
+    vocabulary = _fake_glove(["the", "car", "dining", "table", "traffic", "light", "potted", "plant", "tv",
+                              "monitor", "capacitor", "t-shirt", "filler"])
+    path = tmp_path / "tiny.4d.txt"
+    path.write_text("".join(f"{w} {' '.join(f'{v:.4f}' for v in vec)}\n" for w, vec in vocabulary.items()))
+    return path, tmp_path / "cache", vocabulary
+
+
+def test_glove_words_split_names_like_the_field():
+    assert lf.glove_words("traffic_light") == ["traffic", "light"]
+    assert lf.glove_words("diningtable") == ["dining", "table"]
+    assert lf.glove_words("pottedplant") == ["potted", "plant"]
+    assert lf.glove_words("tvmonitor") == ["tv", "monitor"]
+    assert lf.glove_words("Hair Drier") == ["hair", "drier"]
+    assert lf.glove_words("t-shirt") == ["t-shirt"]
+
+
+def test_glove_averages_multi_word_names_and_caches_only_the_label_words(fake_glove):
+    path, cache, vocabulary = fake_glove
+    names = ["car", "diningtable", "traffic light", "tvmonitor"]
+    features, provider = get_label_features("glove", names, vectors_path=path, dim=GLOVE_DIM, cache_dir=cache,
+                                            download=False)
+    expected = np.stack([vocabulary["car"], (vocabulary["dining"] + vocabulary["table"]) / 2,
+                         (vocabulary["traffic"] + vocabulary["light"]) / 2,
+                         (vocabulary["tv"] + vocabulary["monitor"]) / 2])
+    np.testing.assert_allclose(features, expected, rtol=1e-6)
+    assert features.dtype == np.float32 and provider.oov == []
+    with np.load(provider.cache_path) as stored:
+        assert sorted(stored["words"]) == ["car", "dining", "light", "monitor", "table", "traffic", "tv"]
+    assert str(path) in provider.describe()
+
+
+def test_glove_cache_answers_without_the_big_file_and_grows(fake_glove):
+    path, cache, vocabulary = fake_glove
+    first, _ = get_label_features("glove", ["car", "traffic_light"], vectors_path=path, dim=GLOVE_DIM,
+                                  cache_dir=cache, download=False)
+    hidden = path.rename(path.with_name("elsewhere.txt"))
+    again, provider = get_label_features("glove", ["car", "traffic_light"], vectors_path=path, dim=GLOVE_DIM,
+                                         cache_dir=cache, download=False)
+    np.testing.assert_array_equal(first, again)
+    assert "label cache" in provider.describe()
+    with pytest.raises(LabelFeatureError, match="onehot"):  # a new word needs the file again
+        get_label_features("glove", ["pottedplant"], vectors_path=path, dim=GLOVE_DIM, cache_dir=cache,
+                           download=False)
+    hidden.rename(path)
+    grown, _ = get_label_features("glove", ["pottedplant"], vectors_path=path, dim=GLOVE_DIM, cache_dir=cache,
+                                  download=False)
+    np.testing.assert_allclose(grown[0], (vocabulary["potted"] + vocabulary["plant"]) / 2, rtol=1e-6)
+    with np.load(GloVeFeatures(path, dim=GLOVE_DIM, cache_dir=cache).cache_path) as stored:
+        assert {"car", "traffic", "light", "potted", "plant"} == set(stored["words"])
+
+
+def test_glove_reports_oov_words_and_rejects_names_without_any_known_word(fake_glove, caplog):
+    path, cache, vocabulary = fake_glove
+    with caplog.at_level(logging.WARNING, logger="msrn_core.label_features"):
+        features, provider = get_label_features("glove", ["flux capacitor", "car"], vectors_path=path,
+                                                dim=GLOVE_DIM, cache_dir=cache, download=False)
+    np.testing.assert_allclose(features[0], vocabulary["capacitor"], rtol=1e-6)
+    assert provider.oov == ["flux"] and "flux" in caplog.text and "OOV words: flux" in provider.describe()
+    with pytest.raises(LabelFeatureError, match="'zorblax'"):
+        get_label_features("glove", ["car", "zorblax"], vectors_path=path, dim=GLOVE_DIM, cache_dir=cache,
+                           download=False)
+
+
+def test_glove_file_of_another_dimension_is_refused(fake_glove):
+    path, cache, _ = fake_glove
+    with pytest.raises(LabelFeatureError, match="4-d vectors, not 300-d"):
+        get_label_features("glove", ["car"], vectors_path=path, cache_dir=cache, download=False)
+
+
+def test_glove_downloads_a_zip_once_through_the_download_helper(fake_glove, tmp_path):
+    import functools
+    import http.server
+    import threading
+    import zipfile
+
+    path, cache, vocabulary = fake_glove
+    served = tmp_path / "served"
+    served.mkdir()
+    with zipfile.ZipFile(served / "glove.6B.zip", "w") as archive:
+        archive.write(path, f"glove.6B.{GLOVE_DIM}d.txt")
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(served))
+    handler.log_message = lambda *args: None
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{httpd.server_address[1]}/glove.6B.zip"
+        features, provider = get_label_features("glove", ["traffic_light"], dim=GLOVE_DIM, cache_dir=cache,
+                                                url=url, timeout=5)
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+    np.testing.assert_allclose(features[0], (vocabulary["traffic"] + vocabulary["light"]) / 2, rtol=1e-6)
+    assert (cache / "glove.6B.zip").exists() and provider.cache_path.name == f"glove.6B.{GLOVE_DIM}d.labels.npz"

@@ -1,0 +1,119 @@
+"""MS-COCO 2014 for multi-label classification (80 categories), read with pycocotools.
+
+Splits, as in the field: ``train2014`` trains (minus a fixed-seed held-out fraction used for
+validation) and ``val2014`` tests. An image's labels are the categories of its instance
+annotations (crowd annotations included).
+
+- **Category order**: the 80 category names in alphabetical order (``airplane`` ... ``zebra``),
+  the order of ML-GCN's ``category.json`` that MSRN's code and released checkpoints follow; it
+  is not the order of COCO's category ids. The annotation file must hold exactly these 80.
+- **Images without annotations** are dropped, as ML-GCN's loader does (about 700 of train2014
+  and 370 of val2014): they would be all-negative examples the field never trains or tests on.
+  ``keep_unannotated=True`` keeps them (all-zero label rows).
+"""
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import os
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from ..data import DatasetNotFoundError
+from .common import (DEFAULT_SPLIT_SEED, DEFAULT_VAL_FRACTION, BenchmarkDataset, build_splits,
+                     find_dataset_dir, require_file)
+
+logger = logging.getLogger(__name__)
+
+COCO_CLASSES = (
+    "airplane", "apple", "backpack", "banana", "baseball bat", "baseball glove", "bear", "bed",
+    "bench", "bicycle", "bird", "boat", "book", "bottle", "bowl", "broccoli", "bus", "cake", "car",
+    "carrot", "cat", "cell phone", "chair", "clock", "couch", "cow", "cup", "dining table", "dog",
+    "donut", "elephant", "fire hydrant", "fork", "frisbee", "giraffe", "hair drier", "handbag",
+    "horse", "hot dog", "keyboard", "kite", "knife", "laptop", "microwave", "motorcycle", "mouse",
+    "orange", "oven", "parking meter", "person", "pizza", "potted plant", "refrigerator", "remote",
+    "sandwich", "scissors", "sheep", "sink", "skateboard", "skis", "snowboard", "spoon",
+    "sports ball", "stop sign", "suitcase", "surfboard", "teddy bear", "tennis racket", "tie",
+    "toaster", "toilet", "toothbrush", "traffic light", "train", "truck", "tv", "umbrella", "vase",
+    "wine glass", "zebra",
+)
+
+LAYOUT = """\
+  <data-root>/coco/        (or <data-root> itself)
+    train2014/COCO_train2014_000000000009.jpg ...
+    val2014/COCO_val2014_000000000042.jpg ...
+    annotations/instances_train2014.json
+    annotations/instances_val2014.json"""
+
+HOW_TO_GET = (
+    "Download train2014.zip, val2014.zip and annotations_trainval2014.zip from "
+    "https://cocodataset.org/#download (images.cocodataset.org/zips/...) and unzip them into "
+    "<data-root>/coco."
+)
+
+
+def _coco_api():
+    try:
+        from pycocotools.coco import COCO
+    except ImportError as error:
+        raise ImportError(
+            "reading COCO needs pycocotools: `pip install pycocotools` "
+            "(or `pip install -e .[datasets]`)"
+        ) from error
+    return COCO
+
+
+def read_coco_split(coco_dir: Path, split: str, keep_unannotated: bool = False
+                    ) -> tuple[list[Path], np.ndarray, list[str]]:
+    """``(image paths, labels, image ids)`` of ``train2014`` or ``val2014``, sorted by image id."""
+    annotation_file = require_file(coco_dir / "annotations" / f"instances_{split}.json",
+                                   "COCO 2014", LAYOUT, HOW_TO_GET)
+    image_dir = coco_dir / split
+    if not image_dir.is_dir():
+        raise DatasetNotFoundError(f"COCO 2014: missing image folder {image_dir}.\n"
+                                   f"Expected layout:\n{LAYOUT}\n{HOW_TO_GET}")
+    with contextlib.redirect_stdout(io.StringIO()):  # pycocotools prints progress
+        coco = _coco_api()(str(annotation_file))
+    categories = coco.loadCats(coco.getCatIds())
+    names = sorted(category["name"] for category in categories)
+    if names != sorted(COCO_CLASSES):
+        raise ValueError(f"{annotation_file} does not hold the 80 COCO categories "
+                         f"(found {len(names)}: {', '.join(names[:5])} ...); is it a COCO 2014 instances file?")
+    column = {category["id"]: COCO_CLASSES.index(category["name"]) for category in categories}
+    paths, rows, ids = [], [], []
+    dropped = 0
+    for image_id in sorted(coco.getImgIds()):
+        row = np.zeros(len(COCO_CLASSES), dtype=np.uint8)
+        for annotation in coco.loadAnns(coco.getAnnIds(imgIds=[image_id], iscrowd=None)):
+            row[column[annotation["category_id"]]] = 1
+        if not row.any() and not keep_unannotated:
+            dropped += 1
+            continue
+        paths.append(image_dir / coco.imgs[image_id]["file_name"])
+        rows.append(row)
+        ids.append(str(image_id))
+    if dropped:
+        logger.info("COCO %s: dropped %d images without annotations (as ML-GCN does)", split, dropped)
+    missing = [path for path in paths if not path.exists()]
+    if missing:
+        raise DatasetNotFoundError(
+            f"COCO 2014 {split}: {len(missing)} of {len(paths)} annotated images are missing "
+            f"(first: {missing[0]}).\nExpected layout:\n{LAYOUT}\n{HOW_TO_GET}"
+        )
+    labels = np.stack(rows) if rows else np.zeros((0, len(COCO_CLASSES)), dtype=np.uint8)
+    return paths, labels, ids
+
+
+def load_coco2014(root: str | os.PathLike = "data", train_transform: Callable | None = None,
+                  eval_transform: Callable | None = None, *, val_fraction: float = DEFAULT_VAL_FRACTION,
+                  seed: int = DEFAULT_SPLIT_SEED, keep_unannotated: bool = False,
+                  ) -> tuple[BenchmarkDataset, BenchmarkDataset, BenchmarkDataset]:
+    """``(train, val, test)``: train2014 minus a held-out ``val_fraction`` (val), and val2014 (test)."""
+    coco_dir = find_dataset_dir(root, ["", "coco", "coco2014"], "annotations", "COCO 2014", LAYOUT, HOW_TO_GET)
+    train = read_coco_split(coco_dir, "train2014", keep_unannotated)
+    test = read_coco_split(coco_dir, "val2014", keep_unannotated)
+    return build_splits("coco2014", coco_dir, COCO_CLASSES, (*train, None), (*test, None), val_fraction, seed,
+                        train_transform, eval_transform)

@@ -1,0 +1,98 @@
+"""What every real-benchmark loader shares: the split objects, finding the folder, held-out splits.
+
+A loader returns ``(train, val, test)``, three :class:`BenchmarkDataset` objects (the shared
+:class:`~msrn_core.data.ImageListDataset` interface plus ``root``, ``split`` and ``image_ids``).
+The validation split always comes out of the training data (a fixed-seed held-out fraction):
+the training loop selects its best epoch on validation, never on test (spec section 8).
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+
+from ..data import DatasetNotFoundError, ImageListDataset
+
+DEFAULT_VAL_FRACTION = 0.1
+DEFAULT_SPLIT_SEED = 0
+
+
+class BenchmarkDataset(ImageListDataset):
+    """One split of a real benchmark: the shared interface plus where it came from."""
+
+    def __init__(self, image_paths, labels, class_names, transform=None, difficult=None, name="dataset", *,
+                 root: Path, split: str, image_ids: Sequence[str]):
+        super().__init__(image_paths, labels, class_names, transform=transform, difficult=difficult, name=name)
+        if len(image_ids) != len(self.image_paths):
+            raise ValueError(f"{name}: {len(image_ids)} image ids for {len(self.image_paths)} images")
+        self.root = Path(root)
+        self.split = split
+        self.image_ids = list(image_ids)
+
+
+def find_dataset_dir(root: str | os.PathLike, candidates: Sequence[str], marker: str, title: str,
+                     layout: str, how_to_get: str) -> Path:
+    """The first of ``root / candidate`` that contains ``marker``; else a clear DatasetNotFoundError.
+
+    ``candidates`` are relative folders ("" is ``root`` itself), so ``--data-root data`` and
+    ``--data-root data/VOCdevkit/VOC2007`` both work.
+    """
+    root = Path(root)
+    tried = [root / candidate if candidate else root for candidate in candidates]
+    for folder in tried:
+        if (folder / marker).exists():
+            return folder
+    raise DatasetNotFoundError(
+        f"{title} not found: no {marker} under {', '.join(str(folder) for folder in tried)}.\n"
+        f"Expected layout:\n{layout}\n{how_to_get}"
+    )
+
+
+def require_file(path: Path, title: str, layout: str, how_to_get: str) -> Path:
+    """``path`` if it exists, else a DatasetNotFoundError naming it, the layout and the fix."""
+    if not path.exists():
+        raise DatasetNotFoundError(f"{title}: missing {path}.\nExpected layout:\n{layout}\n{how_to_get}")
+    return path
+
+
+def holdout_split(num_items: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(keep, held_out)`` sorted index arrays: a fixed-seed random ``fraction`` is held out.
+
+    The same ``(num_items, fraction, seed)`` always gives the same split; at least one item lands
+    on each side.
+    """
+    if not 0.0 < fraction < 1.0:
+        raise ValueError(f"the held-out fraction must lie in (0, 1), got {fraction}")
+    if num_items < 2:
+        raise ValueError(f"cannot hold out a fraction of {num_items} item(s)")
+    order = np.random.default_rng(seed).permutation(num_items)
+    count = min(num_items - 1, max(1, int(round(fraction * num_items))))
+    return np.sort(order[count:]), np.sort(order[:count])
+
+
+def build_splits(title: str, root: Path, class_names: Sequence[str],
+                 trainval: tuple[list[Path], np.ndarray, list[str], np.ndarray | None],
+                 test: tuple[list[Path], np.ndarray, list[str], np.ndarray | None],
+                 val_fraction: float, seed: int, train_transform: Callable | None,
+                 eval_transform: Callable | None) -> tuple[BenchmarkDataset, BenchmarkDataset, BenchmarkDataset]:
+    """Split ``trainval`` into train and a held-out val; wrap all three as BenchmarkDatasets.
+
+    ``trainval`` and ``test`` are ``(paths, labels, image_ids, difficult or None)``.
+    """
+    paths, labels, ids, difficult = trainval
+    keep, held_out = holdout_split(len(paths), val_fraction, seed)
+
+    def subset(indices, split, transform):
+        return BenchmarkDataset(
+            [paths[i] for i in indices], labels[indices], class_names, transform=transform,
+            difficult=None if difficult is None else difficult[indices], name=f"{title}/{split}",
+            root=root, split=split, image_ids=[ids[i] for i in indices],
+        )
+
+    test_paths, test_labels, test_ids, test_difficult = test
+    test_set = BenchmarkDataset(test_paths, test_labels, class_names, transform=eval_transform,
+                                difficult=test_difficult, name=f"{title}/test", root=root, split="test",
+                                image_ids=test_ids)
+    return subset(keep, "train", train_transform), subset(held_out, "val", eval_transform), test_set

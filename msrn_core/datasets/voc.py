@@ -1,0 +1,109 @@
+"""PASCAL VOC 2007 in the official ``VOCdevkit/VOC2007`` layout (20 classes).
+
+Splits: ``trainval`` (5,011 images) trains, minus a fixed-seed held-out fraction used for
+validation; ``test`` (4,952 images) tests. Labels come from ``ImageSets/Main/<class>_<split>.txt``
+(one ``<image id> <value>`` per line): ``1`` present, ``-1`` absent, ``0`` *difficult*.
+
+Difficult entries (spec section 8) are 0 in the label matrix, so they count as negatives for
+training, for the label graph and for CP/CR/OP/OR, and True in the ``difficult`` mask, so AP
+leaves them out.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from ..data import DatasetNotFoundError
+from .common import DEFAULT_SPLIT_SEED, DEFAULT_VAL_FRACTION, BenchmarkDataset, build_splits, find_dataset_dir
+
+VOC_CLASSES = (
+    "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",
+    "diningtable", "dog", "horse", "motorbike", "person", "pottedplant", "sheep", "sofa", "train",
+    "tvmonitor",
+)
+
+LAYOUT = """\
+  <data-root>/VOCdevkit/VOC2007/
+    JPEGImages/000001.jpg ... 009963.jpg
+    ImageSets/Main/<class>_trainval.txt and <class>_test.txt for the 20 classes
+      (lines "000005 -1": 1 present, -1 absent, 0 difficult)"""
+
+HOW_TO_GET = (
+    "Get it with msrn_core.download.download_voc2007(<data-root>) (CLI: add --download), or "
+    "download VOCtrainval_06-Nov-2007.tar and VOCtest_06-Nov-2007.tar from "
+    "http://host.robots.ox.ac.uk/pascal/VOC/voc2007/ and extract both with `tar -xf <archive> -C <data-root>`."
+)
+
+
+def find_voc2007(root: str | os.PathLike) -> Path:
+    """The ``VOC2007`` folder under ``root`` (``root`` itself, ``VOC2007``, ``VOCdevkit/VOC2007`` ...)."""
+    return find_dataset_dir(root, ["", "VOC2007", "VOCdevkit/VOC2007", "voc2007/VOCdevkit/VOC2007"],
+                            "ImageSets/Main", "PASCAL VOC 2007", LAYOUT, HOW_TO_GET)
+
+
+def read_image_set(voc_dir: Path, split: str) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """``(image ids, labels, difficult)`` of ``trainval`` or ``test`` from the per-class files."""
+    main = voc_dir / "ImageSets" / "Main"
+    ids: list[str] | None = None
+    columns, hard = [], []
+    for name in VOC_CLASSES:
+        path = main / f"{name}_{split}.txt"
+        if not path.exists():
+            raise DatasetNotFoundError(
+                f"PASCAL VOC 2007: missing {path}" +
+                (" (the test archive is not extracted)" if split == "test" else "") +
+                f".\nExpected layout:\n{LAYOUT}\n{HOW_TO_GET}"
+            )
+        rows = [line.split() for line in path.read_text().splitlines() if line.strip()]
+        if any(len(row) != 2 or row[1] not in ("1", "-1", "0") for row in rows):
+            raise ValueError(f"{path} is corrupt: every line must be '<image id> <1|-1|0>'")
+        class_ids = [row[0] for row in rows]
+        if ids is None:
+            ids = class_ids
+        elif class_ids != ids:
+            raise ValueError(f"{path} lists other images than {VOC_CLASSES[0]}_{split}.txt; "
+                             "the ImageSets/Main files are inconsistent (re-extract the archive)")
+        values = np.array([int(row[1]) for row in rows], dtype=np.int64)
+        columns.append(values == 1)
+        hard.append(values == 0)
+    labels = np.stack(columns, axis=1).astype(np.uint8)
+    return list(ids or []), labels, np.stack(hard, axis=1)
+
+
+def _image_paths(voc_dir: Path, ids: list[str], split: str) -> list[Path]:
+    paths = [voc_dir / "JPEGImages" / f"{image_id}.jpg" for image_id in ids]
+    missing = [path for path in paths if not path.exists()]
+    if missing:
+        raise DatasetNotFoundError(
+            f"PASCAL VOC 2007 {split}: {len(missing)} of {len(paths)} images are missing "
+            f"(first: {missing[0]}).\nExpected layout:\n{LAYOUT}\n{HOW_TO_GET}"
+        )
+    return paths
+
+
+def load_voc2007(root: str | os.PathLike = "data", train_transform: Callable | None = None,
+                 eval_transform: Callable | None = None, *, val_fraction: float = DEFAULT_VAL_FRACTION,
+                 seed: int = DEFAULT_SPLIT_SEED, download: bool = False,
+                 ) -> tuple[BenchmarkDataset, BenchmarkDataset, BenchmarkDataset]:
+    """``(train, val, test)`` of VOC 2007: val is a held-out ``val_fraction`` of trainval.
+
+    With ``download=True`` a missing dataset is first fetched and extracted under ``root``
+    (:func:`msrn_core.download.download_voc2007`).
+    """
+    try:
+        voc_dir = find_voc2007(root)
+    except DatasetNotFoundError:
+        if not download:
+            raise
+        from ..download import download_voc2007
+
+        voc_dir = download_voc2007(root)
+    splits = {}
+    for split in ("trainval", "test"):
+        ids, labels, difficult = read_image_set(voc_dir, split)
+        splits[split] = (_image_paths(voc_dir, ids, split), labels, ids, difficult)
+    return build_splits("voc2007", voc_dir, VOC_CLASSES, splits["trainval"], splits["test"], val_fraction,
+                        seed, train_transform, eval_transform)
