@@ -391,8 +391,10 @@ def test_train_cli_runs_on_a_real_benchmark_layout(voc_tree, tmp_path):
     assert code == 0
     metrics = json.loads((out / "test_metrics.json").read_text())
     assert metrics["num_images"] == 12  # the VOC test split, difficult items left out of AP
-    with pytest.raises(SystemExit):
+    with pytest.raises(SystemExit, match="voc2007 only"):
         main(["--dataset", "apparel", "--download", "--data-root", str(root)])
+    with pytest.raises(SystemExit, match="--label-features glove"):
+        main(["--dataset", "voc2007", "--data-root", str(root), "--glove-path", str(tmp_path / "glove.txt")])
 
 
 # ----------------------------------------------------------------- ImageNet weights

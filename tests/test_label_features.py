@@ -274,3 +274,6 @@ def test_glove_downloads_a_zip_once_through_the_download_helper(fake_glove, tmp_
         httpd.server_close()
     np.testing.assert_allclose(features[0], (vocabulary["traffic"] + vocabulary["light"]) / 2, rtol=1e-6)
     assert (cache / "glove.6B.zip").exists() and provider.cache_path.name == f"glove.6B.{GLOVE_DIM}d.labels.npz"
+    # the server is gone: a new word is read from the zip downloaded before, not fetched again
+    grown, _ = get_label_features("glove", ["pottedplant"], dim=GLOVE_DIM, cache_dir=cache, url=url, timeout=1)
+    np.testing.assert_allclose(grown[0], (vocabulary["potted"] + vocabulary["plant"]) / 2, rtol=1e-6)
