@@ -521,3 +521,245 @@ def plot_attention_maps(image, attention_maps: Sequence, class_names: Sequence[s
     fig.suptitle("Semantic guided attention per branch (each map scaled to its own range)", fontsize=11)
     fig.tight_layout()
     return _finish(fig, save_as)
+
+
+# =========================================================================== zero-shot (SDL)
+# Figures of notebook 08: how unseen tags relate to seen ones, and SDL's principal vectors.
+__all__ += ["plot_principal_vectors", "plot_unseen_similarity"]
+
+UNSEEN_COLOR = "tab:orange"
+
+
+def plot_unseen_similarity(similarity, unseen_names: Sequence[str], seen_names: Sequence[str],
+                           families: Mapping[str, str] | None = None, save_as: str | None = None) -> Figure:
+    """Cosine similarity of each unseen tag's label vector (rows) to each seen tag's (columns).
+
+    The most similar seen tag of every row is framed; with ``families`` (tag -> family) a dot
+    marks the seen tags of the unseen tag's own family, so one sees whether the label vectors
+    point to the relatives that share its appearance.
+    """
+    similarity = _to_numpy(similarity)
+    if similarity.shape != (len(unseen_names), len(seen_names)):
+        raise ValueError(f"similarity has shape {similarity.shape}, expected "
+                         f"{len(unseen_names)} unseen x {len(seen_names)} seen tags")
+    fig, ax = plt.subplots(figsize=(min(16.0, 0.45 * len(seen_names) + 3.5), 0.45 * len(unseen_names) + 2.2))
+    sns.heatmap(similarity, ax=ax, cmap="viridis", annot=True, fmt=".2f", annot_kws={"fontsize": 7},
+                xticklabels=seen_names, yticklabels=unseen_names, cbar_kws={"shrink": 0.8, "label": "cosine"})
+    for row, name in enumerate(unseen_names):
+        best = int(np.argmax(similarity[row]))
+        ax.add_patch(Rectangle((best, row), 1, 1, fill=False, edgecolor="white", linewidth=2))
+        if families is not None:
+            for col, seen in enumerate(seen_names):
+                if families.get(seen) == families.get(name):
+                    ax.plot(col + 0.88, row + 0.15, "o", color="red", markersize=3.5)
+    ax.set_xticklabels(ax.get_xticklabels(), rotation=60, ha="right", rotation_mode="anchor", fontsize=9)
+    ax.set_yticklabels(ax.get_yticklabels(), rotation=0, fontsize=9, color=UNSEEN_COLOR)
+    ax.set_xlabel("seen tags (training)")
+    ax.set_ylabel("unseen tags")
+    ax.set_title("Label-vector similarity of unseen to seen tags (frame: most similar"
+                 + ("; red dot: same family)" if families is not None else ")"))
+    fig.tight_layout()
+    return _finish(fig, save_as)
+
+
+def plot_principal_vectors(image, principal_vectors, tag_vectors, tag_names: Sequence[str],
+                           unseen: Sequence[str], positives: Sequence[str], top: int = 3,
+                           title: str | None = None, save_as: str | None = None) -> Figure:
+    """One image through SDL: its top unseen tags, its k principal vectors against every tag, the ranking.
+
+    Args:
+        image: a PIL image or a (3, H, W) tensor in [0, 1] (``data.denormalize`` first).
+        principal_vectors: the image's ``A`` (k x w).
+        tag_vectors: the label vectors of ``tag_names`` (n x w).
+        unseen: the names of the unseen tags (drawn in orange).
+        positives: the image's true tags (bold; a check mark or a cross on the image).
+        top: how many of the highest-ranked unseen tags to write on the image.
+
+    Left: the image with its ``top`` highest-scored unseen tags. Middle: ``<A_r, v_j>`` for every
+    principal vector r (rows) and tag j (columns); the dot marks the vector that gives tag j its
+    score ``max_r``. Right: the unseen tags ranked by that score (green: in the image), each
+    labelled with the principal vector that scores it.
+    """
+    principal = _to_numpy(principal_vectors).astype(float)
+    tags = _to_numpy(tag_vectors).astype(float)
+    names = list(tag_names)
+    if principal.ndim != 2 or tags.ndim != 2 or principal.shape[1] != tags.shape[1] or len(tags) != len(names):
+        raise ValueError(f"principal vectors {principal.shape} and tag vectors {tags.shape} must be k x w and "
+                         f"n x w with n = {len(names)} tag names")
+    unseen_set, positive_set = set(unseen), set(positives)
+    products = principal @ tags.T  # k x n
+    scores = products.max(axis=0)
+    fig, (image_ax, heat_ax, rank_ax) = plt.subplots(
+        1, 3, figsize=(17, 5), gridspec_kw={"width_ratios": [1.0, 2.4, 1.0]})
+
+    image_ax.imshow(_image_array(image))
+    image_ax.set_xticks([])
+    image_ax.set_yticks([])
+    ranked = sorted((j for j, n in enumerate(names) if n in unseen_set), key=lambda j: -scores[j])[:top]
+    lines = [("top unseen tags", "white")] + [
+        (f"{i + 1}. {names[j]} {'✓' if names[j] in positive_set else '✗'}",
+         "#7CFC00" if names[j] in positive_set else "#FF6347") for i, j in enumerate(ranked)]
+    for row, (text, color) in enumerate(lines):
+        image_ax.text(0.03, 0.97 - 0.085 * row, text, transform=image_ax.transAxes, va="top", fontsize=10,
+                      color=color, fontweight="bold", bbox=dict(facecolor="black", alpha=0.6, edgecolor="none", pad=2))
+    truth = [n for n in names if n in positive_set]
+    image_ax.set_xlabel("true: " + ", ".join(
+        f"{n}*" if n in unseen_set else n for n in truth) + "\n(* unseen)", fontsize=9)
+
+    limit = float(np.abs(products).max()) or 1.0
+    heat_ax.imshow(products, cmap="coolwarm", vmin=-limit, vmax=limit, aspect="auto")
+    heat_ax.plot(np.arange(len(names)), products.argmax(axis=0), "o", color="black", markersize=4)
+    heat_ax.set_xticks(np.arange(len(names)))
+    heat_ax.set_xticklabels(names, rotation=70, ha="right", rotation_mode="anchor", fontsize=8)
+    for label, name in zip(heat_ax.get_xticklabels(), names):
+        label.set_color(UNSEEN_COLOR if name in unseen_set else "black")
+        label.set_fontweight("bold" if name in positive_set else "normal")
+    heat_ax.set_yticks(np.arange(len(principal)))
+    heat_ax.set_yticklabels([f"A{r + 1}" for r in range(len(principal))], fontsize=8)
+    heat_ax.set_title("<A_r, v_j>: principal vector r vs tag j (dot: the max, the tag's score)", fontsize=10)
+
+    order = sorted((j for j, n in enumerate(names) if n in unseen_set), key=lambda j: scores[j])
+    winners = products.argmax(axis=0)
+    bars = rank_ax.barh(np.arange(len(order)), [scores[j] for j in order],
+                       color=["tab:green" if names[j] in positive_set else "lightgrey" for j in order])
+    rank_ax.bar_label(bars, labels=[f"A{winners[j] + 1}" for j in order], fontsize=8, padding=2)
+    rank_ax.set_yticks(np.arange(len(order)))
+    rank_ax.set_yticklabels([names[j] for j in order], fontsize=9, color=UNSEEN_COLOR)
+    rank_ax.axvline(0, color="black", linewidth=0.8)
+    rank_ax.set_xlabel("score s_j = max_r <A_r, v_j>")
+    rank_ax.set_title("ZSL ranking of the unseen tags\n(green: in the image; label: the winning vector)", fontsize=10)
+    rank_ax.margins(x=0.15)
+    fig.suptitle(title or "SDL: one image, k principal vectors", fontsize=12)
+    fig.tight_layout()
+    return _finish(fig, save_as)
+
+
+# =========================================================================== semantic dictionary (DSDL)
+# Figures of notebook 07: the dictionary DSDL builds from the label vectors, the coefficients
+# that represent an image with it, and its alternating updates (APUS) step by step.
+__all__ += ["plot_apus_steps", "plot_coefficients", "plot_dictionary_atoms"]
+
+
+def _group_order(class_names: Sequence[str], groups: Mapping[str, str] | None) -> tuple[list[int], list[int]]:
+    """Class indices sorted by group (stable) and the positions where a new group starts."""
+    if groups is None:
+        return list(range(len(class_names))), []
+    group_names = list(dict.fromkeys(groups.get(name) for name in class_names))
+    order = sorted(range(len(class_names)), key=lambda i: group_names.index(groups.get(class_names[i])))
+    keys = [groups.get(class_names[i]) for i in order]
+    return order, [i for i in range(1, len(keys)) if keys[i] != keys[i - 1]]
+
+
+def _cosine_matrix(rows: np.ndarray) -> np.ndarray:
+    unit = rows / np.linalg.norm(rows, axis=1, keepdims=True).clip(1e-12)
+    return unit @ unit.T
+
+
+def plot_dictionary_atoms(dictionary, label_features, class_names: Sequence[str],
+                          groups: Mapping[str, str] | None = None, channels: int = 48,
+                          save_as: str | None = None) -> Figure:
+    """The dictionary D (one atom per class, in visual space) beside the label vectors S it comes from.
+
+    Left: each atom over the ``channels`` feature channels that vary most across atoms (each
+    atom scaled to unit length). Middle: cosine similarity of the label vectors, ``cos(S_i, S_j)``.
+    Right: cosine similarity of the atoms, ``cos(D_i, D_j)``. With ``groups`` (class -> group,
+    e.g. the dataset's visual families) the classes are ordered by group and the groups are
+    separated by lines, so one sees which semantic neighbourhoods the dictionary keeps.
+    """
+    atoms, semantics = _to_numpy(dictionary).astype(float), _to_numpy(label_features).astype(float)
+    n = len(class_names)
+    if atoms.shape[0] != n or semantics.shape[0] != n:
+        raise ValueError(f"dictionary {atoms.shape} and label features {semantics.shape} need one row per "
+                         f"class ({n} class names)")
+    order, starts = _group_order(class_names, groups)
+    names = [class_names[i] for i in order]
+    atoms, semantics = atoms[order], semantics[order]
+    unit_atoms = atoms / np.linalg.norm(atoms, axis=1, keepdims=True).clip(1e-12)
+    shown = np.sort(np.argsort(-unit_atoms.var(axis=0))[:min(channels, atoms.shape[1])])
+
+    fig, axes = plt.subplots(1, 3, figsize=(19, 6.5), gridspec_kw={"width_ratios": [1.3, 1.0, 1.0]})
+    limit = float(np.abs(unit_atoms[:, shown]).max()) or 1.0
+    image = axes[0].imshow(unit_atoms[:, shown], cmap="coolwarm", vmin=-limit, vmax=limit, aspect="auto")
+    fig.colorbar(image, ax=axes[0], shrink=0.8)
+    axes[0].set_xlabel(f"feature channel (the {len(shown)} of {atoms.shape[1]} that vary most across atoms)")
+    axes[0].set_title("Atoms D_i (unit length)")
+    for ax, matrix, title in [(axes[1], _cosine_matrix(semantics), "Label vectors: cos(S_i, S_j)"),
+                              (axes[2], _cosine_matrix(atoms), "Dictionary atoms: cos(D_i, D_j)")]:
+        image = ax.imshow(matrix, cmap="viridis", vmin=-1 if matrix.min() < 0 else 0, vmax=1)
+        fig.colorbar(image, ax=ax, shrink=0.8)
+        ax.set_xticks(np.arange(n))
+        ax.set_xticklabels(names, rotation=70, ha="right", rotation_mode="anchor", fontsize=_label_fontsize(n) - 1)
+        ax.set_title(title)
+    for ax in axes:
+        ax.set_yticks(np.arange(n))
+        ax.set_yticklabels(names, fontsize=_label_fontsize(n) - 1)
+        for start in starts:
+            ax.axhline(start - 0.5, color="white" if ax is not axes[0] else "black", linewidth=1)
+            if ax is not axes[0]:
+                ax.axvline(start - 0.5, color="white", linewidth=1)
+    fig.suptitle("The semantic dictionary: label vectors S -> encoder -> atoms D in visual space", fontsize=12)
+    fig.tight_layout()
+    return _finish(fig, save_as)
+
+
+def plot_coefficients(images: Sequence, coefficients, targets, class_names: Sequence[str],
+                      save_as: str | None = None) -> Figure:
+    """Each image beside its representation coefficients ``a`` (one per class, the class scores).
+
+    ``images``: PIL images or (3, H, W) tensors in [0, 1]; ``coefficients`` and ``targets`` are
+    (images x classes). Bars of the image's true classes are coloured, the others grey; the
+    three largest coefficients are named in the title.
+    """
+    values, truth = _to_numpy(coefficients).astype(float), _to_numpy(targets) > 0.5
+    n = len(class_names)
+    if values.shape != (len(images), n) or truth.shape != values.shape:
+        raise ValueError(f"coefficients {values.shape} and targets {truth.shape} must be "
+                         f"{len(images)} images x {n} classes")
+    fig, axes = plt.subplots(len(images), 2, figsize=(14, 2.9 * len(images)), squeeze=False,
+                             gridspec_kw={"width_ratios": [1.0, 4.5]})
+    for row, image in enumerate(images):
+        axes[row, 0].imshow(_image_array(image))
+        axes[row, 0].set_xticks([])
+        axes[row, 0].set_yticks([])
+        bar_ax = axes[row, 1]
+        bar_ax.bar(np.arange(n), values[row], color=["tab:green" if t else "lightgrey" for t in truth[row]])
+        bar_ax.axhline(0.0, color="black", linewidth=0.8)
+        top = np.argsort(-values[row])[:3]
+        bar_ax.set_title("largest: " + ", ".join(
+            f"{class_names[j]} {'✓' if truth[row, j] else '✗'}" for j in top), fontsize=10)
+        bar_ax.set_xticks(np.arange(n))
+        bar_ax.set_xticklabels(class_names if row == len(images) - 1 else [], rotation=70, ha="right",
+                               rotation_mode="anchor", fontsize=_label_fontsize(n) - 1)
+        bar_ax.set_ylabel("coefficient a_j")
+        bar_ax.grid(axis="y", alpha=0.3)
+    axes[0, 1].legend(handles=[Rectangle((0, 0), 1, 1, color="tab:green", label="true class"),
+                               Rectangle((0, 0), 1, 1, color="lightgrey", label="absent class")],
+                      loc="upper right", fontsize=9)
+    fig.suptitle("Representation coefficients: f ~ a D (one coefficient per class = its score)", fontsize=12)
+    fig.tight_layout()
+    return _finish(fig, save_as)
+
+
+def plot_apus_steps(records: Sequence[Mapping], save_as: str | None = None) -> Figure:
+    """APUS alternation by alternation: loss terms and how far each backward pass moves the dictionary.
+
+    ``records``: one dict per alternation with ``"loss"``, ``"classification"``,
+    ``"ridge_objective"`` and ``"dictionary_change"`` (``||D_after - D_before|| / ||D_before||``).
+    """
+    if not records:
+        raise ValueError("plot_apus_steps needs at least one alternation")
+    steps = np.arange(1, len(records) + 1)
+    fig, (loss_ax, change_ax) = plt.subplots(1, 2, figsize=(12, 4.2))
+    for key, label in [("loss", "total loss"), ("classification", "classification (BCE on A)"),
+                       ("ridge_objective", "ridge objective (||F - AD||^2 + lambda||A||^2) / C")]:
+        loss_ax.plot(steps, [r[key] for r in records], marker="o", label=label)
+    loss_ax.set(title="Forward: loss with A solved for the current D", xlabel="alternation", ylabel="value")
+    loss_ax.legend(fontsize=9)
+    change_ax.plot(steps, [100.0 * r["dictionary_change"] for r in records], marker="o", color="tab:purple")
+    change_ax.set(title="Backward: relative change of D per update", xlabel="alternation",
+                  ylabel="||D_after - D_before|| / ||D_before|| (%)")
+    for ax in (loss_ax, change_ax):
+        ax.grid(alpha=0.3)
+        ax.xaxis.get_major_locator().set_params(integer=True)
+    fig.tight_layout()
+    return _finish(fig, save_as)

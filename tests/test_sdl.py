@@ -251,3 +251,40 @@ def test_trains_checkpoints_and_ranks_unseen_tags(seen, tmp_path):
     assert scores.shape == (len(setup.test), len(setup.class_names))
     results = zs.zero_shot_metrics(scores, targets, split)
     assert 0 <= results["ZSL"]["mAP"] <= 1 and 0 <= results["GZSL"]["F1@5"] <= 1
+
+
+# ------------------------------------------------------------------------------------ figures
+def test_principal_vector_figure_marks_the_winning_vector_and_ranks_the_unseen_tags(tmp_path):
+    from msrn_core import plots
+
+    generator = torch.Generator().manual_seed(0)
+    tags = torch.randn(6, 5, generator=generator)
+    principal = torch.randn(3, 5, generator=generator)
+    names = ["a", "b", "c", "d", "e", "f"]
+    fig = plots.plot_principal_vectors(torch.rand(3, 16, 16), principal, tags, names, unseen=["b", "d", "f"],
+                                       positives=["a", "d"])
+    image_ax, heat_ax, rank_ax = fig.axes[:3]
+    products = (principal @ tags.T).numpy()
+    dots = heat_ax.lines[0]
+    np.testing.assert_array_equal(dots.get_ydata(), products.argmax(axis=0))
+    scores = products.max(axis=0)
+    ranked = [label.get_text() for label in rank_ax.get_yticklabels()]
+    assert ranked == sorted(["b", "d", "f"], key=lambda n: scores[names.index(n)])
+    np.testing.assert_allclose([bar.get_width() for bar in rank_ax.patches],
+                               [scores[names.index(n)] for n in ranked], rtol=1e-6)
+    with pytest.raises(ValueError, match="k x w"):
+        plots.plot_principal_vectors(torch.rand(3, 16, 16), principal, tags[:, :4], names, [], [])
+    path = plots.save_figure(fig, "sdl_test", directory=tmp_path)
+    assert path.exists()
+
+
+def test_similarity_figure_frames_the_most_similar_seen_tag():
+    from msrn_core import plots
+
+    similarity = np.array([[0.1, 0.9, 0.3], [0.7, 0.2, 0.1]])
+    fig = plots.plot_unseen_similarity(similarity, ["u1", "u2"], ["s1", "s2", "s3"],
+                                       families={"u1": "x", "s2": "x", "u2": "y", "s1": "y", "s3": "x"})
+    frames = [p for p in fig.axes[0].patches if p.get_edgecolor()[:3] == (1.0, 1.0, 1.0)]
+    assert sorted((p.get_x(), p.get_y()) for p in frames) == [(0, 1), (1, 0)]
+    dots = [(line.get_xdata()[0], line.get_ydata()[0]) for line in fig.axes[0].lines]
+    assert len(dots) == 3  # u1 with s2 and s3, u2 with s1
