@@ -6,6 +6,7 @@ Each block is a few dozen lines with the paper's equation numbers beside the cod
 - :func:`diffpool`                   differentiable pooling of labels into groups, eq. 5
 - :func:`compactness_loss`           pull each label towards its group, eq. 6
 - :func:`semantic_guided_attention`  position-wise attention guided by embeddings, eq. 7-9
+- :func:`semantic_guided_attention_lean`  the same in chunks, with a memory-lean backward (MSRN uses it)
 """
 from __future__ import annotations
 
@@ -101,3 +102,123 @@ def semantic_guided_attention(features: torch.Tensor, embeddings: torch.Tensor,
     if return_attention:
         return out, attention.mean(dim=-1).transpose(1, 2)
     return out
+
+
+# Values (positions x rows x labels) of the score tensor that the lean SGA holds at once, in
+# each of its two work buffers: 2^17 floats (512 KiB in float32) stay in a CPU core's cache.
+SGA_CHUNK_ELEMENTS = 1 << 17
+
+
+def _row_chunks(u: torch.Tensor, labels: int, chunk_elements: int):
+    """Chunks of the rows of ``u`` (positions x rows): ``(rows, u[:, rows, None], work, scaled)``.
+
+    ``work`` and ``scaled`` are two positions x rows x labels buffers, reused from chunk to chunk.
+    """
+    positions, total = u.shape
+    step = max(1, chunk_elements // max(1, labels * positions))
+    work = scaled = None
+    for start in range(0, total, step):
+        rows = slice(start, min(start + step, total))
+        u_rows = u[:, rows, None]
+        if work is None or work.shape[1] != u_rows.shape[1]:
+            work = u.new_empty(positions, u_rows.shape[1], labels)
+            scaled = torch.empty_like(work)
+        yield rows, u_rows, work, scaled
+
+
+class _LeanSemanticGuidedAttention(torch.autograd.Function):
+    """SGA (eq. 7-9) over chunks of (image, channel) rows, keeping B x C x d values for backward.
+
+    Every (image b, channel k) row r is independent: ``o[r, c] = sum_p softmax_p(e[c] f[p]) f[p]``.
+    The scores are taken on centred features ``u = f - centre`` (the row's mid-range; the
+    softmax does not change when ``e[c] * centre`` is subtracted) and stabilised by their exact
+    maximum over positions, ``|e[c]| * max_p |u[p]|``. Per chunk the sums over positions of
+    ``exp(score)`` times 1, u and u^2 give Z, Z (o - centre) and Z E_a[u^2]. Backward uses
+
+        d o[c] / d e[c] = Var_a(f) = E_a[u^2] - (o[c] - centre)^2
+        d o[c] / d f[p] = a[p, c] (1 + e[c] (u[p] - (o[c] - centre)))
+
+    and recomputes the attention ``a`` one chunk at a time. Tensors are position-major
+    (positions x rows x labels) so that every sum over positions runs over contiguous memory.
+    """
+
+    @staticmethod
+    def forward(ctx, features, embeddings, want_attention: bool, chunk_elements: int):
+        batch, positions, d = features.shape
+        labels = embeddings.shape[0]
+        with torch.autocast(features.device.type, enabled=False):
+            f = features.transpose(0, 1).reshape(positions, batch * d)  # (HW, R), row r = b * d + k
+            e = embeddings.t().expand(batch, d, labels).reshape(batch * d, labels)  # (R, C)
+            high, low = f.amax(dim=0), f.amin(dim=0)
+            centre = (high + low) / 2
+            u = f - centre
+            neg_shift = -e.abs() * ((high - low) / 2)[:, None]  # minus the maximum score of each (r, c)
+            need_variance = ctx.needs_input_grad[1]
+            moments = f.new_empty(3 if need_variance else 2, batch * d, labels)
+            attention = f.new_zeros(positions, batch, labels) if want_attention else None
+            image_of_row = torch.arange(batch, device=f.device).repeat_interleave(d)
+            for rows, u_rows, work, scaled in _row_chunks(u, labels, chunk_elements):
+                torch.addcmul(neg_shift[rows], u_rows, e[rows], out=work)  # eq. 7, less the maximum
+                work.exp_()  # eq. 8's numerator
+                torch.sum(work, dim=0, out=moments[0, rows])
+                torch.mul(work, u_rows, out=scaled)
+                torch.sum(scaled, dim=0, out=moments[1, rows])
+                if need_variance:
+                    scaled.mul_(u_rows)
+                    torch.sum(scaled, dim=0, out=moments[2, rows])
+                if want_attention:
+                    work /= moments[0, rows]  # eq. 8: sums to 1 over positions
+                    attention.index_add_(1, image_of_row[rows], work)
+            total = moments[0]
+            mean_u = moments[1] / total  # o - centre
+            out = (centre[:, None] + mean_u).view(batch, d, labels).transpose(1, 2)  # eq. 9: B x C x d
+            variance = moments[2] / total - mean_u * mean_u if need_variance else None
+            ctx.save_for_backward(u, e, total.log_().sub_(neg_shift), mean_u, variance)
+            ctx.sizes = (batch, positions, d, labels, chunk_elements)
+        if want_attention:
+            attention = attention.permute(1, 2, 0) / d  # B x C x HW, averaged over channels
+            ctx.mark_non_differentiable(attention)
+        return out, attention
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad_out, _grad_attention):
+        u, e, log_total, mean_u, variance = ctx.saved_tensors
+        batch, positions, d, labels, chunk_elements = ctx.sizes
+        grad_features = grad_embeddings = None
+        with torch.autocast(u.device.type, enabled=False):
+            grad = grad_out.transpose(1, 2).reshape(batch * d, labels).to(u.dtype)  # (R, C)
+            if ctx.needs_input_grad[1]:
+                grad_embeddings = (grad * variance).view(batch, d, labels).sum(dim=0).t()
+            if ctx.needs_input_grad[0]:
+                # d f[p] = sum_c a[p, c] (grad[c] (1 - e[c] (o[c] - centre)) + u[p] grad[c] e[c])
+                constant, slope = grad * (1 - e * mean_u), grad * e
+                grad_rows = torch.empty_like(u)  # (HW, R)
+                for rows, u_rows, work, scaled in _row_chunks(u, labels, chunk_elements):
+                    torch.addcmul(log_total[rows].neg(), u_rows, e[rows], out=work)
+                    work.exp_()  # the attention a, recomputed
+                    torch.addcmul(constant[rows], u_rows, slope[rows], out=scaled)
+                    scaled.mul_(work)
+                    grad_rows[:, rows] = scaled.sum(dim=-1)
+                grad_features = grad_rows.view(positions, batch, d).transpose(0, 1)
+        return grad_features, grad_embeddings, None, None
+
+
+def semantic_guided_attention_lean(features: torch.Tensor, embeddings: torch.Tensor,
+                                   return_attention: bool = False,
+                                   chunk_elements: int = SGA_CHUNK_ELEMENTS):
+    """:func:`semantic_guided_attention` (eq. 7-9) without its B x HW x C x d tensors.
+
+    Same arguments and results to float tolerance (float32 under half-precision autocast, like
+    the reference form's softmax). The scores are computed in chunks of about ``chunk_elements``
+    values; backward keeps B x C x d values instead of the score tensors and recomputes the
+    attention chunk by chunk (:class:`_LeanSemanticGuidedAttention`). The channel-averaged
+    attention returned with ``return_attention`` carries no gradient.
+    """
+    if features.dim() != 3 or embeddings.dim() != 2 or features.shape[-1] != embeddings.shape[-1]:
+        raise ValueError(f"semantic guided attention expects features B x HW x d and embeddings C x d "
+                         f"with the same d, got {tuple(features.shape)} and {tuple(embeddings.shape)}")
+    dtype = torch.promote_types(torch.promote_types(features.dtype, embeddings.dtype), torch.float32)
+    out, attention = _LeanSemanticGuidedAttention.apply(features.to(dtype), embeddings.to(dtype),
+                                                        return_attention, chunk_elements)
+    return (out, attention) if return_attention else out

@@ -21,10 +21,14 @@ import torchvision
 from torch import nn
 
 from .graph import gat_mask
-from .layers import GATLayer, compactness_loss, diffpool, semantic_guided_attention
+from .layers import (GATLayer, compactness_loss, diffpool, semantic_guided_attention,
+                     semantic_guided_attention_lean)
 
 EMBEDDING_MODES = ("full", "label", "group", "none")
 MODEL_KINDS = ("msrn", "plain", "mlgcn")
+# Two implementations of eq. 7-9 with the same results: "lean" (the default) never holds the
+# B x HW x (n + m) x d score tensors, "naive" is the reference form the tutorial teaches.
+SGA_FORMS = {"lean": semantic_guided_attention_lean, "naive": semantic_guided_attention}
 
 
 @dataclass
@@ -180,6 +184,7 @@ class MSRN(_GraphModel):
         head_in = (rows if config.embeddings != "none" else 1) * d * len(self.branch_stages)
         self.fc1 = nn.Linear(head_in, config.fc_hidden)
         self.fc2 = nn.Linear(config.fc_hidden, n)
+        self.sga_form = "lean"  # a key of SGA_FORMS; not part of the architecture
 
     def label_group_embeddings(self) -> dict:
         """LGE module: label embeddings E_l (eq. 2-4) and group embeddings E_g (eq. 5-6)."""
@@ -214,7 +219,7 @@ class MSRN(_GraphModel):
             f = branch(features[stage])  # B x d x H x W
             height, width = f.shape[-2:]
             f = f.flatten(2).transpose(1, 2)  # B x HW x d
-            out = semantic_guided_attention(f, embeddings.to(f.dtype), return_attention=details)
+            out = SGA_FORMS[self.sga_form](f, embeddings.to(f.dtype), return_attention=details)
             if details:
                 out, attention = out
                 attention_maps.append(attention.unflatten(-1, (height, width)))

@@ -5,7 +5,8 @@ import math
 import pytest
 import torch
 
-from msrn_core.layers import GATLayer, compactness_loss, diffpool, semantic_guided_attention
+from msrn_core.layers import (GATLayer, compactness_loss, diffpool, semantic_guided_attention,
+                               semantic_guided_attention_lean)
 
 
 def four_label_gat():
@@ -152,3 +153,73 @@ def test_gat_mask_without_self_loop_is_still_defined():
     mask = torch.eye(3, dtype=torch.bool)
     _, alpha = layer(torch.randn(3, 3), mask)
     torch.testing.assert_close(alpha, torch.eye(3))
+
+
+def sga_inputs(batch=3, positions=10, labels=4, d=5, scale=1.0, dtype=torch.float32, seed=0):
+    generator = torch.Generator().manual_seed(seed)
+    f = scale * torch.randn(batch, positions, d, generator=generator, dtype=dtype)
+    e = scale * torch.randn(labels, d, generator=generator, dtype=dtype)
+    return f.requires_grad_(), e.requires_grad_()
+
+
+def outputs_and_gradients(sga, f, e, **kwargs):
+    """SGA output, channel-averaged attention and the gradients of a fixed random loss."""
+    out, attention = sga(f, e, return_attention=True, **kwargs)
+    weights = torch.randn(out.shape, generator=torch.Generator().manual_seed(1), dtype=out.dtype)
+    grad_f, grad_e = torch.autograd.grad((out * weights).sum(), (f, e))
+    return out.detach(), attention.detach(), grad_f, grad_e
+
+
+@pytest.mark.parametrize("chunk_elements", [7, 100, 1 << 17])  # many chunks, uneven chunks, one chunk
+@pytest.mark.parametrize("batch, positions, labels, d", [(3, 10, 4, 5), (2, 49, 7, 16), (1, 1, 3, 2)])
+def test_lean_sga_equals_naive_outputs_attention_and_gradients(chunk_elements, batch, positions, labels, d):
+    f, e = sga_inputs(batch, positions, labels, d)
+    naive = outputs_and_gradients(semantic_guided_attention, f, e)
+    lean = outputs_and_gradients(semantic_guided_attention_lean, f, e, chunk_elements=chunk_elements)
+    for wanted, got in zip(naive, lean):
+        torch.testing.assert_close(got, wanted, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(lean[1].sum(-1), torch.ones(batch, labels))  # attention rows sum to 1
+
+
+def test_lean_sga_is_stable_for_large_magnitudes():
+    # scores f * e reach thousands: exp overflows without the per-(label, channel) maximum
+    f, e = sga_inputs(2, 12, 3, 4, scale=40.0)
+    f64, e64 = f.detach().double().requires_grad_(), e.detach().double().requires_grad_()
+    reference = outputs_and_gradients(semantic_guided_attention, f64, e64)
+    lean32 = outputs_and_gradients(semantic_guided_attention_lean, f, e, chunk_elements=16)
+    for wanted, got in zip(reference[:2], lean32[:2]):  # outputs and attention in float32
+        torch.testing.assert_close(got.double(), wanted, rtol=1e-5, atol=1e-4)
+    assert all(torch.isfinite(got).all() for got in lean32[2:])
+    # the gradients of such peaked softmaxes are ill-conditioned in float32 (for the reference
+    # form too): compare them in float64
+    lean64 = outputs_and_gradients(semantic_guided_attention_lean, f64, e64, chunk_elements=16)
+    for wanted, got in zip(reference, lean64):
+        torch.testing.assert_close(got, wanted)
+    # every score maximal at one position: the attention is one-hot and o is the maximum of f
+    f_large = torch.full((1, 4, 2), 50.0)
+    f_large[0, 0] = 60.0
+    torch.testing.assert_close(semantic_guided_attention_lean(f_large, torch.full((1, 2), 100.0)),
+                               torch.full((1, 1, 2), 60.0))
+
+
+def test_lean_sga_gradcheck_float64():
+    f, e = sga_inputs(2, 5, 3, 2, dtype=torch.double)
+    assert torch.autograd.gradcheck(lambda a, b: semantic_guided_attention_lean(a, b, chunk_elements=9), (f, e))
+
+
+def test_lean_sga_keeps_no_score_tensor_for_backward():
+    batch, positions, labels, d = 2, 64, 6, 8
+    f, e = sga_inputs(batch, positions, labels, d)
+    saved = {"naive": [], "lean": []}
+    for form, sga in (("naive", semantic_guided_attention), ("lean", semantic_guided_attention_lean)):
+        with torch.autograd.graph.saved_tensors_hooks(lambda t, form=form: saved[form].append(t.numel()) or t,
+                                                      lambda t: t):
+            sga(f, e, chunk_elements=64) if form == "lean" else sga(f, e)
+    score_tensor = batch * positions * labels * d
+    assert max(saved["naive"]) == score_tensor  # the reference keeps the full scores (sanity check)
+    assert max(saved["lean"]) <= max(batch * positions * d, batch * labels * d)
+
+
+def test_lean_sga_rejects_mismatched_shapes():
+    with pytest.raises(ValueError, match="B x HW x d"):
+        semantic_guided_attention_lean(torch.randn(2, 9, 5), torch.randn(4, 6))

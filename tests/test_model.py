@@ -125,3 +125,20 @@ def test_invalid_configuration_errors():
     features, adjacency = random_graph(4)
     with pytest.raises(ValueError, match="adjacency"):
         MSRN(ModelConfig(backbone="resnet18"), features, adjacency[:3, :3])
+
+
+def test_msrn_lean_and_naive_sga_give_the_same_model():
+    features, adjacency = random_graph(6)
+    model = build_model(ModelConfig(backbone="resnet18", num_groups=2, fc_hidden=32), features, adjacency)
+    assert model.sga_form == "lean"  # the default
+    images = torch.randn(2, 3, 64, 64)
+    results = {}
+    for form in ("naive", "lean"):
+        model.sga_form = form
+        model.zero_grad()
+        output = model(images, details=True)
+        output.logits.sum().backward()
+        results[form] = (output.logits.detach(), output.details["label_attention"][0],
+                         model.gat1.U.weight.grad.clone(), model.branches[0][-1].weight.grad.clone())
+    for naive, lean in zip(results["naive"], results["lean"]):
+        torch.testing.assert_close(lean, naive, rtol=1e-4, atol=1e-5)
