@@ -7,6 +7,7 @@ file, then rename), so an interrupted save never destroys the previous checkpoin
 """
 from __future__ import annotations
 
+import dataclasses
 import io
 from pathlib import Path
 from typing import Sequence
@@ -64,10 +65,12 @@ def check_signature(checkpoint: dict, model, class_names: Sequence[str], path="c
             f"{_preview(wanted['class_names'])}. Use a checkpoint trained on this dataset, or train a new "
             "model (a fresh --out folder)."
         )
+    # a field the checkpoint lacks was added later: the checkpoint was made with its default
+    saved_config = {**_field_defaults(model.config), **saved["config"]}
     differences = [
-        f"{key}: checkpoint {saved['config'].get(key)!r} vs model {value!r}"
+        f"{key}: checkpoint {saved_config.get(key)!r} vs model {value!r}"
         for key, value in wanted["config"].items()
-        if key != "pretrained" and _normalise(saved["config"].get(key)) != _normalise(value)
+        if key != "pretrained" and _normalise(saved_config.get(key)) != _normalise(value)
     ]
     if saved["label_feature_dim"] != wanted["label_feature_dim"]:
         differences.append(
@@ -100,6 +103,10 @@ def model_from_checkpoint(path: str | Path, map_location="cpu"):
     model = build_model(config, torch.zeros(n, signature["label_feature_dim"]), torch.eye(n))
     model.load_state_dict(checkpoint["model"])
     return model, signature["class_names"], checkpoint
+
+
+def _field_defaults(config) -> dict:
+    return {f.name: f.default for f in dataclasses.fields(config) if f.default is not dataclasses.MISSING}
 
 
 def _normalise(value):

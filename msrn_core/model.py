@@ -25,6 +25,9 @@ from .layers import (GATLayer, compactness_loss, diffpool, semantic_guided_atten
                      semantic_guided_attention_lean)
 
 EMBEDDING_MODES = ("full", "label", "group", "none")
+# "paper": fc1 over the flattened M = [O || Q] (its weights grow with n + m); "per_label": one
+# shared layer applied to each label's own row, then a weight vector per label (linear in n).
+HEAD_KINDS = ("paper", "per_label")
 MODEL_KINDS = ("msrn", "plain", "mlgcn")
 # Two implementations of eq. 7-9 with the same results: "lean" (the default) never holds the
 # B x HW x (n + m) x d score tensors, "naive" is the reference form the tutorial teaches.
@@ -45,6 +48,7 @@ class ModelConfig:
     embeddings: str = "full"  # ablation (paper Table 5): full | label | group | none
     fc_hidden: int = 2048  # width of fc1
     head_negative_slope: float = 0.2  # LeakyReLU between fc1 and fc2
+    head: str = "paper"  # paper | per_label (HEAD_KINDS; per_label scales to thousands of labels)
 
     def __post_init__(self):
         self.branch_stages = tuple(int(s) for s in self.branch_stages)
@@ -57,6 +61,11 @@ class ModelConfig:
             raise ValueError(f"branch_stages must be a non-empty subset of 1..4, got {self.branch_stages}")
         if self.num_groups < 1:
             raise ValueError("num_groups (m) must be at least 1")
+        if self.head not in HEAD_KINDS:
+            raise ValueError(f"unknown head {self.head!r}; choose one of {HEAD_KINDS}")
+        if self.head == "per_label" and self.embeddings == "none":
+            raise ValueError("the per_label head reads each label's SGA representation, which embeddings='none' "
+                             "does not compute: use head='paper' for that ablation")
 
 
 @dataclass
@@ -127,6 +136,28 @@ def make_branch(in_channels: int, embed_dim: int, buffer: bool) -> nn.Sequential
     return nn.Sequential(*layers)
 
 
+class PerLabelClassifier(nn.Module):
+    """A head whose size grows linearly in the number of labels n.
+
+    Each label's own representation x_i (a row built from M = [O || Q]) goes through one shared
+    layer, ``h_i = LeakyReLU(W x_i + b)``, and a weight vector of its own: ``y_i = w_i . h_i + c_i``.
+    Parameters: in x hidden + hidden (shared) + n x (hidden + 1).
+    """
+
+    def __init__(self, in_features: int, hidden: int, num_classes: int, negative_slope: float = 0.2):
+        super().__init__()
+        self.shared = nn.Linear(in_features, hidden)
+        bound = 1 / hidden ** 0.5  # nn.Linear's initialisation for a layer with `hidden` inputs
+        self.weight = nn.Parameter(torch.empty(num_classes, hidden).uniform_(-bound, bound))
+        self.bias = nn.Parameter(torch.empty(num_classes).uniform_(-bound, bound))
+        self.negative_slope = negative_slope
+
+    def forward(self, rows: torch.Tensor) -> torch.Tensor:
+        """``rows``: B x n x in_features, one row per label; returns B x n logits."""
+        hidden = F.leaky_relu(self.shared(rows), self.negative_slope)
+        return (hidden * self.weight).sum(dim=-1) + self.bias
+
+
 class _GraphModel(nn.Module):
     """Shared plumbing: label features and the label graph live in buffers (saved in checkpoints)."""
 
@@ -180,10 +211,14 @@ class MSRN(_GraphModel):
         self.branches = nn.ModuleList(
             make_branch(self.trunk.channels[s], d, buffer=s < 4) for s in self.branch_stages
         )
-        rows = (n if self.uses_labels else 0) + (m if self.uses_groups else 0)
-        head_in = (rows if config.embeddings != "none" else 1) * d * len(self.branch_stages)
-        self.fc1 = nn.Linear(head_in, config.fc_hidden)
-        self.fc2 = nn.Linear(config.fc_hidden, n)
+        width = d * len(self.branch_stages)  # one row of M
+        if config.head == "per_label":  # label i reads O_i and, with groups, its groups' rows S_i Q
+            self.classifier = PerLabelClassifier((self.uses_labels + self.uses_groups) * width,
+                                                 config.fc_hidden, n, config.head_negative_slope)
+        else:
+            rows = (n if self.uses_labels else 0) + (m if self.uses_groups else 0)
+            self.fc1 = nn.Linear((rows if config.embeddings != "none" else 1) * width, config.fc_hidden)
+            self.fc2 = nn.Linear(config.fc_hidden, n)
         self.sga_form = "lean"  # a key of SGA_FORMS; not part of the architecture
 
     def label_group_embeddings(self) -> dict:
@@ -201,9 +236,12 @@ class MSRN(_GraphModel):
         return out
 
     def forward(self, images: torch.Tensor, details: bool = False) -> ModelOutput:
-        features = self.trunk(images, self.branch_stages)
+        return self.head(self.trunk(images, self.branch_stages), details)
+
+    def head(self, features: dict[int, torch.Tensor], details: bool = False) -> ModelOutput:
+        """Everything after the trunk, from the outputs of its stages (``ResNetTrunk.forward``)."""
         n = self.num_classes
-        zero = images.new_zeros(())
+        zero = features[self.branch_stages[0]].new_zeros(())
         if self.config.embeddings == "none":
             # no LGE (Table 5): each branch's projected map is globally max-pooled instead
             pooled = [branch(features[s]).amax(dim=(2, 3)) for s, branch in zip(self.branch_stages, self.branches)]
@@ -225,11 +263,17 @@ class MSRN(_GraphModel):
                 attention_maps.append(attention.unflatten(-1, (height, width)))
             representations.append(out)
         m_matrix = torch.cat(representations, dim=-1)  # B x (n+m) x (branches * d)
-        hidden = F.leaky_relu(self.fc1(torch.tanh(m_matrix).flatten(1)), self.config.head_negative_slope)
-        logits = self.fc2(hidden)
+        split = n if self.uses_labels else 0
+        if self.config.head == "per_label":
+            rows = torch.tanh(m_matrix)
+            label_rows = ([rows[:, :split]] if self.uses_labels else []) + (
+                [lge["assignment"].to(rows.dtype) @ rows[:, split:]] if self.uses_groups else [])
+            logits = self.classifier(torch.cat(label_rows, dim=-1))  # B x n
+        else:
+            hidden = F.leaky_relu(self.fc1(torch.tanh(m_matrix).flatten(1)), self.config.head_negative_slope)
+            logits = self.fc2(hidden)
         result = ModelOutput(logits, lge.get("compactness", zero))
         if details:
-            split = n if self.uses_labels else 0
             result.details = {
                 "gat_attention": [a.detach() for a in lge["gat_attention"]],
                 "label_embeddings": lge["label_embeddings"].detach(),

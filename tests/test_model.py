@@ -142,3 +142,74 @@ def test_msrn_lean_and_naive_sga_give_the_same_model():
                          model.gat1.U.weight.grad.clone(), model.branches[0][-1].weight.grad.clone())
     for naive, lean in zip(results["naive"], results["lean"]):
         torch.testing.assert_close(lean, naive, rtol=1e-4, atol=1e-5)
+
+
+def per_label_model(n, embeddings="full", hidden=16, m=2):
+    features, adjacency = random_graph(n)
+    config = ModelConfig(backbone="resnet18", embeddings=embeddings, num_groups=m, embed_dim=8,
+                         gat_hidden=8, fc_hidden=hidden, head="per_label")
+    return build_model(config, features, adjacency)
+
+
+@pytest.mark.parametrize("embeddings", ["full", "label", "group"])
+def test_per_label_head_shapes(embeddings):
+    model = per_label_model(5, embeddings)
+    output = model(torch.randn(2, 3, 64, 64), details=True)
+    assert output.logits.shape == (2, 5)
+    assert not hasattr(model, "fc1")
+    rows = (embeddings != "group") + (embeddings != "label")  # O_i and/or S_i Q per label
+    assert model.classifier.shared.in_features == rows * 8 * 3
+
+
+def test_per_label_head_parameters_grow_linearly_in_the_number_of_labels():
+    hidden = 16
+    counts = {n: count_parameters(per_label_model(n, hidden=hidden)) for n in (4, 8, 16)}
+    # each extra label adds one weight vector (hidden) and one bias, nothing else
+    assert counts[8] - counts[4] == 4 * (hidden + 1)
+    assert counts[16] - counts[8] == 8 * (hidden + 1)
+    # the paper's head adds a whole block of fc1 per label, and grows with m too
+    features, adjacency = random_graph(8)
+    paper = build_model(ModelConfig(backbone="resnet18", num_groups=2, embed_dim=8, gat_hidden=8,
+                                    fc_hidden=hidden), features, adjacency)
+    fc1_weights = (8 + 2) * 24 * hidden  # (n + m) rows of 3 branches x d = 8
+    shared_weights = 2 * 24 * hidden  # [O_i || S_i Q]
+    assert count_parameters(paper) - counts[8] == fc1_weights - shared_weights
+
+
+def test_per_label_head_training_reduces_the_loss():
+    torch.manual_seed(0)
+    model = per_label_model(4)
+    images = torch.randn(4, 3, 64, 64)
+    targets = torch.tensor([[1, 0, 0, 1], [0, 1, 0, 0], [1, 1, 0, 0], [0, 0, 1, 0]], dtype=torch.float32)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    losses = []
+    for _ in range(12):
+        output = model(images)
+        loss = torch.nn.functional.binary_cross_entropy_with_logits(output.logits, targets) + 1e-3 * output.compactness
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.5 * losses[0]
+
+
+def test_per_label_head_configuration_errors():
+    with pytest.raises(ValueError, match="head"):
+        ModelConfig(head="linear")
+    with pytest.raises(ValueError, match="per_label"):
+        ModelConfig(head="per_label", embeddings="none")
+
+
+def test_checkpoint_written_before_the_head_option_still_loads(tmp_path):
+    from msrn_core.checkpoints import load_model_state, save_checkpoint
+
+    features, adjacency = random_graph(3)
+    model = build_model(ModelConfig(backbone="resnet18", fc_hidden=8), features, adjacency)
+    save_checkpoint(tmp_path / "old.pt", model, ["a", "b", "c"])
+    checkpoint = torch.load(tmp_path / "old.pt", weights_only=False)
+    del checkpoint["signature"]["config"]["head"]  # as written before the option existed
+    torch.save(checkpoint, tmp_path / "old.pt")
+    load_model_state(tmp_path / "old.pt", model, ["a", "b", "c"])
+    per_label = build_model(ModelConfig(backbone="resnet18", fc_hidden=8, head="per_label"), features, adjacency)
+    with pytest.raises(Exception, match="head"):
+        load_model_state(tmp_path / "old.pt", per_label, ["a", "b", "c"])
