@@ -11,7 +11,7 @@ from pathlib import Path
 
 from .checkpoints import load_model_state
 from .metrics import format_metrics_table
-from .model import EMBEDDING_MODES, MODEL_KINDS, ModelConfig
+from .model import EMBEDDING_MODES, HEAD_KINDS, MODEL_KINDS, ModelConfig
 from .recipes import CPU, PAPER, SMALL
 from .scenes import SceneConfig
 from .training import TrainConfig, evaluate, load_best, train_model
@@ -91,6 +91,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="Table 5 ablation: full, label (only), group (only), none (no LGE)")
     model.add_argument("--embed-dim", type=int, default=CPU.embed_dim, help="embedding width d (paper: 512)")
     model.add_argument("--fc-hidden", type=int, default=CPU.fc_hidden, help="width of fc1 (paper: 2048)")
+    model.add_argument("--head", default="paper", choices=HEAD_KINDS,
+                       help="MSRN classifier: paper (fc1 over all labels' rows) or per_label (linear in n)")
 
     train = parser.add_argument_group("training")
     train.add_argument("--epochs", type=int, default=CPU.epochs)
@@ -156,7 +158,8 @@ def main(argv: list[str] | None = None) -> int:
 
     model_config = ModelConfig(kind=args.model, backbone=args.backbone, pretrained=args.pretrained,
                                branch_stages=tuple(args.branches), num_groups=args.groups,
-                               embeddings=args.embeddings, embed_dim=args.embed_dim, fc_hidden=args.fc_hidden)
+                               embeddings=args.embeddings, embed_dim=args.embed_dim, fc_hidden=args.fc_hidden,
+                               head=args.head)
     model = make_model(setup, model_config)
     out = Path(args.out or f"runs/{args.model}")
 
