@@ -9,6 +9,7 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
+from . import distributed
 from .checkpoints import load_model_state
 from .metrics import format_metrics_table
 from .model import EMBEDDING_MODES, HEAD_KINDS, MODEL_KINDS, ModelConfig
@@ -44,6 +45,9 @@ examples:
 
   # evaluate a saved checkpoint on the test split only
   python -m msrn_core.train --evaluate runs/msrn/best.pt
+
+  # several GPUs: one process each (DistributedDataParallel); --batch-size stays the global batch
+  torchrun --nproc_per_node=4 -m msrn_core.train --dataset voc2007 --paper --label-features glove
 
 Outputs in --out: best.pt (best validation mAP), last.pt (resumable), history.json,
 test_metrics.json. The test split is never used for model selection.
@@ -96,7 +100,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     train = parser.add_argument_group("training")
     train.add_argument("--epochs", type=int, default=CPU.epochs)
-    train.add_argument("--batch-size", type=int, default=CPU.batch_size)
+    train.add_argument("--batch-size", type=int, default=CPU.batch_size,
+                       help="images per optimiser step; under torchrun the global batch, split over the processes")
     train.add_argument("--lr", type=float, default=CPU.lr, help="learning rate of the new layers (paper: 0.01)")
     train.add_argument("--backbone-lr-mult", type=float, default=None,
                        help="backbone lr = lr x this (default: 0.1 with --pretrained, else 1.0)")
@@ -150,10 +155,18 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.paper:
         apply_paper_recipe(args)
+    # under torchrun: one process per GPU (or CPU process), rank 0 alone prints
+    with distributed.process_group(get_device(args.device)), distributed.quiet_unless_main():
+        return train_and_evaluate(args)
+
+
+def train_and_evaluate(args: argparse.Namespace) -> int:
+    """Build the dataset and model of ``args``, train (or load ``--evaluate``), evaluate on test."""
     from .experiment import make_model  # imported late: --help stays instant
 
     seed_everything(args.seed)
-    setup = prepare_cli_dataset(args)
+    with distributed.main_process_first():  # rank 0 generates or caches the data first
+        setup = prepare_cli_dataset(args)
     print(setup.describe())
 
     model_config = ModelConfig(kind=args.model, backbone=args.backbone, pretrained=args.pretrained,
@@ -179,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
               f"checkpoints in {out}")
         load_best(model, out, setup.class_names)
 
-    metrics = evaluate(model, setup.test, batch_size=32, device=get_device(args.device),
+    metrics = evaluate(model, setup.test, batch_size=32, device=distributed.process_device(get_device(args.device)),
                        num_workers=args.workers, json_path=out / "test_metrics.json", amp=args.amp)
     print(format_metrics_table({args.model: metrics}))
     print(f"test metrics written to {out / 'test_metrics.json'}")

@@ -9,6 +9,8 @@
 - Model selection on the validation split; the test split is only ever evaluated.
 - ``last.pt`` (everything needed to resume exactly) and ``best.pt`` (best validation mAP),
   both written atomically after every epoch.
+- Multi-GPU: under ``torchrun`` the same function trains with DistributedDataParallel; the
+  batch size is then the global batch (see :mod:`msrn_core.distributed`).
 """
 from __future__ import annotations
 
@@ -16,15 +18,17 @@ import math
 import random
 import time
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch.utils.data import DataLoader, RandomSampler
+from torch.utils.data import DataLoader, RandomSampler, Sampler, Subset
 from tqdm.auto import tqdm
 
+from . import distributed
 from .checkpoints import check_signature, load_model_state, read_checkpoint, save_checkpoint
 from .data import collate_skip_unreadable
 from .metrics import compute_all_metrics, mean_average_precision
@@ -38,7 +42,7 @@ class NonFiniteLossError(FloatingPointError):
 @dataclass
 class TrainConfig:
     epochs: int = 90
-    batch_size: int = 8
+    batch_size: int = 8  # images per optimiser step, summed over processes in a multi-GPU run
     lr: float = 0.01  # new layers; the backbone gets lr * backbone_lr_mult
     backbone_lr_mult: float = 0.1
     momentum: float = 0.9
@@ -53,6 +57,7 @@ class TrainConfig:
     device: str = "auto"
     max_steps_per_epoch: int | None = None  # a cap for smoke runs
     progress: bool = True
+    sync_batchnorm: bool = True  # multi-GPU CUDA runs: BatchNorm statistics over the global batch
 
 
 @dataclass
@@ -80,8 +85,10 @@ def autocast_dtype(device: torch.device, amp: str) -> torch.dtype | None:
 
 
 def make_loader(dataset, batch_size: int, shuffle: bool, num_workers: int, device: torch.device,
-                generator: torch.Generator | None = None) -> DataLoader:
-    sampler = RandomSampler(dataset, generator=generator) if shuffle else None
+                generator: torch.Generator | None = None, sampler: Sampler | None = None,
+                worker_init_fn=None) -> DataLoader:
+    if sampler is None and shuffle:
+        sampler = RandomSampler(dataset, generator=generator)
     return DataLoader(
         dataset,
         batch_size=batch_size,
@@ -92,6 +99,7 @@ def make_loader(dataset, batch_size: int, shuffle: bool, num_workers: int, devic
         pin_memory=device.type == "cuda",
         persistent_workers=False,
         generator=generator,
+        worker_init_fn=worker_init_fn,
     )
 
 
@@ -130,14 +138,18 @@ def predict(model, dataset, batch_size: int = 32, device: str | torch.device = "
             num_workers: int = 0, amp: str = "auto", progress: bool = False, desc: str = "predict"):
     """Scores (logits) for every readable image of ``dataset``.
 
-    Returns ``(logits, targets, indices, skipped)`` as NumPy arrays (``skipped``: int).
+    Returns ``(logits, targets, indices, skipped)`` as NumPy arrays (``skipped``: int). In a
+    multi-process run each process predicts every N-th image (``batch_size`` per process) and
+    every process returns the predictions of the whole dataset, ordered by image index.
     """
     device = get_device(device) if not isinstance(device, torch.device) else device
     model = model.to(device).eval()
     dtype = autocast_dtype(device, amp)
-    loader = make_loader(dataset, batch_size, False, num_workers, device)
+    processes = distributed.context()
+    shard = Subset(dataset, distributed.shard_indices(len(dataset))) if processes.enabled else dataset
+    loader = make_loader(shard, batch_size, False, num_workers, device)
     logits, targets, indices, skipped = [], [], [], 0
-    for batch in tqdm(loader, desc=desc, disable=not progress, leave=False):
+    for batch in tqdm(loader, desc=desc, disable=not progress or not processes.is_main, leave=False):
         skipped += batch.skipped
         if batch.images.numel() == 0:
             continue
@@ -148,8 +160,14 @@ def predict(model, dataset, batch_size: int = 32, device: str | torch.device = "
         indices.append(batch.indices)
     n = len(dataset.class_names)
     if not logits:
-        return np.zeros((0, n), np.float32), np.zeros((0, n), np.float32), np.zeros(0, np.int64), skipped
-    return (torch.cat(logits).numpy(), torch.cat(targets).numpy(), torch.cat(indices).numpy(), skipped)
+        logits, targets, indices = [torch.zeros(0, n)], [torch.zeros(0, n)], [torch.zeros(0, dtype=torch.long)]
+    logits, targets, indices = torch.cat(logits), torch.cat(targets), torch.cat(indices)
+    if processes.enabled:
+        logits, targets, indices = (distributed.gather_rows(t) for t in (logits, targets, indices))
+        order = torch.argsort(indices)
+        logits, targets, indices = logits[order], targets[order], indices[order]
+        skipped = int(distributed.sum_over_processes(skipped))
+    return logits.numpy(), targets.numpy(), indices.numpy(), skipped
 
 
 def evaluate(model, dataset, batch_size: int = 32, device="auto", num_workers: int = 0,
@@ -162,9 +180,43 @@ def evaluate(model, dataset, batch_size: int = 32, device="auto", num_workers: i
                                   class_names=dataset.class_names, from_logits=True)
     metrics["num_images"] = int(len(indices))
     metrics["skipped_images"] = int(skipped)
-    if json_path is not None:
+    if json_path is not None and distributed.context().is_main:
         atomic_write_json(json_path, metrics)
     return metrics
+
+
+def _restore_rng_states(checkpoint: dict, processes: distributed.ProcessContext) -> None:
+    """Each process's random state from ``checkpoint`` (exact when the process count is the same)."""
+    states = checkpoint.get("rng_by_rank", [checkpoint["rng"]])
+    if len(states) == processes.world_size:
+        _set_rng_state(states[processes.rank])
+    else:  # another number of processes: continue from rank 0's streams, offset per process
+        _set_rng_state(checkpoint["rng"])
+        distributed.offset_random_streams(processes.rank)
+
+
+def _loader_and_network(model, train_set, val_set, config: TrainConfig, device: torch.device,
+                        generator: torch.Generator, processes: distributed.ProcessContext):
+    """The training loader and the module to call: ``model`` itself, or DDP around it.
+
+    In a multi-process run each process loads its share of every global batch, and DDP is told
+    to look for unused parameters only when a probe finds some (it costs time every step).
+    """
+    if not processes.enabled:
+        return make_loader(train_set, config.batch_size, True, config.num_workers, device, generator), model
+    sampler = distributed.ShardedRandomSampler(len(train_set), processes.rank, processes.world_size, generator)
+    loader = make_loader(train_set, distributed.per_process_batch_size(config.batch_size, processes.world_size),
+                         True, config.num_workers, device, generator, sampler=sampler,
+                         worker_init_fn=partial(distributed.seed_worker_for_rank, rank=processes.rank))
+    # the probe uses a validation image: its transform draws no random numbers
+    image = next((item[0] for item in map(val_set.__getitem__, range(len(val_set))) if item is not None), None)
+    if image is None:
+        raise ValueError("the validation split has no readable image: check the dataset folder")
+    example = torch.zeros((2, *image.shape), device=device)
+    targets = torch.zeros((2, len(train_set.class_names)), device=device)
+    unused = distributed.parameters_without_gradient(
+        model, lambda output: loss_terms(output, targets, config.compactness_weight, model)[0], example)
+    return loader, distributed.wrap_model(model, device, bool(unused), config.sync_batchnorm)
 
 
 def train_model(model, train_set, val_set, config: TrainConfig, run_dir: str | Path,
@@ -180,7 +232,8 @@ def train_model(model, train_set, val_set, config: TrainConfig, run_dir: str | P
     class_names = list(train_set.class_names)
     if list(val_set.class_names) != class_names:
         raise ValueError("the training and validation splits have different class lists")
-    device = get_device(config.device)
+    processes = distributed.context()
+    device = distributed.process_device(get_device(config.device))
     model.to(device)
 
     optimizer = torch.optim.SGD(model.parameter_groups(config.lr, config.backbone_lr_mult),
@@ -201,14 +254,17 @@ def train_model(model, train_set, val_set, config: TrainConfig, run_dir: str | P
         scheduler.load_state_dict(checkpoint["scheduler"])
         scaler.load_state_dict(checkpoint["scaler"])
         generator.set_state(checkpoint["sampler_generator"])
-        _set_rng_state(checkpoint["rng"])
+        _restore_rng_states(checkpoint, processes)
         history = checkpoint["history"]
         start_epoch = checkpoint["epoch"] + 1
         best_map, best_epoch = checkpoint["best_val_map"], checkpoint["best_epoch"]
         resumed_from = checkpoint["epoch"]
-        print(f"resuming from {last_path} after epoch {resumed_from + 1}")
+        if processes.is_main:
+            print(f"resuming from {last_path} after epoch {resumed_from + 1}")
+    else:
+        distributed.offset_random_streams(processes.rank)  # each process augments differently
 
-    loader = make_loader(train_set, config.batch_size, True, config.num_workers, device, generator)
+    loader, network = _loader_and_network(model, train_set, val_set, config, device, generator, processes)
     skipped_total = sum(h.get("skipped_images", 0) for h in history)
     started = time.perf_counter()
     for epoch in range(start_epoch, config.epochs):
@@ -216,17 +272,17 @@ def train_model(model, train_set, val_set, config: TrainConfig, run_dir: str | P
         losses, bces, skipped = [], [], 0
         steps = len(loader) if config.max_steps_per_epoch is None else min(len(loader), config.max_steps_per_epoch)
         bar = tqdm(loader, total=steps, desc=f"epoch {epoch + 1}/{config.epochs}",
-                   disable=not config.progress, leave=False)
+                   disable=not config.progress or not processes.is_main, leave=False)
         for step, batch in enumerate(bar):
             if step >= steps:
                 break
             skipped += batch.skipped
-            if batch.images.numel() == 0:
+            if distributed.any_process(batch.images.numel() == 0):  # every process skips the step
                 continue
             images = batch.images.to(device, non_blocking=True)
             targets = batch.targets.to(device, non_blocking=True)
             with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
-                output = model(images)
+                output = network(images)
             loss, bce = loss_terms(output, targets, config.compactness_weight, model)
             if not torch.isfinite(loss):
                 raise NonFiniteLossError(
@@ -252,10 +308,11 @@ def train_model(model, train_set, val_set, config: TrainConfig, run_dir: str | P
             amp=config.amp)
         difficult = None if getattr(val_set, "difficult", None) is None else val_set.difficult[val_indices]
         val_map = mean_average_precision(val_logits, val_targets, difficult)
+        skipped = int(distributed.sum_over_processes(skipped))
         record = {
             "epoch": epoch + 1,
-            "train_loss": float(np.mean(losses)) if losses else float("nan"),
-            "train_bce": float(np.mean(bces)) if bces else float("nan"),
+            "train_loss": distributed.mean_over_processes(float(np.mean(losses)) if losses else float("nan")),
+            "train_bce": distributed.mean_over_processes(float(np.mean(bces)) if bces else float("nan")),
             "val_mAP": float(val_map),
             "lr": optimizer.param_groups[-1]["lr"],
             "skipped_images": skipped + val_skipped,
@@ -263,23 +320,30 @@ def train_model(model, train_set, val_set, config: TrainConfig, run_dir: str | P
         }
         history.append(record)
         skipped_total += skipped + val_skipped
-        if config.progress:
+        if config.progress and processes.is_main:
             print(f"epoch {epoch + 1}/{config.epochs}: loss {record['train_loss']:.4f}  "
                   f"val mAP {100 * val_map:.2f}" + (f"  skipped {skipped + val_skipped} unreadable images"
                                                     if skipped + val_skipped else ""))
-        if val_map > best_map:
+        improved = val_map > best_map
+        if improved:
             best_map, best_epoch = float(val_map), epoch
-            save_checkpoint(best_path, model, class_names, epoch=epoch, val_mAP=float(val_map),
-                            train_config=asdict(config))
-        save_checkpoint(
-            last_path, model, class_names,
-            optimizer=optimizer.state_dict(), scheduler=scheduler.state_dict(), scaler=scaler.state_dict(),
-            sampler_generator=generator.get_state(), rng=_rng_state(), epoch=epoch, history=history,
-            best_val_map=best_map, best_epoch=best_epoch, train_config=asdict(config),
-        )
-        atomic_write_json(run_dir / "history.json", history)
+        rng_states = distributed.gather_objects(_rng_state())
+        if processes.is_main:  # one writer; the others wait at the barrier below
+            if improved:
+                save_checkpoint(best_path, model, class_names, epoch=epoch, val_mAP=float(val_map),
+                                train_config=asdict(config))
+            save_checkpoint(
+                last_path, model, class_names,
+                optimizer=optimizer.state_dict(), scheduler=scheduler.state_dict(), scaler=scaler.state_dict(),
+                sampler_generator=generator.get_state(), rng=rng_states[0], epoch=epoch, history=history,
+                best_val_map=best_map, best_epoch=best_epoch, train_config=asdict(config),
+                **({"rng_by_rank": rng_states} if processes.enabled else {}),
+            )
+            atomic_write_json(run_dir / "history.json", history)
+        distributed.barrier()
 
-    if skipped_total:
+    distributed.unwrap_model(network)
+    if skipped_total and processes.is_main:
         print(f"note: {skipped_total} unreadable images were skipped in total (see the warnings above)")
     return TrainResult(history, best_path, last_path, best_epoch + 1, best_map, skipped_total,
                        time.perf_counter() - started, resumed_from)
