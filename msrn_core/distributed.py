@@ -16,12 +16,19 @@ What a distributed run does differently (:func:`msrn_core.training.train_model`)
   process would draw from the run's generator and deals it out round-robin, so step k of an
   N-process run sees exactly the images of step k of a 1-process run. DDP averages the
   gradients of equal-sized local batches, which is the gradient of the global batch mean.
+- **Extra outputs and unused parameters**: the model's output (logits and the compactness
+  term of eq. 6) goes through DDP as it is; the compactness term does not depend on the
+  images, so every process computes the same one and averaging its gradient changes nothing.
+  Parameters the loss never reaches (backbone stages above the last branch, ``--branches 2
+  3``) are found by a probe (:func:`parameters_without_gradient`), and only then is DDP asked
+  to look for unused parameters, which costs time every step.
 - **BatchNorm**: on CUDA the model's BatchNorm layers become ``SyncBatchNorm`` during training
   (statistics over the global batch, as on one GPU); PyTorch has no CPU ``SyncBatchNorm``, so
   on the CPU each process normalises over its own share of the batch.
 - **Evaluation** is sharded: each process predicts every N-th image and the predictions are
   gathered (:func:`gather_rows`), padding removed and sorted by image index, so every image
   is counted exactly once and the metrics equal a single-process evaluation.
+- A step whose batch is empty on some process (unreadable images) is skipped by all.
 - **Rank 0 only** prints, draws progress bars and writes checkpoints and JSON files; the other
   processes wait at a barrier, so a checkpoint is complete before anyone reads it.
 - **Random streams**: data augmentation draws from a per-process stream (the seed offset by
@@ -234,14 +241,14 @@ def gather_objects(value) -> list:
 class ShardedRandomSampler(Sampler[int]):
     """This process's share of the permutation :class:`RandomSampler` draws from ``generator``.
 
-    Every process holds a generator in the same state and draws the same permutation (with the
-    same calls, at the same moments, as a single-process run, so the generator in ``last.pt``
-    means the same), pads
-    it by repeating its start to a multiple of ``world_size``, and keeps positions
-    ``rank, rank + world_size, ...``. With local batches of ``B / world_size`` images, local
-    batch k of all processes together holds exactly the images of global batch k of a
-    single-process run with batch ``B``. The generator advances every epoch, so there is no
-    ``set_epoch`` to call (unlike :class:`~torch.utils.data.DistributedSampler`).
+    Every process holds a generator in the same state and draws the same permutation, with the
+    same calls at the same moments as a single-process run (so the generator in ``last.pt``
+    means the same), pads it by repeating its start to a multiple of ``world_size``, and keeps
+    positions ``rank, rank + world_size, ...``. With local batches of ``B / world_size``
+    images, local batch k of all processes together holds exactly the images of global batch
+    k of a single-process run with batch ``B``. The generator advances every epoch, so there
+    is no ``set_epoch`` to call (unlike :class:`~torch.utils.data.DistributedSampler`, whose
+    permutations would differ from a single-process run's).
     """
 
     def __init__(self, num_items: int, rank: int, world_size: int, generator: torch.Generator):

@@ -123,9 +123,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# the options --paper sets (it overrides any value given for them)
+PAPER_RECIPE_OPTIONS = ("backbone", "pretrained", "image_size", "embed_dim", "fc_hidden", "batch_size", "epochs",
+                        "lr", "backbone_lr_mult", "lr_step")
+
+
 def apply_paper_recipe(args: argparse.Namespace) -> None:
-    for name in ("backbone", "pretrained", "image_size", "embed_dim", "fc_hidden", "batch_size", "epochs", "lr",
-                 "backbone_lr_mult", "lr_step"):
+    for name in PAPER_RECIPE_OPTIONS:
         setattr(args, name, getattr(PAPER, name))
 
 
