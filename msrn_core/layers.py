@@ -105,8 +105,10 @@ def semantic_guided_attention(features: torch.Tensor, embeddings: torch.Tensor,
 
 
 # Values (positions x rows x labels) of the score tensor that the lean SGA holds at once, in
-# each of its two work buffers: 2^17 floats (512 KiB in float32) stay in a CPU core's cache.
-SGA_CHUNK_ELEMENTS = 1 << 17
+# each of its two work buffers: 2^22 floats (16 MiB in float32). Smaller chunks fit a cache
+# better but multiply the number of operations, each with a fixed cost (thread wake-ups on a
+# CPU, kernel launches on a GPU).
+SGA_CHUNK_ELEMENTS = 1 << 22
 
 
 def _row_chunks(u: torch.Tensor, labels: int, chunk_elements: int):
