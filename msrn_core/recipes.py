@@ -56,7 +56,7 @@ class Recipe:
 
 
 CPU = Recipe("cpu", image_size=128, backbone="resnet18", pretrained=False, embed_dim=256, fc_hidden=512,
-             epochs=4, batch_size=16, lr=0.03, backbone_lr_mult=1.0, lr_step=3)
+             epochs=3, batch_size=16, lr=0.03, backbone_lr_mult=1.0, lr_step=2)
 SMALL = replace(CPU, name="small", image_size=64, epochs=1, max_steps_per_epoch=4)
 # A GPU kernel (Colab, a workstation): the paper's architecture and resolution on the built-in
 # dataset, with ImageNet weights and a short schedule.
