@@ -128,10 +128,10 @@ def hand_data_term():
 
 def test_paper_loss_matches_a_hand_computation():
     classification, data_term = hand_data_term()
-    # S - S_hat = [[0, -1], [0, -1]]: mean of squares over n k = 4 entries is 2 / 4
+    # S - S_hat = [[0, -1], [0, -1]]: squared error 1 per class, averaged over n = 2 classes
     total, main = dsdl_loss(*hand_example("paper"))
     assert main.item() == pytest.approx(classification, rel=1e-6)
-    assert total.item() == pytest.approx(data_term + 2.0 * 0.5, rel=1e-6)
+    assert total.item() == pytest.approx(data_term + 2.0 * 1.0, rel=1e-6)
 
 
 def test_authors_loss_divides_by_the_mean_cosine():
@@ -167,7 +167,7 @@ def test_forward_returns_coefficients_of_the_models_own_dictionary(setup):
 def test_a_few_steps_reduce_the_loss_on_the_builtin_dataset(setup, loss_form):
     seed_everything(0)
     model = make_model(setup, DSDLConfig(**TINY, loss_form=loss_form))
-    images, targets = batch(setup, 16)
+    images, targets = batch(setup, 8)
     optimizer = torch.optim.SGD(model.parameter_groups(0.01, 1.0), lr=0.01, momentum=0.9)
     losses = [apus_step(model, images, targets, optimizer)["loss"] for _ in range(8)]
     assert losses[-1] < 0.7 * losses[0], losses
@@ -236,3 +236,30 @@ def test_train_model_evaluate_and_checkpoint_roundtrip(setup, tmp_path):
                         setup.graph.adjacency_tensor())
     with pytest.raises(CheckpointMismatchError, match="ridge_lambda"):
         load_model_state(result.last_path, other, setup.class_names)
+
+
+def test_dictionary_coefficient_and_apus_figures_are_saved(tmp_path, monkeypatch):
+    import matplotlib.pyplot as plt
+
+    from msrn_core import plots
+
+    monkeypatch.setenv("MSRN_FIGURES_DIR", str(tmp_path))
+    names = ["car", "bus", "cup", "bowl", "tree"]
+    groups = {"car": "vehicle", "cup": "tableware", "bus": "vehicle", "bowl": "tableware", "tree": "plant"}
+    dictionary, semantics = torch.randn(5, 12), torch.randn(5, 6)
+    plots.plot_dictionary_atoms(dictionary, semantics, names, groups=groups, channels=8, save_as="07_atoms")
+    assert plots._group_order(names, groups) == ([0, 1, 2, 3, 4], [2, 4])
+    assert plots._group_order(["cup", "car", "bowl", "bus"], groups) == ([0, 2, 1, 3], [2])
+    images = [torch.rand(3, 16, 16) for _ in range(2)]
+    targets = torch.tensor([[1, 0, 0, 1, 0], [0, 1, 1, 0, 0]])
+    plots.plot_coefficients(images, torch.randn(2, 5), targets, names, save_as="07_coefficients")
+    records = [{"loss": 2.0 - 0.1 * t, "classification": 0.7, "ridge_objective": 1.0, "dictionary_change": 0.01}
+               for t in range(4)]
+    plots.plot_apus_steps(records, save_as="07_apus")
+    plt.close("all")
+    assert sorted(p.name for p in tmp_path.glob("07_*.png")) == ["07_apus.png", "07_atoms.png",
+                                                                 "07_coefficients.png"]
+    with pytest.raises(ValueError, match="one row per class"):
+        plots.plot_dictionary_atoms(dictionary[:4], semantics, names)
+    with pytest.raises(ValueError, match="images x 5 classes"):
+        plots.plot_coefficients(images, torch.randn(3, 5), targets, names)

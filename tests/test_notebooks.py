@@ -11,7 +11,7 @@ from msrn_core.run_notebooks import NOTEBOOK_DIR, execute_notebook, strip_volati
 NOTEBOOKS = sorted(NOTEBOOK_DIR.glob("[0-9][0-9]_*.ipynb"))
 EXPECTED = ["01_label_cooccurrence_graph", "02_label_embeddings_and_gat", "03_diffpool_label_groups",
             "04_semantic_guided_attention", "05_train_msrn", "06_evaluate_per_class_ap_and_attention",
-            "08_zero_shot_with_sdl"]
+            "07_semantic_dictionary_learning", "08_zero_shot_with_sdl"]
 
 
 def test_the_sequence_is_complete():
