@@ -751,7 +751,7 @@ def plot_apus_steps(records: Sequence[Mapping], save_as: str | None = None) -> F
     steps = np.arange(1, len(records) + 1)
     fig, (loss_ax, change_ax) = plt.subplots(1, 2, figsize=(12, 4.2))
     for key, label in [("loss", "total loss"), ("classification", "classification (BCE on A)"),
-                       ("ridge_objective", "ridge objective (||F - AD||^2 + lambda||A||^2) / C")]:
+                       ("ridge_objective", "ridge objective (||F - AD||^2 + lambda||A||^2) / C, before x beta")]:
         loss_ax.plot(steps, [r[key] for r in records], marker="o", label=label)
     loss_ax.set(title="Forward: loss with A solved for the current D", xlabel="alternation", ylabel="value")
     loss_ax.legend(fontsize=9)
