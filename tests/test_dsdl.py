@@ -73,6 +73,18 @@ def test_the_solve_runs_in_float32_under_autocast():
     assert torch.allclose(coefficients.double(), reference, atol=1e-4)
 
 
+def test_the_model_under_autocast_returns_float32_coefficients(setup):
+    model = make_model(setup, DSDLConfig(**TINY))
+    images, targets = batch(setup, 4)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        output = model(images)
+    assert output.features.dtype == torch.bfloat16 and output.logits.dtype == torch.float32
+    expected = ridge_coefficients(output.features.double(), output.dictionary.double(), model.config.ridge_lambda)
+    assert torch.allclose(output.logits.double(), expected, atol=1e-3)
+    total, _ = model.training_loss(output, targets)
+    assert total.dtype == torch.float32 and torch.isfinite(total)
+
+
 def test_gradients_through_the_solve_match_finite_differences():
     features, dictionary = random_problem(batch_size=3, n=3, width=4)
     features.requires_grad_(True)
