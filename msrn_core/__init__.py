@@ -11,6 +11,7 @@ Modules
 - ``label_features``  label-feature providers (one-hot, sentence embeddings, GloVe)
 - ``layers``          GAT layer, Diffpool, compactness loss, semantic guided attention
 - ``model``           MSRN, its backbone branches, and the two baselines
+- ``dsdl``            DSDL: label vectors as a dictionary, closed-form coefficients as scores
 - ``metrics``         mAP, per-class AP, CP/CR/CF1/OP/OR/OF1 and top-3 variants
 - ``training``        the training loop, checkpoints, evaluation
 - ``train``           the command-line entry point (``python -m msrn_core.train``)
