@@ -104,8 +104,8 @@ def semantic_guided_attention(features: torch.Tensor, embeddings: torch.Tensor,
     return out
 
 
-# Values (positions x rows x labels) of the score tensor that the lean SGA holds at once, in
-# each of its two work buffers: 2^22 floats (16 MiB in float32). Smaller chunks fit a cache
+# Values of the score tensor (positions x rows x labels) that the lean SGA holds at once, in
+# each of its work buffers: 2^22 floats (16 MiB in float32). Smaller chunks fit a cache
 # better but multiply the number of operations, each with a fixed cost (thread wake-ups on a
 # CPU, kernel launches on a GPU).
 SGA_CHUNK_ELEMENTS = 1 << 22
@@ -140,8 +140,10 @@ class _LeanSemanticGuidedAttention(torch.autograd.Function):
         d o[c] / d e[c] = Var_a(f) = E_a[u^2] - (o[c] - centre)^2
         d o[c] / d f[p] = a[p, c] (1 + e[c] (u[p] - (o[c] - centre)))
 
-    and recomputes the attention ``a`` one chunk at a time. Tensors are position-major
-    (positions x rows x labels) so that every sum over positions runs over contiguous memory.
+    and recomputes the attention ``a`` one chunk at a time. The forward chunks are row-major
+    (rows x positions x labels), so that one batched matrix product per chunk takes all the sums
+    over positions; the backward chunks are position-major (positions x rows x labels), so that
+    its sums over positions run over contiguous memory.
     """
 
     @staticmethod
@@ -156,21 +158,23 @@ class _LeanSemanticGuidedAttention(torch.autograd.Function):
             u = f - centre
             neg_shift = -e.abs() * ((high - low) / 2)[:, None]  # minus the maximum score of each (r, c)
             need_variance = ctx.needs_input_grad[1]
-            moments = f.new_empty(3 if need_variance else 2, batch * d, labels)
+            # Row-major (rows x positions x labels) chunks: one batched matrix product per chunk
+            # takes the sums over positions of exp(score) times 1, u (and u^2) in a single read.
+            u_by_row = u.t()  # (R, HW)
+            powers = torch.stack([torch.ones_like(u_by_row), u_by_row] + ([u_by_row * u_by_row] if need_variance
+                                                                         else []), dim=1)  # (R, 2|3, HW)
+            moments = f.new_empty(powers.shape[1], batch * d, labels)
             attention = f.new_zeros(positions, batch, labels) if want_attention else None
             image_of_row = torch.arange(batch, device=f.device).repeat_interleave(d)
-            for rows, u_rows, work, scaled in _row_chunks(u, labels, chunk_elements):
-                torch.addcmul(neg_shift[rows], u_rows, e[rows], out=work)  # eq. 7, less the maximum
-                work.exp_()  # eq. 8's numerator
-                torch.sum(work, dim=0, out=moments[0, rows])
-                torch.mul(work, u_rows, out=scaled)
-                torch.sum(scaled, dim=0, out=moments[1, rows])
-                if need_variance:
-                    scaled.mul_(u_rows)
-                    torch.sum(scaled, dim=0, out=moments[2, rows])
+            step = max(1, chunk_elements // max(1, labels * positions))
+            for start in range(0, batch * d, step):
+                rows = slice(start, min(start + step, batch * d))
+                work = torch.addcmul(neg_shift[rows, None, :], u_by_row[rows, :, None], e[rows, None, :])  # eq. 7
+                work.exp_()  # eq. 8's numerator, less the maximum
+                moments[:, rows] = torch.bmm(powers[rows], work).transpose(0, 1)
                 if want_attention:
-                    work /= moments[0, rows]  # eq. 8: sums to 1 over positions
-                    attention.index_add_(1, image_of_row[rows], work)
+                    work /= moments[0, rows, None, :]  # eq. 8: sums to 1 over positions
+                    attention.index_add_(1, image_of_row[rows], work.transpose(0, 1))
             total = moments[0]
             mean_u = moments[1] / total  # o - centre
             out = (centre[:, None] + mean_u).view(batch, d, labels).transpose(1, 2)  # eq. 9: B x C x d
