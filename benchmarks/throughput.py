@@ -20,8 +20,10 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 
-from msrn_core.model import ModelConfig, build_model, count_parameters
-from msrn_core.training import autocast_dtype
+from msrn_core.model import HEAD_KINDS, MODEL_KINDS, SGA_FORMS, ModelConfig, build_model, count_parameters
+from msrn_core.training import TrainConfig, autocast_dtype, loss_terms
+
+TRAINING = TrainConfig()  # the training loop's loss weight and clipping
 
 
 def synchronize(device: torch.device) -> None:
@@ -42,21 +44,20 @@ def autocast(device: torch.device, dtype: torch.dtype | None):
 
 
 def train_step(model, optimizer, images, targets, dtype=None, scaler=None) -> torch.Tensor:
-    """One optimiser step as the training loop takes it: loss, backward, clipping, SGD."""
+    """One optimiser step as the training loop takes it: loss, backward, clipping, SGD.
+
+    ``scaler``: a ``torch.amp.GradScaler`` (enabled for fp16 only; a disabled one passes through).
+    """
+    scaler = scaler or torch.amp.GradScaler(images.device.type, enabled=False)
     with autocast(images.device, dtype):
         output = model(images)
-    loss = F.binary_cross_entropy_with_logits(output.logits.float(), targets) + 1e-3 * output.compactness.float()
+    loss, _ = loss_terms(output, targets, TRAINING.compactness_weight, model)
     optimizer.zero_grad(set_to_none=True)
-    if scaler is not None:  # fp16: scale the loss, unscale before clipping
-        scaler.scale(loss).backward()
-        scaler.unscale_(optimizer)
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 10.0)
-        scaler.step(optimizer)
-        scaler.update()
-    else:
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 10.0)
-        optimizer.step()
+    scaler.scale(loss).backward()
+    scaler.unscale_(optimizer)  # clip true gradients
+    torch.nn.utils.clip_grad_norm_(model.parameters(), TRAINING.clip_grad_norm)
+    scaler.step(optimizer)
+    scaler.update()
     return loss.detach()
 
 
@@ -96,7 +97,7 @@ def batches(args, device, memory_format, steps: int):
 def measure(model, args, device, dtype, memory_format, train: bool) -> float:
     """Images per second over ``args.steps`` timed iterations after ``args.warmup`` untimed ones."""
     optimizer = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9) if train else None
-    scaler = torch.amp.GradScaler(device.type) if train and dtype == torch.float16 else None
+    scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16) if train else None
     model.train(train)
     started = None
     for step, (images, targets) in enumerate(batches(args, device, memory_format, args.warmup + args.steps)):
@@ -119,8 +120,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--image-size", type=int, default=448)
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--classes", type=int, default=20)
-    parser.add_argument("--head", default="paper", choices=["paper", "per_label"], help="MSRN's classifier")
-    parser.add_argument("--sga", default="lean", choices=["lean", "naive"], help="MSRN's SGA implementation")
+    parser.add_argument("--head", default="paper", choices=HEAD_KINDS, help="MSRN's classifier")
+    parser.add_argument("--sga", default="lean", choices=list(SGA_FORMS), help="MSRN's SGA implementation")
     parser.add_argument("--amp", default="auto", choices=["auto", "bf16", "fp16", "off"],
                         help="autocast on CUDA (auto: bf16 where supported, else fp16 with a gradient scaler)")
     parser.add_argument("--channels-last", action="store_true", help="NHWC images and weights")
@@ -128,7 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--compile", action="store_true", help="wrap each model in torch.compile")
     parser.add_argument("--workers", type=int, default=0,
                         help="0: one resident synthetic batch; N: a DataLoader with N workers and pinned memory")
-    parser.add_argument("--models", nargs="+", default=["msrn", "plain"], choices=["msrn", "plain", "mlgcn"])
+    parser.add_argument("--models", nargs="+", default=["msrn", "plain"], choices=MODEL_KINDS)
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--quick", action="store_true", help="3 timed steps after 2 warm-up steps")

@@ -111,16 +111,21 @@ def semantic_guided_attention(features: torch.Tensor, embeddings: torch.Tensor,
 SGA_CHUNK_ELEMENTS = 1 << 22
 
 
+def _row_slices(total: int, positions: int, labels: int, chunk_elements: int):
+    """Slices of ``total`` rows, each covering about ``chunk_elements`` scores (positions x labels a row)."""
+    step = max(1, chunk_elements // max(1, labels * positions))
+    for start in range(0, total, step):
+        yield slice(start, min(start + step, total))
+
+
 def _row_chunks(u: torch.Tensor, labels: int, chunk_elements: int):
     """Chunks of the rows of ``u`` (positions x rows): ``(rows, u[:, rows, None], work, scaled)``.
 
     ``work`` and ``scaled`` are two positions x rows x labels buffers, reused from chunk to chunk.
     """
     positions, total = u.shape
-    step = max(1, chunk_elements // max(1, labels * positions))
     work = scaled = None
-    for start in range(0, total, step):
-        rows = slice(start, min(start + step, total))
+    for rows in _row_slices(total, positions, labels, chunk_elements):
         u_rows = u[:, rows, None]
         if work is None or work.shape[1] != u_rows.shape[1]:
             work = u.new_empty(positions, u_rows.shape[1], labels)
@@ -164,11 +169,12 @@ class _LeanSemanticGuidedAttention(torch.autograd.Function):
             powers = torch.stack([torch.ones_like(u_by_row), u_by_row] + ([u_by_row * u_by_row] if need_variance
                                                                          else []), dim=1)  # (R, 2|3, HW)
             moments = f.new_empty(powers.shape[1], batch * d, labels)
-            attention = f.new_zeros(positions, batch, labels) if want_attention else None
-            image_of_row = torch.arange(batch, device=f.device).repeat_interleave(d)
-            step = max(1, chunk_elements // max(1, labels * positions))
-            for start in range(0, batch * d, step):
-                rows = slice(start, min(start + step, batch * d))
+            if want_attention:
+                attention = f.new_zeros(positions, batch, labels)
+                image_of_row = torch.arange(batch, device=f.device).repeat_interleave(d)
+            else:
+                attention = None
+            for rows in _row_slices(batch * d, positions, labels, chunk_elements):
                 work = torch.addcmul(neg_shift[rows, None, :], u_by_row[rows, :, None], e[rows, None, :])  # eq. 7
                 work.exp_()  # eq. 8's numerator, less the maximum
                 moments[:, rows] = torch.bmm(powers[rows], work).transpose(0, 1)

@@ -264,13 +264,13 @@ class MSRN(_GraphModel):
             representations.append(out)
         m_matrix = torch.cat(representations, dim=-1)  # B x (n+m) x (branches * d)
         split = n if self.uses_labels else 0
+        rows = torch.tanh(m_matrix)
         if self.config.head == "per_label":
-            rows = torch.tanh(m_matrix)
             label_rows = ([rows[:, :split]] if self.uses_labels else []) + (
                 [lge["assignment"].to(rows.dtype) @ rows[:, split:]] if self.uses_groups else [])
             logits = self.classifier(torch.cat(label_rows, dim=-1))  # B x n
         else:
-            hidden = F.leaky_relu(self.fc1(torch.tanh(m_matrix).flatten(1)), self.config.head_negative_slope)
+            hidden = F.leaky_relu(self.fc1(rows.flatten(1)), self.config.head_negative_slope)
             logits = self.fc2(hidden)
         result = ModelOutput(logits, lge.get("compactness", zero))
         if details:

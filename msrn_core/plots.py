@@ -37,6 +37,7 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Rectangle
 
 from .graph import LabelGraph, edge_density, to_networkx
+from .label_features import cosine_similarity_matrix
 
 __all__ = [
     "FIGURES_DIR",
@@ -650,11 +651,6 @@ def _group_order(class_names: Sequence[str], groups: Mapping[str, str] | None) -
     return order, [i for i in range(1, len(keys)) if keys[i] != keys[i - 1]]
 
 
-def _cosine_matrix(rows: np.ndarray) -> np.ndarray:
-    unit = rows / np.linalg.norm(rows, axis=1, keepdims=True).clip(1e-12)
-    return unit @ unit.T
-
-
 def plot_dictionary_atoms(dictionary, label_features, class_names: Sequence[str],
                           groups: Mapping[str, str] | None = None, channels: int = 48,
                           save_as: str | None = None) -> Figure:
@@ -683,8 +679,8 @@ def plot_dictionary_atoms(dictionary, label_features, class_names: Sequence[str]
     fig.colorbar(image, ax=axes[0], shrink=0.8)
     axes[0].set_xlabel(f"feature channel (the {len(shown)} of {atoms.shape[1]} that vary most across atoms)")
     axes[0].set_title("Atoms D_i (unit length)")
-    for ax, matrix, title in [(axes[1], _cosine_matrix(semantics), "Label vectors: cos(S_i, S_j)"),
-                              (axes[2], _cosine_matrix(atoms), "Dictionary atoms: cos(D_i, D_j)")]:
+    for ax, matrix, title in [(axes[1], cosine_similarity_matrix(semantics), "Label vectors: cos(S_i, S_j)"),
+                              (axes[2], cosine_similarity_matrix(atoms), "Dictionary atoms: cos(D_i, D_j)")]:
         image = ax.imshow(matrix, cmap="viridis", vmin=-1 if matrix.min() < 0 else 0, vmax=1)
         fig.colorbar(image, ax=ax, shrink=0.8)
         ax.set_xticks(np.arange(n))

@@ -82,9 +82,14 @@ class SDLOutput(ModelOutput):
     principal_vectors: torch.Tensor | None = None
 
 
+def tag_products(principal_vectors: torch.Tensor, tag_vectors: torch.Tensor) -> torch.Tensor:
+    """``<A[b, r], v_j>`` for every principal vector r and tag j: (B x k x w) and (n x w) -> (B x k x n)."""
+    return torch.einsum("bkw,nw->bkn", principal_vectors, tag_vectors)
+
+
 def relevance_scores(principal_vectors: torch.Tensor, tag_vectors: torch.Tensor) -> torch.Tensor:
     """``s[b, j] = max_r <A[b, r], v_j>``: (B x k x w) and (n x w) -> (B x n)."""
-    return torch.einsum("bkw,nw->bkn", principal_vectors, tag_vectors).amax(dim=1)
+    return tag_products(principal_vectors, tag_vectors).amax(dim=1)
 
 
 def semantic_diversity(tag_vectors: torch.Tensor, positives: torch.Tensor) -> torch.Tensor:
@@ -160,11 +165,10 @@ class SDL(nn.Module):
 
     def forward(self, images: torch.Tensor, details: bool = False) -> SDLOutput:
         principal = self.principal_vectors(images)
-        logits = relevance_scores(principal.float(), self.label_features)
-        result = SDLOutput(logits, images.new_zeros(()), principal_vectors=principal)
+        products = tag_products(principal.float(), self.label_features)
+        result = SDLOutput(products.amax(dim=1), images.new_zeros(()), principal_vectors=principal)  # scores
         if details:
             # which principal vector gives each tag its score
-            products = torch.einsum("bkw,nw->bkn", principal.float(), self.label_features)
             result.details = {"winning_vector": products.argmax(dim=1).detach(),
                               "principal_vectors": principal.detach()}
         return result

@@ -11,14 +11,14 @@ from pathlib import Path
 
 from . import distributed
 from .checkpoints import load_model_state
+from .datasets import DATASETS
+from .datasets.common import DEFAULT_SPLIT_SEED, DEFAULT_VAL_FRACTION
 from .metrics import format_metrics_table
 from .model import EMBEDDING_MODES, HEAD_KINDS, MODEL_KINDS, ModelConfig
 from .recipes import CPU, PAPER, SMALL
 from .scenes import SceneConfig
 from .training import TrainConfig, evaluate, load_best, train_model
 from .utils import get_device, seed_everything
-
-DATASET_NAMES = ["scenes", "voc2007", "coco2014", "nuswide", "apparel"]
 
 EXAMPLES = """\
 examples:
@@ -62,14 +62,14 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     data = parser.add_argument_group("data")
-    data.add_argument("--dataset", default="scenes", choices=DATASET_NAMES,
+    data.add_argument("--dataset", default="scenes", choices=list(DATASETS),
                       help="dataset to use (default: the built-in scene dataset, generated offline); "
                            "the real benchmarks must be on disk (README: Real benchmarks)")
     data.add_argument("--data-root", default="data",
                       help="folder holding the datasets, or the dataset's own folder (default: data)")
-    data.add_argument("--val-fraction", type=float, default=0.1,
+    data.add_argument("--val-fraction", type=float, default=DEFAULT_VAL_FRACTION,
                       help="real benchmarks: fraction of the training split held out for validation")
-    data.add_argument("--split-seed", type=int, default=0,
+    data.add_argument("--split-seed", type=int, default=DEFAULT_SPLIT_SEED,
                       help="real benchmarks: seed of the held-out validation split (and of Apparel's 50/50 split)")
     data.add_argument("--download", action="store_true",
                       help="voc2007: download and extract the official archives into --data-root if missing")

@@ -87,7 +87,7 @@ def read_coco_split(coco_dir: Path, split: str, keep_unannotated: bool = False
     dropped = 0
     for image_id in sorted(coco.getImgIds()):
         row = np.zeros(len(COCO_CLASSES), dtype=np.uint8)
-        for annotation in coco.loadAnns(coco.getAnnIds(imgIds=[image_id], iscrowd=None)):
+        for annotation in coco.imgToAnns[image_id]:
             row[column[annotation["category_id"]]] = 1
         if not row.any() and not keep_unannotated:
             dropped += 1
