@@ -5,6 +5,7 @@
     python benchmarks/suite.py sga       # 3: SGA at COCO size (n = 80, m = 4, 448 px, batch 8), lean vs naive
     python benchmarks/suite.py data      # 4: data loading vs training images/s, the CPU recipe
     python benchmarks/suite.py scaling   # 5: the head's parameters, forward time, peak memory vs n and image size
+    python benchmarks/suite.py chunks    # the lean SGA's time against its chunk size (layers.SGA_CHUNK_ELEMENTS)
     python benchmarks/suite.py all
 
 Every subcommand takes ``--device`` (cpu or cuda), ``--repeats`` (timed repetitions; the
@@ -27,6 +28,7 @@ from pathlib import Path
 import torch
 
 from msrn_core.model import ModelConfig, build_model, count_parameters
+from msrn_core.training import make_sgd
 from throughput import synchronize, synthetic_graph, train_step
 
 COCO = dict(labels=80, groups=4, batch=8, d=512, positions=(28 * 28, 14 * 14, 7 * 7))  # 448 px, branches 1-3
@@ -127,7 +129,8 @@ def forward_target(args) -> None:
         head_times = interleaved_times({"head (all after the trunk)": lambda: model.head(features),
                                         "label-group embeddings": model.label_group_embeddings,
                                         "branch convs (buffer, pool, projection)":
-                                            lambda: [b(features[s]) for s, b in zip(model.branch_stages, model.branches)]},
+                                            lambda: [b(features[s].contiguous(memory_format=torch.channels_last))
+                                                     for s, b in zip(model.branch_stages, model.branches)]},
                                        device, args.repeats)
     print(f"\n[1] forward, {args.backbone} at {args.image_size} px, batch {args.batch_size}, n = {args.classes}, "
           f"{device.type} fp32, {torch.get_num_threads()} threads, median of {args.repeats}")
@@ -147,7 +150,7 @@ def train_target(args) -> None:
         model, images = msrn_and_inputs(args, args.classes, args.image_size, args.batch_size, kind=kind)
         if form:
             model.sga_form = form
-        optimizer = torch.optim.SGD(model.parameters(), lr=1e-4, momentum=0.9, weight_decay=1e-4)
+        optimizer = make_sgd(model.parameters(), lr=1e-4, momentum=0.9, weight_decay=1e-4)  # as train_model
         calls[name] = (lambda m=model, o=optimizer, x=images: train_step(m.train(), o, x, targets))
     times = interleaved_times(calls, device, args.repeats)
     print(f"\n[2] training step (forward, backward, clipping, SGD), {args.backbone} at {args.image_size} px, "
@@ -205,7 +208,8 @@ def data_target(args) -> None:
     loading_rate = images_seen / (time.perf_counter() - started)  # worker start-up included
 
     model = make_model(setup, CPU.model_config()).to(device)
-    optimizer = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
+    optimizer = make_sgd(model.parameters(), lr=1e-3, momentum=train_config.momentum,
+                         weight_decay=train_config.weight_decay)
     images = torch.randn(train_config.batch_size, 3, CPU.image_size, CPU.image_size, device=device)
     targets = (torch.rand(train_config.batch_size, len(setup.class_names), device=device) > 0.8).float()
     steps = interleaved_times({"step": lambda: train_step(model.train(), optimizer, images, targets)}, device,
@@ -259,8 +263,52 @@ def scaling_target(args) -> None:
     print_table(["head", "n", "px", "head params (M)", "all params (M)", "forward s", "min s", "peak MiB"], rows)
 
 
+# ---------------------------------------------------------------- the lean SGA's chunk size
+CHUNK_SIZES = tuple(1 << p for p in range(15, 27))
+
+
+def chunks_target(args) -> None:
+    """Lean SGA time over MSRN's three branches against its chunk size (layers.SGA_CHUNK_ELEMENTS)."""
+    from msrn_core.layers import semantic_guided_attention_lean, sga_chunk_elements
+
+    device = torch.device(args.device)
+    labels, d = args.classes + 4, 512
+    positions = [(args.image_size // 2 ** (s + 2)) ** 2 for s in (2, 3, 4)]  # after the branches' 2x2 pooling
+    generator = torch.Generator().manual_seed(0)
+    branches = [torch.randn(args.batch_size, hw, d, generator=generator).to(device) for hw in positions]
+    embeddings = (0.1 * torch.randn(labels, d, generator=generator)).to(device)
+    largest = max(args.batch_size * d * hw * labels for hw in positions)
+    sizes = [size for size in CHUNK_SIZES if size // 2 < largest]
+
+    def forward(size):
+        def call():
+            with torch.inference_mode():
+                for f in branches:
+                    semantic_guided_attention_lean(f, embeddings, chunk_elements=size)
+        return call
+
+    def forward_backward(size):
+        leaves = [f.clone().requires_grad_() for f in branches]
+        e = embeddings.clone().requires_grad_()
+
+        def call():
+            sum(semantic_guided_attention_lean(f, e, chunk_elements=size).sum() for f in leaves).backward()
+        return call
+
+    inference = interleaved_times({size: forward(size) for size in sizes}, device, args.repeats)
+    training = interleaved_times({size: forward_backward(size) for size in sizes}, device, args.repeats)
+    default = sga_chunk_elements(device)
+    print(f"\n[chunks] lean SGA over the three branches (HW = {positions}, {args.image_size} px), batch "
+          f"{args.batch_size}, n + m = {labels}, d = {d}, {device.type}, {torch.get_num_threads()} threads, "
+          f"median of {args.repeats}; the default on {device.type} is 2^{default.bit_length() - 1}")
+    print_table(["chunk", "forward ms", "forward + backward ms"],
+                [[f"2^{size.bit_length() - 1}" + (" (default)" if size == default else ""),
+                  1e3 * statistics.median(inference[size]), 1e3 * statistics.median(training[size])]
+                 for size in sizes])
+
+
 TARGETS = {"forward": forward_target, "train": train_target, "sga": sga_target, "data": data_target,
-           "scaling": scaling_target}
+           "scaling": scaling_target, "chunks": chunks_target}
 
 
 def main(argv=None) -> None:

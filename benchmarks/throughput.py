@@ -21,9 +21,9 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 
 from msrn_core.model import HEAD_KINDS, MODEL_KINDS, SGA_FORMS, ModelConfig, build_model, count_parameters
-from msrn_core.training import TrainConfig, autocast_dtype, loss_terms
+from msrn_core.training import TrainConfig, autocast_dtype, loss_terms, make_sgd
 
-TRAINING = TrainConfig()  # the training loop's loss weight and clipping
+TRAINING = TrainConfig()  # the training loop's loss weight, clipping, momentum and weight decay
 
 
 def synchronize(device: torch.device) -> None:
@@ -96,7 +96,8 @@ def batches(args, device, memory_format, steps: int):
 
 def measure(model, args, device, dtype, memory_format, train: bool) -> float:
     """Images per second over ``args.steps`` timed iterations after ``args.warmup`` untimed ones."""
-    optimizer = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9) if train else None
+    optimizer = make_sgd(model.parameters(), lr=1e-3, momentum=TRAINING.momentum,
+                         weight_decay=TRAINING.weight_decay) if train else None
     scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16) if train else None
     model.train(train)
     started = None

@@ -10,6 +10,8 @@ Each block is a few dozen lines with the paper's equation numbers beside the cod
 """
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -105,10 +107,33 @@ def semantic_guided_attention(features: torch.Tensor, embeddings: torch.Tensor,
 
 
 # Values of the score tensor (positions x rows x labels) that the lean SGA holds at once, in
-# each of its work buffers: 2^22 floats (16 MiB in float32). Smaller chunks fit a cache
-# better but multiply the number of operations, each with a fixed cost (thread wake-ups on a
-# CPU, kernel launches on a GPU).
-SGA_CHUNK_ELEMENTS = 1 << 22
+# each of its work buffers, by device type. Smaller chunks fit a cache better but multiply the
+# number of operations, each with a fixed cost (thread wake-ups on a CPU, kernel launches on a
+# GPU). On the CPU, 2^19 floats (2 MiB in float32) keep a chunk's score, exp and sums in the
+# cores' caches: the three branches of MSRN at 448 px, batch 2, n + m = 24 take 27 ms against
+# 54 ms with 2^22 (2 cores, `python benchmarks/suite.py chunks`). A GPU has no such cache to
+# fit and prefers fewer, larger launches: on an H100 at batch 8, forward + backward take 5.0 ms
+# with 2^24 (64 MiB buffers) against 7.6 ms with 2^22 and 39 ms with 2^19
+# (`python benchmarks/suite.py chunks --device cuda --batch-size 8`).
+SGA_CHUNK_ELEMENTS = {"cpu": 1 << 19}
+SGA_CHUNK_ELEMENTS_OTHER_DEVICES = 1 << 24
+
+
+def sga_chunk_elements(device: torch.device) -> int:
+    """The lean SGA's default chunk size on ``device`` (:data:`SGA_CHUNK_ELEMENTS`)."""
+    return SGA_CHUNK_ELEMENTS.get(torch.device(device).type, SGA_CHUNK_ELEMENTS_OTHER_DEVICES)
+
+
+def _exp_floor(dtype: torch.dtype) -> float:
+    """A score floor just above where ``exp`` leaves the normal floats (about -86 in float32).
+
+    Shifted scores far below the maximum are common (the attention is sharp, or features are
+    large as in an untrained network). On a CPU, ``exp`` of them (underflow to zero, or to a
+    subnormal) runs 10-30 times slower than in range, so the lean SGA clamps the shifted scores
+    here first: each such position then weighs e^floor (about 5e-38) instead of less, against a
+    sum of at least 1 (the maximum's own term), which no float32 result can tell apart.
+    """
+    return math.log(torch.finfo(dtype).tiny) + 1.0
 
 
 def _row_slices(total: int, positions: int, labels: int, chunk_elements: int):
@@ -140,7 +165,8 @@ class _LeanSemanticGuidedAttention(torch.autograd.Function):
     The scores are taken on centred features ``u = f - centre`` (the row's mid-range; the
     softmax does not change when ``e[c] * centre`` is subtracted) and stabilised by their exact
     maximum over positions, ``|e[c]| * max_p |u[p]|``. Per chunk the sums over positions of
-    ``exp(score)`` times 1, u and u^2 give Z, Z (o - centre) and Z E_a[u^2]. Backward uses
+    ``exp(score)`` times 1, u and u^2 give Z, Z (o - centre) and Z E_a[u^2]; shifted scores are
+    floored at :func:`_exp_floor` first, which keeps ``exp`` on its fast path. Backward uses
 
         d o[c] / d e[c] = Var_a(f) = E_a[u^2] - (o[c] - centre)^2
         d o[c] / d f[p] = a[p, c] (1 + e[c] (u[p] - (o[c] - centre)))
@@ -163,6 +189,7 @@ class _LeanSemanticGuidedAttention(torch.autograd.Function):
             u = f - centre
             neg_shift = -e.abs() * ((high - low) / 2)[:, None]  # minus the maximum score of each (r, c)
             need_variance = ctx.needs_input_grad[1]
+            floor = _exp_floor(f.dtype)
             # Row-major (rows x positions x labels) chunks: one batched matrix product per chunk
             # takes the sums over positions of exp(score) times 1, u (and u^2) in a single read.
             u_by_row = u.t()  # (R, HW)
@@ -176,7 +203,7 @@ class _LeanSemanticGuidedAttention(torch.autograd.Function):
                 attention = None
             for rows in _row_slices(batch * d, positions, labels, chunk_elements):
                 work = torch.addcmul(neg_shift[rows, None, :], u_by_row[rows, :, None], e[rows, None, :])  # eq. 7
-                work.exp_()  # eq. 8's numerator, less the maximum
+                work.clamp_(min=floor).exp_()  # eq. 8's numerator, less the maximum
                 moments[:, rows] = torch.bmm(powers[rows], work).transpose(0, 1)
                 if want_attention:
                     work /= moments[0, rows, None, :]  # eq. 8: sums to 1 over positions
@@ -203,12 +230,13 @@ class _LeanSemanticGuidedAttention(torch.autograd.Function):
             if ctx.needs_input_grad[1]:
                 grad_embeddings = (grad * variance).view(batch, d, labels).sum(dim=0).t()
             if ctx.needs_input_grad[0]:
+                floor = _exp_floor(u.dtype)
                 # d f[p] = sum_c a[p, c] (grad[c] (1 - e[c] (o[c] - centre)) + u[p] grad[c] e[c])
                 constant, slope = grad * (1 - e * mean_u), grad * e
                 grad_rows = torch.empty_like(u)  # (HW, R)
                 for rows, u_rows, work, scaled in _row_chunks(u, labels, chunk_elements):
                     torch.addcmul(log_total[rows].neg(), u_rows, e[rows], out=work)
-                    work.exp_()  # the attention a, recomputed
+                    work.clamp_(min=floor).exp_()  # the attention a, recomputed
                     torch.addcmul(constant[rows], u_rows, slope[rows], out=scaled)
                     scaled.mul_(work)
                     grad_rows[:, rows] = scaled.sum(dim=-1)
@@ -218,19 +246,22 @@ class _LeanSemanticGuidedAttention(torch.autograd.Function):
 
 def semantic_guided_attention_lean(features: torch.Tensor, embeddings: torch.Tensor,
                                    return_attention: bool = False,
-                                   chunk_elements: int = SGA_CHUNK_ELEMENTS):
+                                   chunk_elements: int | None = None):
     """:func:`semantic_guided_attention` (eq. 7-9) without its B x HW x C x d tensors.
 
     Same arguments and results to float tolerance (float32 under half-precision autocast, like
     the reference form's softmax). The scores are computed in chunks of about ``chunk_elements``
-    values; backward keeps B x C x d values instead of the score tensors and recomputes the
-    attention chunk by chunk (:class:`_LeanSemanticGuidedAttention`). The channel-averaged
-    attention returned with ``return_attention`` carries no gradient.
+    values (by default :func:`sga_chunk_elements` of the features' device); backward keeps
+    B x C x d values instead of the score tensors and recomputes the attention chunk by chunk
+    (:class:`_LeanSemanticGuidedAttention`). The channel-averaged attention returned with
+    ``return_attention`` carries no gradient.
     """
     if features.dim() != 3 or embeddings.dim() != 2 or features.shape[-1] != embeddings.shape[-1]:
         raise ValueError(f"semantic guided attention expects features B x HW x d and embeddings C x d "
                          f"with the same d, got {tuple(features.shape)} and {tuple(embeddings.shape)}")
     dtype = torch.promote_types(torch.promote_types(features.dtype, embeddings.dtype), torch.float32)
+    if chunk_elements is None:
+        chunk_elements = sga_chunk_elements(features.device)
     out, attention = _LeanSemanticGuidedAttention.apply(features.to(dtype), embeddings.to(dtype),
                                                         return_attention, chunk_elements)
     return (out, attention) if return_attention else out

@@ -37,12 +37,13 @@ def notebook_setup(seed: int = 0, small: bool | None = None) -> torch.device:
 
 
 def tutorial_data(small: bool | None = None, label_features: str | None = None, root: str | Path | None = None,
-                  train_augmentation: bool = True) -> DataSetup:
+                  train_augmentation: bool = True, recipe: recipes.Recipe | None = None) -> DataSetup:
     """The built-in scene dataset of the current mode, its label graph and label features.
 
     ``label_features`` defaults to ``MSRN_LABEL_FEATURES`` if set, else ``"sentence"``.
+    ``recipe`` picks the images (their size) of another recipe than the mode's, e.g. ``recipes.GPU``.
     """
-    recipe = recipes.default_recipe(small)
+    recipe = recipe or recipes.default_recipe(small)
     label_features = label_features or os.environ.get("MSRN_LABEL_FEATURES", "sentence")
     setup = prepare_scenes(root or project_root() / "data", recipe.scene_config(),
                            label_features=label_features, train_augmentation=train_augmentation)

@@ -961,7 +961,7 @@ def generate_scenes(config: SceneConfig | None = None, root: str | os.PathLike =
 
     A folder that already holds ``annotations.json`` (written last, atomically) is complete:
     it is returned at once (cache hit) unless ``force``. ``workers``: processes to draw with
-    (default: up to 2 for 400+ images, else 1); the output does not depend on it.
+    (default: one per CPU core, at most 8, for 400+ images, else 1); the output does not depend on it.
     """
     config = config or SceneConfig()
     out = dataset_dir(root, config)
@@ -977,7 +977,7 @@ def generate_scenes(config: SceneConfig | None = None, root: str | os.PathLike =
     start_time = time.perf_counter()
     total = config.num_train + config.num_val + config.num_test
     if workers is None:
-        workers = min(2, os.cpu_count() or 1) if total >= 400 else 1
+        workers = min(8, os.cpu_count() or 1) if total >= 400 else 1
     jobs = []
     chunk = max(25, math.ceil(total / (8 * max(workers, 1))))
     for split in SPLITS:
@@ -1151,7 +1151,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--num-val", type=int, default=None)
     parser.add_argument("--num-test", type=int, default=None)
     parser.add_argument("--small", action="store_true", help="the tiny CI preset (64 px, 96/48/48)")
-    parser.add_argument("--workers", type=int, default=None, help="processes (default: up to 2)")
+    parser.add_argument("--workers", type=int, default=None, help="processes (default: one per core, up to 8)")
     parser.add_argument("--force", action="store_true", help="regenerate even if a complete copy exists")
     args = parser.parse_args(argv)
     config = SceneConfig.small(seed=args.seed) if args.small else SceneConfig(seed=args.seed)

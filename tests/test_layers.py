@@ -5,8 +5,8 @@ import math
 import pytest
 import torch
 
-from msrn_core.layers import (GATLayer, compactness_loss, diffpool, semantic_guided_attention,
-                               semantic_guided_attention_lean)
+from msrn_core.layers import (SGA_CHUNK_ELEMENTS, GATLayer, _exp_floor, compactness_loss, diffpool,
+                               semantic_guided_attention, semantic_guided_attention_lean, sga_chunk_elements)
 
 
 def four_label_gat():
@@ -200,6 +200,36 @@ def test_lean_sga_is_stable_for_large_magnitudes():
     f_large[0, 0] = 60.0
     torch.testing.assert_close(semantic_guided_attention_lean(f_large, torch.full((1, 2), 100.0)),
                                torch.full((1, 1, 2), 60.0))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_exp_floor_stays_normal_and_negligible(dtype):
+    floor = torch.tensor(_exp_floor(dtype), dtype=dtype)
+    tiny = torch.finfo(dtype).tiny
+    assert tiny < floor.exp() < 1e3 * tiny  # a normal float, within a factor of e of the smallest
+
+
+def test_lean_sga_matches_naive_when_most_scores_underflow():
+    # features of an untrained network reach 1e4-1e5: most shifted scores sit far below the
+    # floor, where the reference softmax rounds exp to zero and the lean form to e^floor
+    f, e = sga_inputs(2, 49, 5, 8)
+    f = (3e4 * f.detach()).requires_grad_()
+    f64, e64 = f.detach().double().requires_grad_(), e.detach().double().requires_grad_()
+    shifted = (f64.unsqueeze(2) * e64 - (f64.unsqueeze(2) * e64).amax(dim=1, keepdim=True))
+    assert (shifted < _exp_floor(torch.float32)).float().mean() > 0.5  # the case this test is about
+    reference = outputs_and_gradients(semantic_guided_attention, f64, e64)
+    lean = outputs_and_gradients(semantic_guided_attention_lean, f, e, chunk_elements=64)
+    torch.testing.assert_close(lean[0].double(), reference[0], rtol=1e-5, atol=1e-2)  # |o| ~ 1e4
+    torch.testing.assert_close(lean[1].double(), reference[1], rtol=1e-5, atol=1e-6)
+    assert torch.isfinite(lean[2]).all() and torch.isfinite(lean[3]).all()
+
+
+def test_lean_sga_chunk_size_defaults_by_device():
+    assert sga_chunk_elements(torch.device("cpu")) == SGA_CHUNK_ELEMENTS["cpu"]
+    assert sga_chunk_elements("cuda") > sga_chunk_elements("cpu")  # a GPU prefers fewer, larger chunks
+    f, e = sga_inputs(2, 30, 4, 6)
+    torch.testing.assert_close(semantic_guided_attention_lean(f, e),  # the default, one chunk here
+                               semantic_guided_attention_lean(f, e, chunk_elements=50))
 
 
 def test_lean_sga_gradcheck_float64():

@@ -12,8 +12,8 @@ from msrn_core.checkpoints import (CheckpointMismatchError, load_model_state, mo
 from msrn_core.data import UnreadableImageWarning
 from msrn_core.experiment import make_model, setup_from_splits
 from msrn_core.model import ModelConfig
-from msrn_core.training import (NonFiniteLossError, TrainConfig, evaluate, loss_terms, load_or_train,
-                                train_model)
+from msrn_core.training import (NonFiniteLossError, TrainConfig, _keep_kernel_choice, evaluate, loss_terms,
+                                load_or_train, make_sgd, train_model)
 from msrn_core.utils import atomic_write_bytes, seed_everything
 
 SMALL_MODEL = dict(backbone="resnet18", fc_hidden=64, embed_dim=64, gat_hidden=32)
@@ -231,3 +231,43 @@ def test_command_line_help_explains_the_options(capsys):
     text = capsys.readouterr().out
     for option in ("--paper", "--evaluate", "--embeddings", "--branches", "--small", "examples:"):
         assert option in text
+
+
+def test_sgd_is_fused_where_torch_has_it_and_equals_the_plain_loop():
+    torch.manual_seed(0)
+    params = [torch.randn(5, 3, requires_grad=True), torch.randn(3, requires_grad=True)]
+    twins = [p.detach().clone().requires_grad_() for p in params]
+    fused, plain = make_sgd(params, 0.1, 0.9, 1e-2), torch.optim.SGD(twins, lr=0.1, momentum=0.9, weight_decay=1e-2)
+    assert fused.defaults["fused"]  # torch >= 2.4 has a fused SGD on the CPU
+    for step in range(3):
+        for group in (params, twins):
+            for p in group:
+                p.grad = torch.full_like(p, 0.5 + step)
+        fused.step()
+        plain.step()
+    for p, q in zip(params, twins):
+        torch.testing.assert_close(p, q)
+
+
+def test_sgd_falls_back_to_the_plain_loop_without_a_fused_kernel(monkeypatch):
+    original = torch.optim.SGD
+
+    def sgd_without_fused(params, fused=None, **options):
+        if fused:
+            raise RuntimeError("`fused=True` requires all the params to be floating point Tensors of "
+                               "supported devices")
+        return original(params, **options)
+
+    monkeypatch.setattr(torch.optim, "SGD", sgd_without_fused)
+    parameters = (p for p in [torch.randn(2, requires_grad=True)])  # a generator is read once
+    optimizer = make_sgd(parameters, 0.1, 0.9, 0.0)
+    assert not optimizer.defaults.get("fused") and len(optimizer.param_groups[0]["params"]) == 1
+
+
+def test_resumed_optimiser_keeps_its_own_kernel_choice():
+    p = torch.randn(3, requires_grad=True)
+    saved = torch.optim.SGD([p], lr=0.1, momentum=0.9).state_dict()  # e.g. from an older torch
+    assert not saved["param_groups"][0]["fused"]
+    optimizer = make_sgd([p], 0.1, 0.9, 0.0)
+    _keep_kernel_choice(optimizer, saved)
+    assert optimizer.param_groups[0]["fused"] and optimizer.param_groups[0]["lr"] == 0.1
