@@ -108,7 +108,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--lr-step", type=int, default=CPU.lr_step, help="decay the lr x0.1 every this many epochs")
     train.add_argument("--lambda", dest="compactness_weight", type=float, default=1e-3,
                        help="weight of the compactness loss (paper: 1e-3)")
-    train.add_argument("--workers", type=int, default=2, help="data-loading processes")
+    train.add_argument("--workers", type=int, default=None,
+                       help=f"data-loading processes (default: {CPU.num_workers}; with --paper one per core, "
+                            f"up to 8: {PAPER.num_workers} here)")
     train.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, mps")
     train.add_argument("--amp", default="auto", choices=["auto", "bf16", "fp16", "off"],
                        help="mixed precision on CUDA (auto: bf16 where supported)")
@@ -131,6 +133,8 @@ PAPER_RECIPE_OPTIONS = ("backbone", "pretrained", "image_size", "embed_dim", "fc
 def apply_paper_recipe(args: argparse.Namespace) -> None:
     for name in PAPER_RECIPE_OPTIONS:
         setattr(args, name, getattr(PAPER, name))
+    if args.workers is None:
+        args.workers = PAPER.num_workers
 
 
 def prepare_cli_dataset(args: argparse.Namespace):
@@ -159,6 +163,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.paper:
         apply_paper_recipe(args)
+    if args.workers is None:
+        args.workers = CPU.num_workers
     # under torchrun: one process per GPU (or CPU process), rank 0 alone prints
     with distributed.process_group(get_device(args.device)), distributed.quiet_unless_main():
         return train_and_evaluate(args)

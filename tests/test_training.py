@@ -271,3 +271,19 @@ def test_resumed_optimiser_keeps_its_own_kernel_choice():
     optimizer = make_sgd([p], 0.1, 0.9, 0.0)
     _keep_kernel_choice(optimizer, saved)
     assert optimizer.param_groups[0]["fused"] and optimizer.param_groups[0]["lr"] == 0.1
+
+
+def test_gpu_recipes_load_data_with_more_processes_than_the_cpu_recipe(monkeypatch):
+    import os
+
+    from msrn_core import recipes, train
+
+    assert recipes.CPU.train_config().num_workers == 2
+    assert recipes.GPU.train_config().num_workers == recipes.PAPER.num_workers == min(8, os.cpu_count() or 1)
+    # the CLI: --paper brings the recipe's workers unless --workers is given
+    args = train.build_parser().parse_args(["--paper"])
+    train.apply_paper_recipe(args)
+    assert args.workers == recipes.PAPER.num_workers
+    args = train.build_parser().parse_args(["--paper", "--workers", "3"])
+    train.apply_paper_recipe(args)
+    assert args.workers == 3
