@@ -82,9 +82,14 @@ def launched_by_torchrun() -> bool:
     return int(os.environ.get("WORLD_SIZE", "1")) > 1
 
 
+def group_initialised() -> bool:
+    """True when this process has joined a process group."""
+    return dist.is_available() and dist.is_initialized()
+
+
 def context() -> ProcessContext:
     """This process's :class:`ProcessContext` (a single process when no group is initialised)."""
-    if not (dist.is_available() and dist.is_initialized()):
+    if not group_initialised():
         return ProcessContext()
     rank = dist.get_rank()
     return ProcessContext(rank, dist.get_world_size(), int(os.environ.get("LOCAL_RANK", rank)))
@@ -96,7 +101,7 @@ def init_from_environment(device: torch.device) -> ProcessContext:
     ``device`` is where training will run: CUDA selects the NCCL backend and this process's
     GPU (``LOCAL_RANK``), anything else the Gloo backend.
     """
-    if not launched_by_torchrun() or (dist.is_available() and dist.is_initialized()):
+    if not launched_by_torchrun() or group_initialised():
         return context()
     missing = [name for name in TORCHRUN_VARIABLES if name not in os.environ]
     if missing:
@@ -118,7 +123,7 @@ def init_from_environment(device: torch.device) -> ProcessContext:
 
 def shutdown() -> None:
     """Leave the process group (at the end of a distributed run)."""
-    if dist.is_available() and dist.is_initialized():
+    if group_initialised():
         dist.destroy_process_group()
 
 
@@ -128,7 +133,7 @@ def process_group(device: torch.device):
 
     A group that was already initialised (by the caller) is used and left alone.
     """
-    joined = launched_by_torchrun() and not (dist.is_available() and dist.is_initialized())
+    joined = launched_by_torchrun() and not group_initialised()
     processes = init_from_environment(device)
     try:
         yield processes

@@ -41,13 +41,13 @@ Reported (ResNet-101, 448 px): VOC 2007 mAP 94.4, VOC 2012 93.2, MS-COCO 81.7.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .model import _GraphModel, register_model
+from .model import ModelOutput, _GraphModel, register_model
 
 LOSS_FORMS = ("paper", "authors")
 
@@ -84,15 +84,13 @@ class DSDLConfig:
 
 
 @dataclass
-class DSDLOutput:
-    """What one DSDL forward pass produces; ``logits`` are the coefficients A."""
+class DSDLOutput(ModelOutput):
+    """:class:`ModelOutput` (``logits`` are the coefficients A, ``compactness`` is 0) plus what
+    DSDL's loss reads."""
 
-    logits: torch.Tensor  # A (B, n): representation coefficients = class scores
-    features: torch.Tensor  # F (B, C): max-pooled image features
-    dictionary: torch.Tensor  # D (n, C): one atom per class
-    reconstructed_semantics: torch.Tensor  # S_hat (n, k)
-    compactness: torch.Tensor  # always 0 (the interface of ModelOutput)
-    details: dict = field(default_factory=dict)
+    features: torch.Tensor | None = None  # F (B, C): max-pooled image features
+    dictionary: torch.Tensor | None = None  # D (n, C): one atom per class
+    reconstructed_semantics: torch.Tensor | None = None  # S_hat (n, k)
 
 
 def ridge_coefficients(features: torch.Tensor, dictionary: torch.Tensor, ridge_lambda: float) -> torch.Tensor:
@@ -179,8 +177,8 @@ class DSDL(_GraphModel):
         features = self.image_features(images)
         dictionary = self.dictionary()
         coefficients = self.coefficients(features, dictionary)
-        return DSDLOutput(coefficients, features, dictionary, self.autoencoder.decode(dictionary),
-                          images.new_zeros(()))
+        return DSDLOutput(coefficients, images.new_zeros(()), features=features, dictionary=dictionary,
+                          reconstructed_semantics=self.autoencoder.decode(dictionary))
 
     def training_loss(self, output: DSDLOutput, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The loss :func:`msrn_core.training.train_model` minimises: ``(total, classification)``."""

@@ -292,16 +292,20 @@ def glove_source_name(path: str | os.PathLike, dim: int) -> str:
     return f"{match.group(1)}.{dim}d" if match else Path(path).stem
 
 
+@contextmanager
 def _open_vectors_text(path: Path, dim: int):
-    """A text handle on the vectors: the file itself, or the ``*<dim>d.txt`` member of a zip."""
-    if zipfile.is_zipfile(path):
-        archive = zipfile.ZipFile(path)
+    """A text handle on the vectors: the file itself, or the ``*<dim>d.txt`` member of a zip
+    (the archive is closed with the handle)."""
+    if not zipfile.is_zipfile(path):
+        with open(path, encoding="utf-8", errors="replace") as handle:
+            yield handle
+        return
+    with zipfile.ZipFile(path) as archive:
         members = [name for name in archive.namelist() if name.endswith(f"{dim}d.txt")]
         if not members:
-            archive.close()
             raise LabelFeatureError(f"{path} holds no *{dim}d.txt file ({', '.join(archive.namelist())})")
-        return io.TextIOWrapper(archive.open(members[0]), encoding="utf-8", errors="replace")
-    return open(path, encoding="utf-8", errors="replace")
+        with io.TextIOWrapper(archive.open(members[0]), encoding="utf-8", errors="replace") as handle:
+            yield handle
 
 
 def read_glove_vectors(path: str | os.PathLike, words: set[str], dim: int) -> dict[str, np.ndarray]:

@@ -16,7 +16,6 @@ from .datasets.common import DEFAULT_SPLIT_SEED, DEFAULT_VAL_FRACTION
 from .metrics import format_metrics_table
 from .model import EMBEDDING_MODES, HEAD_KINDS, MODEL_KINDS, ModelConfig
 from .recipes import CPU, PAPER, SMALL
-from .scenes import SceneConfig
 from .training import TrainConfig, evaluate, load_best, train_model
 from .utils import get_device, seed_everything
 
@@ -149,8 +148,8 @@ def prepare_cli_dataset(args: argparse.Namespace):
     features = dict(label_features=args.label_features, t=args.t, p=args.p,
                     label_feature_options={"vectors_path": args.glove_path} if args.glove_path else None)
     if args.dataset == "scenes":
-        scene_config = SceneConfig.small() if args.small else SceneConfig()
-        scene_config = replace(scene_config, image_size=args.image_size or scene_config.image_size, seed=args.seed)
+        recipe = SMALL if args.small else CPU
+        scene_config = replace(recipe.scene_config(), image_size=args.image_size or recipe.image_size, seed=args.seed)
         return prepare_dataset("scenes", args.data_root, config=scene_config, **features)
     options = dict(val_fraction=args.val_fraction, seed=args.split_seed)
     if args.download:

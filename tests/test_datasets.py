@@ -118,6 +118,28 @@ def test_voc_missing_test_archive_and_missing_images_are_named(voc_tree):
         load_voc2007(root)
 
 
+def test_voc_download_completes_a_half_done_download_and_skips_a_complete_one(voc_tree, monkeypatch):
+    from msrn_core import download
+
+    root, voc, truth = voc_tree
+    test_files = {path: path.read_text() for path in (voc / "ImageSets" / "Main").glob("*_test.txt")}
+    for path in test_files:
+        path.unlink()  # the test archive never arrived
+    calls = []
+
+    def fetch_the_rest(where):
+        calls.append(where)
+        for path, text in test_files.items():
+            path.write_text(text)
+        return voc
+
+    monkeypatch.setattr(download, "download_voc2007", fetch_the_rest)
+    _, _, test = load_voc2007(root, download=True)
+    assert calls == [root] and len(test) == len(truth["test"][0])
+    load_voc2007(root, download=True)  # complete now: nothing to fetch
+    assert calls == [root]
+
+
 def test_voc_corrupt_image_set_is_refused(voc_tree):
     root, voc, _ = voc_tree
     (voc / "ImageSets" / "Main" / "cat_trainval.txt").write_text("000001 2\n")

@@ -249,6 +249,29 @@ def test_glove_file_of_another_dimension_is_refused(fake_glove):
         get_label_features("glove", ["car"], vectors_path=path, cache_dir=cache, download=False)
 
 
+def test_glove_zip_is_read_and_closed(fake_glove, tmp_path, monkeypatch):
+    import zipfile
+
+    path, _, vocabulary = fake_glove
+    archive_path = tmp_path / "glove.6B.zip"
+    with zipfile.ZipFile(archive_path, "w") as archive:
+        archive.write(path, f"glove.6B.{GLOVE_DIM}d.txt")
+    opened = []
+
+    class RecordingZipFile(zipfile.ZipFile):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            opened.append(self)
+
+    monkeypatch.setattr(lf.zipfile, "ZipFile", RecordingZipFile)
+    found = lf.read_glove_vectors(archive_path, {"car", "table"}, GLOVE_DIM)
+    np.testing.assert_allclose(found["car"], vocabulary["car"], atol=1e-4)
+    assert len(opened) == 1 and opened[0].fp is None  # closed once read
+    with pytest.raises(lf.LabelFeatureError, match="no \\*300d.txt"):
+        lf.read_glove_vectors(archive_path, {"car"}, 300)
+    assert opened[1].fp is None  # closed on the error too
+
+
 def test_glove_downloads_a_zip_once_through_the_download_helper(fake_glove, tmp_path):
     import functools
     import http.server

@@ -18,8 +18,8 @@ from typing import Callable
 
 import numpy as np
 
-from ..data import DatasetNotFoundError
-from .common import DEFAULT_SPLIT_SEED, DEFAULT_VAL_FRACTION, BenchmarkDataset, build_splits, holdout_split
+from .common import (DEFAULT_SPLIT_SEED, DEFAULT_VAL_FRACTION, BenchmarkDataset, build_splits, holdout_split,
+                     not_found)
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
 _FOLDER = re.compile(r"^([a-z]+)_([a-z_]+)$")
@@ -42,18 +42,13 @@ def _label_folders(folder: Path) -> list[Path]:
 
 def find_apparel(root: str | os.PathLike) -> Path:
     """The folder holding the ``<colour>_<garment>`` folders (``root``, ``root/apparel`` or one level below)."""
-    root = Path(root)
-    candidates = [root, root / "apparel"]
-    for base in (root, root / "apparel"):
-        if base.is_dir():
-            candidates += sorted(child for child in base.iterdir() if child.is_dir())
-    for folder in candidates:
+    bases = [Path(root), Path(root) / "apparel"]
+    below = [child for base in bases if base.is_dir() for child in sorted(base.iterdir()) if child.is_dir()]
+    for folder in bases + below:
         if _label_folders(folder):
             return folder
-    raise DatasetNotFoundError(
-        f"apparel dataset not found: no <colour>_<garment> folders under {root} or {root / 'apparel'}.\n"
-        f"Expected layout:\n{LAYOUT}\n{HOW_TO_GET}"
-    )
+    raise not_found(f"apparel dataset not found: no <colour>_<garment> folders under {bases[0]} or {bases[1]}",
+                    LAYOUT, HOW_TO_GET)
 
 
 def read_apparel(folder: Path) -> tuple[list[Path], np.ndarray, list[str], list[str]]:
@@ -72,8 +67,8 @@ def read_apparel(folder: Path) -> tuple[list[Path], np.ndarray, list[str], list[
         paths += images
         rows += [row] * len(images)
     if len(paths) < 4:
-        raise DatasetNotFoundError(f"apparel dataset under {folder} holds {len(paths)} images; "
-                                   f"it looks incomplete.\nExpected layout:\n{LAYOUT}\n{HOW_TO_GET}")
+        raise not_found(f"apparel dataset under {folder} holds {len(paths)} images; it looks incomplete",
+                        LAYOUT, HOW_TO_GET)
     ids = [f"{path.parent.name}/{path.name}" for path in paths]
     return paths, np.stack(rows), ids, class_names
 

@@ -22,9 +22,8 @@ from typing import Callable
 
 import numpy as np
 
-from ..data import DatasetNotFoundError
 from .common import (DEFAULT_SPLIT_SEED, DEFAULT_VAL_FRACTION, BenchmarkDataset, build_splits,
-                     find_dataset_dir, require_file)
+                     find_dataset_dir, not_found, require_file, require_images)
 
 logger = logging.getLogger(__name__)
 
@@ -73,8 +72,7 @@ def read_coco_split(coco_dir: Path, split: str, keep_unannotated: bool = False
                                    "COCO 2014", LAYOUT, HOW_TO_GET)
     image_dir = coco_dir / split
     if not image_dir.is_dir():
-        raise DatasetNotFoundError(f"COCO 2014: missing image folder {image_dir}.\n"
-                                   f"Expected layout:\n{LAYOUT}\n{HOW_TO_GET}")
+        raise not_found(f"COCO 2014: missing image folder {image_dir}", LAYOUT, HOW_TO_GET)
     with contextlib.redirect_stdout(io.StringIO()):  # pycocotools prints progress
         coco = _coco_api()(str(annotation_file))
     categories = coco.loadCats(coco.getCatIds())
@@ -97,12 +95,7 @@ def read_coco_split(coco_dir: Path, split: str, keep_unannotated: bool = False
         ids.append(str(image_id))
     if dropped:
         logger.info("COCO %s: dropped %d images without annotations (as ML-GCN does)", split, dropped)
-    missing = [path for path in paths if not path.exists()]
-    if missing:
-        raise DatasetNotFoundError(
-            f"COCO 2014 {split}: {len(missing)} of {len(paths)} annotated images are missing "
-            f"(first: {missing[0]}).\nExpected layout:\n{LAYOUT}\n{HOW_TO_GET}"
-        )
+    require_images(paths, f"COCO 2014 {split} (annotated images)", LAYOUT, HOW_TO_GET)
     labels = np.stack(rows) if rows else np.zeros((0, len(COCO_CLASSES)), dtype=np.uint8)
     return paths, labels, ids
 

@@ -32,6 +32,11 @@ class BenchmarkDataset(ImageListDataset):
         self.image_ids = list(image_ids)
 
 
+def not_found(problem: str, layout: str, how_to_get: str) -> DatasetNotFoundError:
+    """The error every loader raises for missing data: the problem, the expected layout, the fix."""
+    return DatasetNotFoundError(f"{problem}.\nExpected layout:\n{layout}\n{how_to_get}")
+
+
 def find_dataset_dir(root: str | os.PathLike, candidates: Sequence[str], marker: str, title: str,
                      layout: str, how_to_get: str) -> Path:
     """The first of ``root / candidate`` that contains ``marker``; else a clear DatasetNotFoundError.
@@ -44,17 +49,24 @@ def find_dataset_dir(root: str | os.PathLike, candidates: Sequence[str], marker:
     for folder in tried:
         if (folder / marker).exists():
             return folder
-    raise DatasetNotFoundError(
-        f"{title} not found: no {marker} under {', '.join(str(folder) for folder in tried)}.\n"
-        f"Expected layout:\n{layout}\n{how_to_get}"
-    )
+    raise not_found(f"{title} not found: no {marker} under {', '.join(str(folder) for folder in tried)}",
+                    layout, how_to_get)
 
 
 def require_file(path: Path, title: str, layout: str, how_to_get: str) -> Path:
     """``path`` if it exists, else a DatasetNotFoundError naming it, the layout and the fix."""
     if not path.exists():
-        raise DatasetNotFoundError(f"{title}: missing {path}.\nExpected layout:\n{layout}\n{how_to_get}")
+        raise not_found(f"{title}: missing {path}", layout, how_to_get)
     return path
+
+
+def require_images(paths: list[Path], what: str, layout: str, how_to_get: str) -> list[Path]:
+    """``paths`` if every image exists, else a DatasetNotFoundError counting the missing ones."""
+    missing = [path for path in paths if not path.exists()]
+    if missing:
+        raise not_found(f"{what}: {len(missing)} of {len(paths)} images are missing (first: {missing[0]})",
+                        layout, how_to_get)
+    return paths
 
 
 def holdout_split(num_items: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:

@@ -20,9 +20,8 @@ from typing import Callable
 
 import numpy as np
 
-from ..data import DatasetNotFoundError
 from .common import (DEFAULT_SPLIT_SEED, DEFAULT_VAL_FRACTION, BenchmarkDataset, build_splits,
-                     find_dataset_dir, require_file)
+                     find_dataset_dir, not_found, require_file)
 
 logger = logging.getLogger(__name__)
 
@@ -49,8 +48,7 @@ def _concepts(nus_dir: Path) -> list[str]:
             if not names:
                 raise ValueError(f"{candidate} is empty: it must list the concepts, one a line")
             return names
-    raise DatasetNotFoundError(f"NUS-WIDE: missing {nus_dir / 'Concepts81.txt'}.\n"
-                               f"Expected layout:\n{LAYOUT}\n{HOW_TO_GET}")
+    raise not_found(f"NUS-WIDE: missing {nus_dir / 'Concepts81.txt'}", LAYOUT, HOW_TO_GET)
 
 
 def read_nuswide_split(nus_dir: Path, concepts: list[str], split: str, keep_unlabeled: bool = False
@@ -71,9 +69,8 @@ def read_nuswide_split(nus_dir: Path, concepts: list[str], split: str, keep_unla
     paths = [nus_dir / "Flickr" / entry for entry in entries]
     present = np.array([path.exists() for path in paths], dtype=bool)
     if not present.any():
-        raise DatasetNotFoundError(f"NUS-WIDE {split}: none of the {len(paths)} listed images exist "
-                                   f"(first: {paths[0] if paths else 'none listed'}).\n"
-                                   f"Expected layout:\n{LAYOUT}\n{HOW_TO_GET}")
+        raise not_found(f"NUS-WIDE {split}: none of the {len(paths)} listed images exist "
+                        f"(first: {paths[0] if paths else 'none listed'})", LAYOUT, HOW_TO_GET)
     if not present.all():
         warnings.warn(f"NUS-WIDE {split}: {int((~present).sum())} of {len(paths)} listed images are "
                       "missing on disk and skipped", stacklevel=3)

@@ -17,7 +17,8 @@ from typing import Callable
 import numpy as np
 
 from ..data import DatasetNotFoundError
-from .common import DEFAULT_SPLIT_SEED, DEFAULT_VAL_FRACTION, BenchmarkDataset, build_splits, find_dataset_dir
+from .common import (DEFAULT_SPLIT_SEED, DEFAULT_VAL_FRACTION, BenchmarkDataset, build_splits, find_dataset_dir,
+                     not_found, require_images)
 
 VOC_CLASSES = (
     "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",
@@ -44,6 +45,11 @@ def find_voc2007(root: str | os.PathLike) -> Path:
                             "ImageSets/Main", "PASCAL VOC 2007", LAYOUT, HOW_TO_GET)
 
 
+def has_image_set(voc_dir: Path, split: str) -> bool:
+    """Whether the per-class files of ``trainval`` or ``test`` are all there."""
+    return all((voc_dir / "ImageSets" / "Main" / f"{name}_{split}.txt").exists() for name in VOC_CLASSES)
+
+
 def read_image_set(voc_dir: Path, split: str) -> tuple[list[str], np.ndarray, np.ndarray]:
     """``(image ids, labels, difficult)`` of ``trainval`` or ``test`` from the per-class files."""
     main = voc_dir / "ImageSets" / "Main"
@@ -52,11 +58,8 @@ def read_image_set(voc_dir: Path, split: str) -> tuple[list[str], np.ndarray, np
     for name in VOC_CLASSES:
         path = main / f"{name}_{split}.txt"
         if not path.exists():
-            raise DatasetNotFoundError(
-                f"PASCAL VOC 2007: missing {path}" +
-                (" (the test archive is not extracted)" if split == "test" else "") +
-                f".\nExpected layout:\n{LAYOUT}\n{HOW_TO_GET}"
-            )
+            raise not_found(f"PASCAL VOC 2007: missing {path}"
+                            + (" (the test archive is not extracted)" if split == "test" else ""), LAYOUT, HOW_TO_GET)
         rows = [line.split() for line in path.read_text().splitlines() if line.strip()]
         if any(len(row) != 2 or row[1] not in ("1", "-1", "0") for row in rows):
             raise ValueError(f"{path} is corrupt: every line must be '<image id> <1|-1|0>'")
@@ -74,14 +77,8 @@ def read_image_set(voc_dir: Path, split: str) -> tuple[list[str], np.ndarray, np
 
 
 def _image_paths(voc_dir: Path, ids: list[str], split: str) -> list[Path]:
-    paths = [voc_dir / "JPEGImages" / f"{image_id}.jpg" for image_id in ids]
-    missing = [path for path in paths if not path.exists()]
-    if missing:
-        raise DatasetNotFoundError(
-            f"PASCAL VOC 2007 {split}: {len(missing)} of {len(paths)} images are missing "
-            f"(first: {missing[0]}).\nExpected layout:\n{LAYOUT}\n{HOW_TO_GET}"
-        )
-    return paths
+    return require_images([voc_dir / "JPEGImages" / f"{image_id}.jpg" for image_id in ids],
+                          f"PASCAL VOC 2007 {split}", LAYOUT, HOW_TO_GET)
 
 
 def load_voc2007(root: str | os.PathLike = "data", train_transform: Callable | None = None,
@@ -98,8 +95,11 @@ def load_voc2007(root: str | os.PathLike = "data", train_transform: Callable | N
     except DatasetNotFoundError:
         if not download:
             raise
+        voc_dir = None
+    if download and (voc_dir is None or not all(has_image_set(voc_dir, split) for split in ("trainval", "test"))):
         from ..download import download_voc2007
 
+        # missing, or half there (an interrupted download): fetches and extracts only what is missing
         voc_dir = download_voc2007(root)
     splits = {}
     for split in ("trainval", "test"):
