@@ -334,16 +334,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _option_value(options: Sequence[str], name: str) -> str | None:
-    """The value given to ``name`` in ``options`` (``--name value`` or ``--name=value``), else ``None``."""
-    for index, option in enumerate(options):
-        if option == name and index + 1 < len(options):
-            return options[index + 1]
-        if option.startswith(name + "="):
-            return option.split("=", 1)[1]
-    return None
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     extra = argv[argv.index("--") + 1:] if "--" in argv else []
@@ -351,6 +341,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "list":
         print(list_commands(args.table or list(TABLES)))
     elif args.command == "run":
+        from .train import build_parser as train_parser
         from .utils import get_device
 
         try:
@@ -358,7 +349,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         except ValueError as error:
             raise SystemExit(f"error: {error}") from error
 
-        device = get_device(_option_value(extra, "--device"))  # as the train CLI will choose it
+        device = get_device(train_parser().parse_known_args(extra)[0].device)  # as the train CLI will choose it
         with distributed.process_group(device):  # one process group for all settings
             run_table(args.table, args.setting, args.data_root, args.runs, args.results, extra)
     else:
