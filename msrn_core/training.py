@@ -110,7 +110,7 @@ def make_sgd(params, lr: float, momentum: float, weight_decay: float) -> torch.o
     for the weight decay and makes three more passes, which on the CPU costs MSRN's training
     step (fc1 alone holds 75 M weights) about 0.4 s against 0.05 s
     (``python benchmarks/suite.py train``). Torch versions or devices without a fused SGD
-    (before torch 2.4 on the CPU) get the plain loop.
+    (before torch 2.2 on CUDA, 2.4 on the CPU) get the plain loop.
     """
     params = list(params)
     options = dict(lr=lr, momentum=momentum, weight_decay=weight_decay)
