@@ -129,8 +129,7 @@ def forward_target(args) -> None:
         head_times = interleaved_times({"head (all after the trunk)": lambda: model.head(features),
                                         "label-group embeddings": model.label_group_embeddings,
                                         "branch convs (buffer, pool, projection)":
-                                            lambda: [b(features[s].contiguous(memory_format=torch.channels_last))
-                                                     for s, b in zip(model.branch_stages, model.branches)]},
+                                            lambda: model.branch_maps(features)},
                                        device, args.repeats)
     print(f"\n[1] forward, {args.backbone} at {args.image_size} px, batch {args.batch_size}, n = {args.classes}, "
           f"{device.type} fp32, {torch.get_num_threads()} threads, median of {args.repeats}")
@@ -160,13 +159,22 @@ def train_target(args) -> None:
 
 
 # ---------------------------------------------------------------- target 3
+def sga_inputs(labels: int, batch: int, d: int, positions, device, generator: torch.Generator):
+    """Random SGA inputs: embeddings (labels x d) and one B x HW x d feature map per branch."""
+    embeddings = (0.1 * torch.randn(labels, d, generator=generator)).to(device)
+    branches = [torch.randn(batch, hw, d, generator=generator).to(device) for hw in positions]
+    return embeddings, branches
+
+
 def sga_job(form: str, labels: int, batch: int, d: int, positions: tuple, device):
     """Forward and backward of SGA over all branches, at the given sizes."""
     from msrn_core.model import SGA_FORMS
 
     generator = torch.Generator().manual_seed(0)
-    embeddings = (0.1 * torch.randn(labels, d, generator=generator)).to(device).requires_grad_()
-    branches = [torch.randn(batch, hw, d, generator=generator).to(device).requires_grad_() for hw in positions]
+    embeddings, branches = sga_inputs(labels, batch, d, positions, device, generator)
+    embeddings.requires_grad_()
+    for f in branches:
+        f.requires_grad_()
     weights = [torch.randn(batch, labels, d, generator=generator).to(device) for _ in positions]
 
     def call():
@@ -274,9 +282,7 @@ def chunks_target(args) -> None:
     device = torch.device(args.device)
     labels, d = args.classes + 4, 512
     positions = [(args.image_size // 2 ** (s + 2)) ** 2 for s in (2, 3, 4)]  # after the branches' 2x2 pooling
-    generator = torch.Generator().manual_seed(0)
-    branches = [torch.randn(args.batch_size, hw, d, generator=generator).to(device) for hw in positions]
-    embeddings = (0.1 * torch.randn(labels, d, generator=generator)).to(device)
+    embeddings, branches = sga_inputs(labels, args.batch_size, d, positions, device, torch.Generator().manual_seed(0))
     largest = max(args.batch_size * d * hw * labels for hw in positions)
     sizes = [size for size in CHUNK_SIZES if size // 2 < largest]
 

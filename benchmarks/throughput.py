@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 
 from msrn_core.model import HEAD_KINDS, MODEL_KINDS, SGA_FORMS, ModelConfig, build_model, count_parameters
-from msrn_core.training import TrainConfig, autocast_dtype, loss_terms, make_sgd
+from msrn_core.training import AMP_MODES, TrainConfig, autocast, autocast_dtype, loss_terms, make_sgd, optimizer_step
 
 TRAINING = TrainConfig()  # the training loop's loss weight, clipping, momentum and weight decay
 
@@ -39,10 +39,6 @@ def synthetic_graph(n: int, feature_dim: int = 300, seed: int = 0):
     return features, adjacency
 
 
-def autocast(device: torch.device, dtype: torch.dtype | None):
-    return torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None)
-
-
 def train_step(model, optimizer, images, targets, dtype=None, scaler=None) -> torch.Tensor:
     """One optimiser step as the training loop takes it: loss, backward, clipping, SGD.
 
@@ -52,12 +48,7 @@ def train_step(model, optimizer, images, targets, dtype=None, scaler=None) -> to
     with autocast(images.device, dtype):
         output = model(images)
     loss, _ = loss_terms(output, targets, TRAINING.compactness_weight, model)
-    optimizer.zero_grad(set_to_none=True)
-    scaler.scale(loss).backward()
-    scaler.unscale_(optimizer)  # clip true gradients
-    torch.nn.utils.clip_grad_norm_(model.parameters(), TRAINING.clip_grad_norm)
-    scaler.step(optimizer)
-    scaler.update()
+    optimizer_step(loss, model, optimizer, scaler, TRAINING.clip_grad_norm)
     return loss.detach()
 
 
@@ -123,7 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--classes", type=int, default=20)
     parser.add_argument("--head", default="paper", choices=HEAD_KINDS, help="MSRN's classifier")
     parser.add_argument("--sga", default="lean", choices=list(SGA_FORMS), help="MSRN's SGA implementation")
-    parser.add_argument("--amp", default="auto", choices=["auto", "bf16", "fp16", "off"],
+    parser.add_argument("--amp", default="auto", choices=AMP_MODES,
                         help="autocast on CUDA (auto: bf16 where supported, else fp16 with a gradient scaler)")
     parser.add_argument("--channels-last", action="store_true", help="NHWC images and weights")
     parser.add_argument("--no-cudnn-benchmark", action="store_true", help="leave cudnn.benchmark off")

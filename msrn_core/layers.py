@@ -136,6 +136,11 @@ def _exp_floor(dtype: torch.dtype) -> float:
     return math.log(torch.finfo(dtype).tiny) + 1.0
 
 
+def _floored_exp_(scores: torch.Tensor) -> torch.Tensor:
+    """``exp`` in place of shifted scores, floored first at :func:`_exp_floor` (its fast path)."""
+    return scores.clamp_(min=_exp_floor(scores.dtype)).exp_()
+
+
 def _row_slices(total: int, positions: int, labels: int, chunk_elements: int):
     """Slices of ``total`` rows, each covering about ``chunk_elements`` scores (positions x labels a row)."""
     step = max(1, chunk_elements // max(1, labels * positions))
@@ -189,7 +194,6 @@ class _LeanSemanticGuidedAttention(torch.autograd.Function):
             u = f - centre
             neg_shift = -e.abs() * ((high - low) / 2)[:, None]  # minus the maximum score of each (r, c)
             need_variance = ctx.needs_input_grad[1]
-            floor = _exp_floor(f.dtype)
             # Row-major (rows x positions x labels) chunks: one batched matrix product per chunk
             # takes the sums over positions of exp(score) times 1, u (and u^2) in a single read.
             u_by_row = u.t()  # (R, HW)
@@ -203,7 +207,7 @@ class _LeanSemanticGuidedAttention(torch.autograd.Function):
                 attention = None
             for rows in _row_slices(batch * d, positions, labels, chunk_elements):
                 work = torch.addcmul(neg_shift[rows, None, :], u_by_row[rows, :, None], e[rows, None, :])  # eq. 7
-                work.clamp_(min=floor).exp_()  # eq. 8's numerator, less the maximum
+                _floored_exp_(work)  # eq. 8's numerator, less the maximum
                 moments[:, rows] = torch.bmm(powers[rows], work).transpose(0, 1)
                 if want_attention:
                     work /= moments[0, rows, None, :]  # eq. 8: sums to 1 over positions
@@ -230,13 +234,12 @@ class _LeanSemanticGuidedAttention(torch.autograd.Function):
             if ctx.needs_input_grad[1]:
                 grad_embeddings = (grad * variance).view(batch, d, labels).sum(dim=0).t()
             if ctx.needs_input_grad[0]:
-                floor = _exp_floor(u.dtype)
                 # d f[p] = sum_c a[p, c] (grad[c] (1 - e[c] (o[c] - centre)) + u[p] grad[c] e[c])
                 constant, slope = grad * (1 - e * mean_u), grad * e
                 grad_rows = torch.empty_like(u)  # (HW, R)
                 for rows, u_rows, work, scaled in _row_chunks(u, labels, chunk_elements):
                     torch.addcmul(log_total[rows].neg(), u_rows, e[rows], out=work)
-                    work.clamp_(min=floor).exp_()  # the attention a, recomputed
+                    _floored_exp_(work)  # the attention a, recomputed
                     torch.addcmul(constant[rows], u_rows, slope[rows], out=scaled)
                     scaled.mul_(work)
                     grad_rows[:, rows] = scaled.sum(dim=-1)

@@ -238,13 +238,23 @@ class MSRN(_GraphModel):
     def forward(self, images: torch.Tensor, details: bool = False) -> ModelOutput:
         return self.head(self.trunk(images, self.branch_stages), details)
 
+    def branch_maps(self, features: dict[int, torch.Tensor]) -> list[torch.Tensor]:
+        """Each branch's projected map f (B x d x H x W) from the trunk's stage outputs.
+
+        The stage outputs go in as channels_last (NHWC): the 2x2 max-pooling runs about twice
+        as fast on the CPU, and the flattened B x HW x d map that the SGA reads is contiguous
+        without a copy.
+        """
+        return [branch(features[stage].contiguous(memory_format=torch.channels_last))
+                for stage, branch in zip(self.branch_stages, self.branches)]
+
     def head(self, features: dict[int, torch.Tensor], details: bool = False) -> ModelOutput:
         """Everything after the trunk, from the outputs of its stages (``ResNetTrunk.forward``)."""
         n = self.num_classes
         zero = features[self.branch_stages[0]].new_zeros(())
         if self.config.embeddings == "none":
             # no LGE (Table 5): each branch's projected map is globally max-pooled instead
-            pooled = [branch(features[s]).amax(dim=(2, 3)) for s, branch in zip(self.branch_stages, self.branches)]
+            pooled = [f.amax(dim=(2, 3)) for f in self.branch_maps(features)]
             hidden = F.leaky_relu(self.fc1(torch.tanh(torch.cat(pooled, dim=1))), self.config.head_negative_slope)
             return ModelOutput(self.fc2(hidden), zero)
 
@@ -253,10 +263,7 @@ class MSRN(_GraphModel):
             [lge["group_embeddings"]] if self.uses_groups else [])
         embeddings = torch.cat(used, dim=0)  # (n + m) x d: rows of M = [O || Q]
         representations, attention_maps = [], []
-        for stage, branch in zip(self.branch_stages, self.branches):
-            # channels_last (NHWC): the 2x2 max-pooling runs about twice as fast on the CPU, and
-            # the flattened B x HW x d map below is contiguous without a copy
-            f = branch(features[stage].contiguous(memory_format=torch.channels_last))  # B x d x H x W
+        for f in self.branch_maps(features):  # B x d x H x W
             height, width = f.shape[-2:]
             f = f.flatten(2).transpose(1, 2)  # B x HW x d
             out = SGA_FORMS[self.sga_form](f, embeddings.to(f.dtype), return_attention=details)

@@ -13,6 +13,7 @@ from dataclasses import dataclass, fields, replace
 from .model import config_class, model_config
 from .scenes import SceneConfig
 from .training import TrainConfig
+from .utils import worker_processes
 
 
 @dataclass(frozen=True)
@@ -60,7 +61,7 @@ CPU = Recipe("cpu", image_size=128, backbone="resnet18", pretrained=False, embed
              epochs=3, batch_size=16, lr=0.03, backbone_lr_mult=1.0, lr_step=2)
 SMALL = replace(CPU, name="small", image_size=64, epochs=1, max_steps_per_epoch=4)
 # A GPU eats 448 px images faster than 2 processes decode and augment them: one per core, up to 8.
-GPU_WORKERS = min(8, os.cpu_count() or 1)
+GPU_WORKERS = worker_processes()
 # A GPU kernel (Colab, a workstation): the paper's architecture and resolution on the built-in
 # dataset, with ImageNet weights and a short schedule.
 GPU = Recipe("gpu", image_size=448, backbone="resnet101", pretrained=True, embed_dim=512, fc_hidden=2048,

@@ -60,7 +60,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from .data import DatasetNotFoundError, ImageListDataset
-from .utils import atomic_write_json
+from .utils import atomic_write_json, worker_processes
 
 # Bump when the drawing or sampling changes: it is part of the cache name, so old caches
 # are not mistaken for new ones.
@@ -977,7 +977,7 @@ def generate_scenes(config: SceneConfig | None = None, root: str | os.PathLike =
     start_time = time.perf_counter()
     total = config.num_train + config.num_val + config.num_test
     if workers is None:
-        workers = min(8, os.cpu_count() or 1) if total >= 400 else 1
+        workers = worker_processes() if total >= 400 else 1
     jobs = []
     chunk = max(25, math.ceil(total / (8 * max(workers, 1))))
     for split in SPLITS:

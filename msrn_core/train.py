@@ -16,7 +16,7 @@ from .datasets.common import DEFAULT_SPLIT_SEED, DEFAULT_VAL_FRACTION
 from .metrics import format_metrics_table
 from .model import EMBEDDING_MODES, HEAD_KINDS, MODEL_KINDS, ModelConfig
 from .recipes import CPU, PAPER, SMALL
-from .training import TrainConfig, evaluate, load_best, train_model
+from .training import AMP_MODES, TrainConfig, evaluate, load_best, train_model
 from .utils import get_device, seed_everything
 
 EXAMPLES = """\
@@ -111,7 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help=f"data-loading processes (default: {CPU.num_workers}; with --paper one per core, "
                             f"up to 8: {PAPER.num_workers} here)")
     train.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, mps")
-    train.add_argument("--amp", default="auto", choices=["auto", "bf16", "fp16", "off"],
+    train.add_argument("--amp", default="auto", choices=AMP_MODES,
                        help="mixed precision on CUDA (auto: bf16 where supported)")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--out", default=None, help="run folder (default: runs/<model>)")

@@ -73,6 +73,9 @@ class TrainResult:
     extra: dict = field(default_factory=dict)
 
 
+AMP_MODES = ("auto", "bf16", "fp16", "off")  # TrainConfig.amp and the CLIs' --amp
+
+
 def autocast_dtype(device: torch.device, amp: str) -> torch.dtype | None:
     """The autocast dtype for ``amp`` on ``device`` (``None``: full precision)."""
     if amp == "off" or device.type != "cuda":
@@ -82,6 +85,23 @@ def autocast_dtype(device: torch.device, amp: str) -> torch.dtype | None:
     if amp == "bf16" or torch.cuda.is_bf16_supported():
         return torch.bfloat16
     return torch.float16
+
+
+def autocast(device: torch.device, dtype: torch.dtype | None):
+    """Autocast to ``dtype`` (from :func:`autocast_dtype`) on ``device``; full precision when it is None."""
+    return torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None)
+
+
+def optimizer_step(loss: torch.Tensor, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
+                   scaler: torch.amp.GradScaler, clip_grad_norm: float) -> None:
+    """Backward and one optimiser step: gradients clipped *after* backward (spec section 7), at
+    their true scale; ``scaler`` is a GradScaler, enabled for fp16 only (a disabled one passes through)."""
+    optimizer.zero_grad(set_to_none=True)
+    scaler.scale(loss).backward()
+    scaler.unscale_(optimizer)
+    torch.nn.utils.clip_grad_norm_(model.parameters(), clip_grad_norm)
+    scaler.step(optimizer)
+    scaler.update()
 
 
 def make_loader(dataset, batch_size: int, shuffle: bool, num_workers: int, device: torch.device,
@@ -179,7 +199,7 @@ def predict(model, dataset, batch_size: int = 32, device: str | torch.device = "
         skipped += batch.skipped
         if batch.images.numel() == 0:
             continue
-        with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
+        with autocast(device, dtype):
             output = model(batch.images.to(device, non_blocking=True))
         logits.append(output.logits.float().cpu())
         targets.append(batch.targets)
@@ -307,7 +327,7 @@ def train_model(model, train_set, val_set, config: TrainConfig, run_dir: str | P
                 continue
             images = batch.images.to(device, non_blocking=True)
             targets = batch.targets.to(device, non_blocking=True)
-            with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
+            with autocast(device, dtype):
                 output = network(images)
             loss, bce = loss_terms(output, targets, config.compactness_weight, model)
             if not torch.isfinite(loss):
@@ -317,12 +337,7 @@ def train_model(model, train_set, val_set, config: TrainConfig, run_dir: str | P
                     f"precision off (amp='off', CLI --amp off). The last good state is {last_path}"
                     + (" (resume from it)" if last_path.exists() else "")
                 )
-            optimizer.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            scaler.unscale_(optimizer)  # clip true gradients, after backward (spec section 7)
-            torch.nn.utils.clip_grad_norm_(model.parameters(), config.clip_grad_norm)
-            scaler.step(optimizer)
-            scaler.update()
+            optimizer_step(loss, model, optimizer, scaler, config.clip_grad_norm)
             losses.append(loss.item())
             bces.append(bce.item())
             bar.set_postfix(loss=f"{np.mean(losses[-20:]):.4f}", lr=f"{optimizer.param_groups[-1]['lr']:.2g}")

@@ -30,6 +30,12 @@ def seed_everything(seed: int = 0) -> None:
     torch.cuda.manual_seed_all(seed)
 
 
+def worker_processes(limit: int = 8) -> int:
+    """One process per CPU core, at most ``limit``: for work that keeps every core busy (drawing
+    scenes, decoding and augmenting 448 px images for a GPU)."""
+    return min(limit, os.cpu_count() or 1)
+
+
 def get_device(preferred: str | None = None) -> torch.device:
     """``cuda`` if available, else ``mps`` if available, else ``cpu`` (or ``preferred``)."""
     if preferred and preferred != "auto":
