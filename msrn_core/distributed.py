@@ -58,6 +58,10 @@ RANK_SEED_STRIDE = 1_000_003
 TORCHRUN_VARIABLES = ("RANK", "LOCAL_RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
 
 
+class DistributedSetupError(RuntimeError):
+    """The environment does not describe a multi-process run this machine can start."""
+
+
 @dataclass(frozen=True)
 class ProcessContext:
     """Where this process stands in a run: its rank, the number of processes, its local GPU."""
@@ -105,14 +109,14 @@ def init_from_environment(device: torch.device) -> ProcessContext:
         return context()
     missing = [name for name in TORCHRUN_VARIABLES if name not in os.environ]
     if missing:
-        raise RuntimeError(
+        raise DistributedSetupError(
             f"WORLD_SIZE is {os.environ['WORLD_SIZE']} but {', '.join(missing)} are not set: start "
             "multi-process runs with torchrun (torchrun --nproc_per_node=N -m msrn_core.train ...)"
         )
     local_rank = int(os.environ["LOCAL_RANK"])
     if device.type == "cuda":
         if local_rank >= torch.cuda.device_count():
-            raise RuntimeError(
+            raise DistributedSetupError(
                 f"process {local_rank} of this machine has no GPU: {torch.cuda.device_count()} are "
                 "visible. Pass --nproc_per_node at most the number of GPUs."
             )

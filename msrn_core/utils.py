@@ -152,6 +152,15 @@ def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:
     atomic_write_bytes(path, lambda handle: handle.write(data))
 
 
+def read_json(path: str | os.PathLike, fix: str = "regenerate or download it again") -> Any:
+    """The JSON content of ``path``; a truncated or corrupt file raises a ValueError naming it."""
+    path = Path(path)
+    try:
+        return json.loads(path.read_bytes())
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ValueError(f"{path} is not valid JSON ({error}): the file is truncated or corrupt; {fix}") from None
+
+
 def _json_default(value: Any):
     if isinstance(value, (np.floating, np.integer)):
         return value.item()
