@@ -31,9 +31,14 @@ What a distributed run does differently (:func:`msrn_core.training.train_model`)
 - A step whose batch is empty on some process (unreadable images) is skipped by all.
 - **Rank 0 only** prints, draws progress bars and writes checkpoints and JSON files; the other
   processes wait at a barrier, so a checkpoint is complete before anyone reads it.
-- **Random streams**: data augmentation draws from a per-process stream (the seed offset by
-  the rank); ``last.pt`` keeps every process's random state, so resuming with the same number
-  of processes continues exactly.
+- **Augmentation**: each image's random crop and flip come from a generator seeded by (seed,
+  epoch, image index) (:class:`~msrn_core.data.SeededAugmentation`), so whichever process
+  loads an image augments it as a single process would: the global batch of step k is the
+  same tensor in a 1-process and an N-process run. What still differs on the CPU is BatchNorm
+  (statistics over each process's share, see above) and the order of floating-point sums.
+- **Random streams**: the other random streams (Python, NumPy, PyTorch) are offset by the
+  rank; ``last.pt`` keeps every process's random state, so resuming with the same number of
+  processes continues exactly.
 
 The run folder must be visible to every process (one machine, or a shared file system).
 """
@@ -141,7 +146,11 @@ def process_group(device: torch.device):
     processes = init_from_environment(device)
     try:
         yield processes
-    finally:
+    except BaseException:
+        # leave without the collective goodbye: the other processes may never reach it, and the
+        # closed connection is what tells them to stop (msrn_core.cli makes them exit quietly)
+        raise
+    else:
         if joined:
             shutdown()
 
