@@ -28,7 +28,7 @@ from pathlib import Path
 import torch
 
 from msrn_core.model import ModelConfig, build_model, count_parameters
-from msrn_core.training import make_sgd
+from msrn_core.running.training import make_sgd
 from throughput import synchronize, synthetic_graph, train_step
 
 COCO = dict(labels=80, groups=4, batch=8, d=512, positions=(28 * 28, 14 * 14, 7 * 7))  # 448 px, branches 1-3
@@ -199,9 +199,9 @@ def sga_target(args) -> None:
 
 # ---------------------------------------------------------------- target 4
 def data_target(args) -> None:
-    from msrn_core.experiment import make_model, prepare_scenes
-    from msrn_core.recipes import CPU
-    from msrn_core.training import make_loader
+    from msrn_core.running.experiment import make_model, prepare_scenes
+    from msrn_core.running.recipes import CPU
+    from msrn_core.running.training import make_loader
 
     device = torch.device(args.device)
     setup = prepare_scenes(args.data_root, CPU.scene_config(), label_features="onehot")

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 
 from msrn_core.model import HEAD_KINDS, MODEL_KINDS, SGA_FORMS, ModelConfig, build_model, count_parameters
-from msrn_core.training import AMP_MODES, TrainConfig, autocast, autocast_dtype, loss_terms, make_sgd, optimizer_step
+from msrn_core.running.training import AMP_MODES, TrainConfig, autocast, autocast_dtype, loss_terms, make_sgd, optimizer_step
 
 TRAINING = TrainConfig()  # the training loop's loss weight, clipping, momentum and weight decay
 

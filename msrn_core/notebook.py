@@ -15,9 +15,10 @@ from pathlib import Path
 import torch
 import torchvision
 
-from . import __version__, recipes
-from .experiment import DataSetup, make_model, prepare_scenes
-from .training import TrainResult, load_or_train
+from . import __version__
+from .running import recipes
+from .running.experiment import DataSetup, make_model, prepare_scenes
+from .running.training import TrainResult, load_or_train
 from .utils import get_device, project_root, seed_everything
 
 REPOSITORY = "https://github.com/msrn-tutorial/msrn-tutorial"

@@ -21,11 +21,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import plots, recipes
-from .experiment import make_model, prepare_scenes
+from . import plots
+from .running import recipes
+from .running.experiment import make_model, prepare_scenes
 from .graph import graph_summary
 from .metrics import format_metrics_table
-from .training import evaluate, load_or_train
+from .running.training import evaluate, load_or_train
 from .utils import atomic_write_json, get_device, seed_everything
 
 def parse_args(argv=None) -> argparse.Namespace:

@@ -201,7 +201,7 @@ def test_per_label_head_configuration_errors():
 
 
 def test_checkpoint_written_before_the_head_option_still_loads(tmp_path):
-    from msrn_core.checkpoints import load_model_state, save_checkpoint
+    from msrn_core.running.checkpoints import load_model_state, save_checkpoint
 
     features, adjacency = random_graph(3)
     model = build_model(ModelConfig(backbone="resnet18", fc_hidden=8), features, adjacency)

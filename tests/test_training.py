@@ -7,12 +7,12 @@ import pytest
 import torch
 from PIL import Image
 
-from msrn_core.checkpoints import (CheckpointMismatchError, load_model_state, model_from_checkpoint,
+from msrn_core.running.checkpoints import (CheckpointMismatchError, load_model_state, model_from_checkpoint,
                                    save_checkpoint)
-from msrn_core.data import UnreadableImageWarning
-from msrn_core.experiment import make_model, setup_from_splits
+from msrn_core.data.dataset import UnreadableImageWarning
+from msrn_core.running.experiment import make_model, setup_from_splits
 from msrn_core.model import ModelConfig
-from msrn_core.training import (NonFiniteLossError, TrainConfig, _keep_kernel_choice, evaluate, loss_terms,
+from msrn_core.running.training import (NonFiniteLossError, TrainConfig, _keep_kernel_choice, evaluate, loss_terms,
                                 load_or_train, make_sgd, train_model)
 from msrn_core.utils import atomic_write_bytes, seed_everything
 
@@ -209,7 +209,7 @@ def test_mixed_precision_training_and_resume_on_cuda(setup, tmp_path, amp):
 
 
 def test_command_line_trains_and_evaluates_in_small_mode(small_scenes, tmp_path, capsys):
-    from msrn_core import train
+    from msrn_core.running import train
 
     root = small_scenes[0]
     args = ["--small", "--data-root", str(root), "--out", str(tmp_path / "run"), "--label-features", "onehot",
@@ -224,7 +224,7 @@ def test_command_line_trains_and_evaluates_in_small_mode(small_scenes, tmp_path,
 
 
 def test_command_line_help_explains_the_options(capsys):
-    from msrn_core import train
+    from msrn_core.running import train
 
     with pytest.raises(SystemExit):
         train.main(["--help"])
@@ -279,7 +279,7 @@ def test_resumed_optimiser_keeps_its_own_kernel_choice():
 def test_gpu_recipes_load_data_with_more_processes_than_the_cpu_recipe(monkeypatch):
     import os
 
-    from msrn_core import recipes, train
+    from msrn_core.running import recipes, train
 
     assert recipes.CPU.train_config().num_workers == 2
     assert recipes.GPU.train_config().num_workers == recipes.PAPER.num_workers == min(8, os.cpu_count() or 1)

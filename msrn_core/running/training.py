@@ -10,7 +10,7 @@
 - ``last.pt`` (everything needed to resume exactly) and ``best.pt`` (best validation mAP),
   both written atomically after every epoch.
 - Multi-GPU: under ``torchrun`` the same function trains with DistributedDataParallel; the
-  batch size is then the global batch (see :mod:`msrn_core.distributed`).
+  batch size is then the global batch (see :mod:`msrn_core.running.distributed`).
 """
 from __future__ import annotations
 
@@ -30,9 +30,9 @@ from tqdm.auto import tqdm
 
 from . import distributed
 from .checkpoints import check_signature, load_model_state, read_checkpoint, save_checkpoint
-from .data import collate_skip_unreadable
-from .metrics import compute_all_metrics, mean_average_precision
-from .utils import atomic_write_json, get_device
+from ..data.dataset import collate_skip_unreadable
+from ..metrics import compute_all_metrics, mean_average_precision
+from ..utils import atomic_write_json, get_device
 
 
 class NonFiniteLossError(FloatingPointError):

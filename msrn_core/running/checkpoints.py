@@ -14,8 +14,8 @@ from typing import Sequence
 
 import torch
 
-from .model import build_model, model_config, model_signature
-from .utils import atomic_write_bytes
+from ..model import build_model, model_config, model_signature
+from ..utils import atomic_write_bytes
 
 CHECKPOINT_FORMAT = 1
 

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import numpy as np
 
-from .data import build_transform, check_label_matrix
-from .graph import LabelGraph
-from .label_features import LabelFeatureProvider, get_label_features
-from .model import ModelConfig, build_model
-from .scenes import SceneConfig
+from ..data.dataset import build_transform, check_label_matrix
+from ..graph import LabelGraph
+from ..label_features import LabelFeatureProvider, get_label_features
+from ..model import ModelConfig, build_model
+from ..data.scenes import SceneConfig
 
 
 @dataclass
@@ -51,13 +51,13 @@ def prepare_dataset(name: str = "scenes", root: str | Path = "data", image_size:
                     label_features: str = "sentence", t: float = 0.4, p: float = 0.25,
                     train_augmentation: bool = True, label_feature_options: dict | None = None,
                     **options) -> DataSetup:
-    """Load a dataset of :mod:`msrn_core.datasets` by name and derive its graph and label features.
+    """Load a dataset of :mod:`msrn_core.data.real` by name and derive its graph and label features.
 
     The graph statistics of a real benchmark's training split are cached beside the dataset.
     ``options`` go to the loader (``val_fraction``, ``seed``, ``download`` ...); for ``"scenes"``
-    pass ``config`` (a :class:`~msrn_core.scenes.SceneConfig`) instead of ``image_size``.
+    pass ``config`` (a :class:`~msrn_core.data.scenes.SceneConfig`) instead of ``image_size``.
     """
-    from .datasets import load_dataset
+    from ..data.real import load_dataset
 
     if name == "scenes":
         config = options.pop("config", None) or SceneConfig(image_size=image_size)
@@ -91,7 +91,7 @@ def setup_from_splits(train, val, test, label_features: str = "sentence", t: flo
     if statistics_cache is None:
         graph = LabelGraph.from_labels(train.labels, train.class_names, t=t, p=p)
     else:
-        from .datasets.statistics import cached_label_statistics
+        from ..data.real.statistics import cached_label_statistics
 
         counts, nums, _ = cached_label_statistics(train, statistics_cache)
         graph = LabelGraph.from_counts(counts, nums, train.class_names, t=t, p=p)

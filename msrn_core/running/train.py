@@ -1,6 +1,6 @@
 """Command-line entry point: train MSRN or a baseline, select on validation, evaluate on test.
 
-Run ``python -m msrn_core.train --help`` (or ``msrn-train --help``) for the options.
+Run ``python -m msrn_core.running.train --help`` (or ``msrn-train --help``) for the options.
 """
 from __future__ import annotations
 
@@ -11,42 +11,42 @@ from pathlib import Path
 
 from . import distributed
 from .checkpoints import load_model_state
-from .datasets import DATASETS
-from .datasets.common import DEFAULT_SPLIT_SEED, DEFAULT_VAL_FRACTION
-from .metrics import format_metrics_table
-from .model import EMBEDDING_MODES, HEAD_KINDS, MODEL_KINDS, ModelConfig
+from ..data.real import DATASETS
+from ..data.real.common import DEFAULT_SPLIT_SEED, DEFAULT_VAL_FRACTION
+from ..metrics import format_metrics_table
+from ..model import EMBEDDING_MODES, HEAD_KINDS, MODEL_KINDS, ModelConfig
 from .recipes import CPU, PAPER, SMALL
 from .training import AMP_MODES, TrainConfig, evaluate, load_best, train_model
-from .utils import get_device, seed_everything
+from ..utils import get_device, seed_everything
 
 EXAMPLES = """\
 examples:
   # MSRN on the built-in scene dataset, CPU-sized (ResNet-18 from scratch, 128 px): ~7 minutes
-  python -m msrn_core.train
+  python -m msrn_core.running.train
 
   # the plain-backbone baseline and the ML-GCN head with the same settings
-  python -m msrn_core.train --model plain
-  python -m msrn_core.train --model mlgcn
+  python -m msrn_core.running.train --model plain
+  python -m msrn_core.running.train --model mlgcn
 
   # ablations of the paper (Table 5 and 6): label embeddings only, last two stages only
-  python -m msrn_core.train --embeddings label --out runs/msrn-label
-  python -m msrn_core.train --branches 3 4 --out runs/msrn-last2
+  python -m msrn_core.running.train --embeddings label --out runs/msrn-label
+  python -m msrn_core.running.train --branches 3 4 --out runs/msrn-last2
 
   # the paper's recipe (GPU): ResNet-101 with ImageNet weights, 448 px, batch 8, 90 epochs
-  python -m msrn_core.train --paper
+  python -m msrn_core.running.train --paper
 
   # an interrupted run continues where its last epoch ended (same --out); --fresh starts over
-  python -m msrn_core.train --out runs/msrn
+  python -m msrn_core.running.train --out runs/msrn
 
   # a real benchmark on disk (README: Real benchmarks); VOC 2007 can be downloaded once
-  python -m msrn_core.train --dataset voc2007 --data-root data --download --paper
-  python -m msrn_core.train --dataset coco2014 --data-root data/coco --paper --label-features glove
+  python -m msrn_core.running.train --dataset voc2007 --data-root data --download --paper
+  python -m msrn_core.running.train --dataset coco2014 --data-root data/coco --paper --label-features glove
 
   # evaluate a saved checkpoint on the test split only
-  python -m msrn_core.train --evaluate runs/msrn/best.pt
+  python -m msrn_core.running.train --evaluate runs/msrn/best.pt
 
   # several GPUs: one process each (DistributedDataParallel); --batch-size stays the global batch
-  torchrun --nproc_per_node=4 -m msrn_core.train --dataset voc2007 --paper --label-features glove
+  torchrun --nproc_per_node=4 -m msrn_core.running.train --dataset voc2007 --paper --label-features glove
 
 Outputs in --out: best.pt (best validation mAP), last.pt (resumable), history.json,
 test_metrics.json. The test split is never used for model selection.
@@ -55,7 +55,7 @@ test_metrics.json. The test split is never used for model selection.
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m msrn_core.train",
+        prog="python -m msrn_core.running.train",
         description="Train MSRN (or a baseline) on a multi-label dataset and evaluate it on the test split.",
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,

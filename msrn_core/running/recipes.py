@@ -10,10 +10,10 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, fields, replace
 
-from .model import config_class, model_config
-from .scenes import SceneConfig
+from ..model import config_class, model_config
+from ..data.scenes import SceneConfig
 from .training import TrainConfig
-from .utils import worker_processes
+from ..utils import worker_processes
 
 
 @dataclass(frozen=True)

@@ -39,7 +39,7 @@ Layout on disk (``root/<cache_name>/``)::
 Public API: :data:`CLASSES`, :data:`CLASS_NAMES`, :data:`FAMILIES`, :data:`THEMES`,
 :data:`THEME_NAMES`, :data:`HUB_CLASSES`, :data:`BRIDGE_CLASSES`, :class:`SceneConfig`, :func:`generate_scenes`,
 :func:`dataset_dir`, :func:`load_scenes`, :func:`load_scene_splits`, :class:`SceneDataset`,
-:func:`label_statistics`, and the command line ``python -m msrn_core.scenes``.
+:func:`label_statistics`, and the command line ``python -m msrn_core.data.scenes``.
 """
 from __future__ import annotations
 
@@ -59,8 +59,8 @@ from typing import Callable, Sequence
 import numpy as np
 from PIL import Image, ImageDraw
 
-from .data import DatasetNotFoundError, ImageListDataset
-from .utils import atomic_write_json, worker_processes
+from .dataset import DatasetNotFoundError, ImageListDataset
+from ..utils import atomic_write_json, worker_processes
 
 # Bump when the drawing or sampling changes: it is part of the cache name, so old caches
 # are not mistaken for new ones.
@@ -1034,7 +1034,7 @@ def load_scenes(root: str | os.PathLike = "data", split: str = "train", config: 
 
     ``root`` is the data folder holding ``<cache_name>`` folders (or a dataset folder itself).
     With ``generate=False`` a missing or incomplete dataset raises
-    :class:`~msrn_core.data.DatasetNotFoundError` naming the folder and the fix.
+    :class:`~msrn_core.data.dataset.DatasetNotFoundError` naming the folder and the fix.
     """
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
@@ -1046,8 +1046,8 @@ def load_scenes(root: str | os.PathLike = "data", split: str = "train", config: 
                 "is missing or empty"
             raise DatasetNotFoundError(
                 f"scene dataset folder {folder} {state}. Generate it with "
-                f"msrn_core.scenes.generate_scenes(config, root={str(Path(root))!r}) or run "
-                f"`python -m msrn_core.scenes --root {Path(root)} --image-size {config.image_size} "
+                f"msrn_core.data.scenes.generate_scenes(config, root={str(Path(root))!r}) or run "
+                f"`python -m msrn_core.data.scenes --root {Path(root)} --image-size {config.image_size} "
                 f"--seed {config.seed}`, or call load_scenes(..., generate=True)."
             )
         generate_scenes(config, root=folder.parent)

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..graph import cooccurrence_counts
-from ..utils import atomic_write_bytes
+from ...graph import cooccurrence_counts
+from ...utils import atomic_write_bytes
 
 logger = logging.getLogger(__name__)
 
