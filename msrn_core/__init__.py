@@ -26,6 +26,9 @@ The machinery
                       settings to data and model (``experiment``), the command line (``train``),
                       multi-GPU runs (``distributed``), the paper's tables (``reproduce``), the
                       headless notebook runner (``run_notebooks``)
+- ``variants/``       optional forms of the model's parts, chosen through ``ModelConfig``: the
+                      memory-lean SGA MSRN trains with (``lean_sga``, same results as
+                      ``layers``' plain eq. 7-9) and the per-label head (``per_label_head``)
 - ``extras/``         the two related methods of notebooks 07-08: DSDL (``dsdl``), SDL and the
                       zero-shot protocol (``sdl``, ``zero_shot``)
 """

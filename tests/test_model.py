@@ -1,4 +1,6 @@
 """Shapes, ablation switches, introspection outputs and the parameter count of MSRN."""
+from dataclasses import replace
+
 import pytest
 import torch
 import torchvision
@@ -129,12 +131,14 @@ def test_invalid_configuration_errors():
 
 def test_msrn_lean_and_naive_sga_give_the_same_model():
     features, adjacency = random_graph(6)
-    model = build_model(ModelConfig(backbone="resnet18", num_groups=2, fc_hidden=32), features, adjacency)
-    assert model.sga_form == "lean"  # the default
+    config = ModelConfig(backbone="resnet18", num_groups=2, fc_hidden=32)
+    assert config.sga == "lean"  # the default
+    lean_model = build_model(config, features, adjacency)
+    naive_model = build_model(replace(config, sga="naive"), features, adjacency)
+    naive_model.load_state_dict(lean_model.state_dict())  # the same weights: the form is not architecture
     images = torch.randn(2, 3, 64, 64)
     results = {}
-    for form in ("naive", "lean"):
-        model.sga_form = form
+    for form, model in (("naive", naive_model), ("lean", lean_model)):
         model.zero_grad()
         output = model(images, details=True)
         output.logits.sum().backward()
@@ -213,3 +217,17 @@ def test_checkpoint_written_before_the_head_option_still_loads(tmp_path):
     per_label = build_model(ModelConfig(backbone="resnet18", fc_hidden=8, head="per_label"), features, adjacency)
     with pytest.raises(Exception, match="head"):
         load_model_state(tmp_path / "old.pt", per_label, ["a", "b", "c"])
+
+
+def test_sga_form_is_a_config_field_that_checkpoints_do_not_pin(tmp_path):
+    from msrn_core.running.checkpoints import load_model_state, save_checkpoint
+
+    with pytest.raises(ValueError, match="sga"):
+        ModelConfig(sga="fused")
+    features, adjacency = random_graph(3)
+    lean = build_model(ModelConfig(backbone="resnet18", fc_hidden=8), features, adjacency)
+    save_checkpoint(tmp_path / "lean.pt", lean, ["a", "b", "c"])
+    naive = build_model(ModelConfig(backbone="resnet18", fc_hidden=8, sga="naive"), features, adjacency)
+    load_model_state(tmp_path / "lean.pt", naive, ["a", "b", "c"])  # the same model, computed another way
+    torch.testing.assert_close(naive.fc2.weight, lean.fc2.weight)
+    assert naive.config.sga == "naive"
