@@ -17,6 +17,7 @@ The model (read in this order)
 - ``plots``           every figure of the tutorial, saved through one helper
 - ``notebook``        what every notebook opens with, and the trained models they share
 - ``utils``           seeding, device choice, atomic file writes
+- ``defaults``        every default value (image size, t, p, label features, widths) in one place
 
 The machinery
 -------------

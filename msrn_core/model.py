@@ -20,6 +20,7 @@ import torch.nn.functional as F
 import torchvision
 from torch import nn
 
+from . import defaults
 from .graph import gat_mask
 from .layers import GATLayer, compactness_loss, diffpool, semantic_guided_attention
 from .variants.lean_sga import semantic_guided_attention_lean
@@ -50,11 +51,11 @@ class ModelConfig:
     backbone: str = "resnet101"  # any torchvision ResNet: resnet18/34/50/101/152, ...
     pretrained: bool = False  # ImageNet weights through torchvision's weights API
     branch_stages: tuple[int, ...] = (2, 3, 4)  # backbone stages (layer2..layer4) feeding branches
-    num_groups: int = 4  # m, the number of Diffpool label groups
-    embed_dim: int = 512  # d
-    gat_hidden: int = 300  # width of the first GAT layer's output
+    num_groups: int = defaults.NUM_GROUPS  # m, the number of Diffpool label groups (4)
+    embed_dim: int = defaults.EMBED_DIM  # d (512)
+    gat_hidden: int = defaults.GAT_HIDDEN  # width of the first GAT layer's output (300)
     embeddings: str = "full"  # ablation (paper Table 5): full | label | group | none
-    fc_hidden: int = 2048  # width of fc1
+    fc_hidden: int = defaults.FC_HIDDEN  # width of fc1 (2048)
     head_negative_slope: float = 0.2  # LeakyReLU between fc1 and fc2
     head: str = "paper"  # paper | per_label (HEAD_KINDS; per_label scales to thousands of labels)
     sga: str = "lean"  # lean | naive (SGA_FORMS): how eq. 7-9 is computed, same results; not architecture

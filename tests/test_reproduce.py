@@ -24,11 +24,8 @@ EXPECTED = {  # (table, setting) -> (dataset, embeddings, branches)
 
 
 def resolved(argv):
-    """The train CLI's options after parsing, with --paper applied as main() applies it."""
-    args = train.build_parser().parse_args(argv)
-    if args.paper:
-        train.apply_paper_recipe(args)
-    return args
+    """The train CLI's options after parsing, with the recipe applied as main() applies it."""
+    return train.resolve_options(train.build_parser().parse_args(argv))
 
 
 def test_every_table_setting_resolves_to_the_papers_configuration():

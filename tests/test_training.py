@@ -284,9 +284,29 @@ def test_gpu_recipes_load_data_with_more_processes_than_the_cpu_recipe(monkeypat
     assert recipes.CPU.train_config().num_workers == 2
     assert recipes.GPU.train_config().num_workers == recipes.PAPER.num_workers == min(8, os.cpu_count() or 1)
     # the CLI: --paper brings the recipe's workers unless --workers is given
-    args = train.build_parser().parse_args(["--paper"])
-    train.apply_paper_recipe(args)
+    args = train.resolve_options(train.build_parser().parse_args(["--paper"]))
     assert args.workers == recipes.PAPER.num_workers
-    args = train.build_parser().parse_args(["--paper", "--workers", "3"])
-    train.apply_paper_recipe(args)
+    args = train.resolve_options(train.build_parser().parse_args(["--paper", "--workers", "3"]))
     assert args.workers == 3
+
+
+def test_command_line_options_come_from_the_recipes():
+    from msrn_core import defaults
+    from msrn_core.running import recipes, train
+
+    def resolved(*argv):
+        return train.resolve_options(train.build_parser().parse_args(list(argv)))
+
+    cpu = resolved()
+    assert (cpu.backbone, cpu.image_size, cpu.embed_dim, cpu.fc_hidden, cpu.epochs, cpu.batch_size, cpu.lr,
+            cpu.backbone_lr_mult, cpu.lr_step, cpu.workers) == (
+        "resnet18", defaults.IMAGE_SIZE, defaults.CPU_EMBED_DIM, defaults.CPU_FC_HIDDEN, recipes.CPU.epochs,
+        recipes.CPU.batch_size, recipes.CPU.lr, 1.0, recipes.CPU.lr_step, recipes.CPU.num_workers)
+    assert (cpu.t, cpu.p, cpu.label_features) == (defaults.T, defaults.P, defaults.LABEL_FEATURES)
+    assert resolved("--pretrained").backbone_lr_mult == recipes.PAPER.backbone_lr_mult  # ImageNet weights: 0.1
+    assert resolved("--embed-dim", "64").embed_dim == 64
+    small = resolved("--small", "--epochs", "5")
+    assert (small.image_size, small.epochs) == (recipes.SMALL.image_size, recipes.SMALL.epochs)
+    paper = resolved("--paper", "--embed-dim", "64", "--image-size", "96")  # --paper fixes its options
+    assert all(getattr(paper, name) == getattr(recipes.PAPER, name) for name in train.PAPER_RECIPE_OPTIONS)
+    assert train.cli_recipe(paper).model_config(embed_dim=paper.embed_dim) == recipes.PAPER.model_config()

@@ -59,6 +59,7 @@ from typing import Callable, Sequence
 import numpy as np
 from PIL import Image, ImageDraw
 
+from .. import defaults
 from .dataset import DatasetNotFoundError, ImageListDataset
 from ..utils import atomic_write_json, worker_processes
 
@@ -194,7 +195,7 @@ class SceneConfig:
     """
 
     seed: int = 0
-    image_size: int = 128
+    image_size: int = defaults.IMAGE_SIZE  # 128
     num_train: int = 2000
     num_val: int = 500
     num_test: int = 500
@@ -1145,7 +1146,7 @@ def _summary(folder: Path, seconds: float, cached: bool) -> str:
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Generate the synthetic multi-label scene dataset.")
     parser.add_argument("--root", default="data", help="data folder (default: data)")
-    parser.add_argument("--image-size", type=int, default=None, help="image side in pixels, 32..448 (default 128)")
+    parser.add_argument("--image-size", type=int, default=None, help=f"image side in pixels, 32..448 (default {defaults.IMAGE_SIZE})")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--num-train", type=int, default=None)
     parser.add_argument("--num-val", type=int, default=None)

@@ -169,14 +169,12 @@ def describe_hardware() -> dict:
 
 def result_record(setting: Setting, argv: Sequence[str], extra: Sequence[str], run_dir: Path) -> dict:
     """The results file's content for a finished run in ``run_dir`` (see the module docstring)."""
-    from .train import apply_paper_recipe, build_parser
+    from .train import build_parser, resolve_options
 
     metrics_path = run_dir / "test_metrics.json"
     if not metrics_path.is_file():
         raise FileNotFoundError(f"{metrics_path} is missing: the run did not finish its test evaluation")
-    args = build_parser().parse_args(list(argv))
-    if args.paper:
-        apply_paper_recipe(args)
+    args = resolve_options(build_parser().parse_args(list(argv)))
     history_path = run_dir / "history.json"
     selection = None
     if history_path.is_file():
