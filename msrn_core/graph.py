@@ -1,4 +1,4 @@
-"""Label co-occurrence statistics and the ML-GCN adjacency (spec section 1).
+"""Label co-occurrence statistics and the ML-GCN adjacency (paper section 3.2; notebook 01).
 
 MSRN builds its label graph exactly as ML-GCN (Chen et al., CVPR 2019, "Multi-Label Image
 Recognition with Graph Convolutional Networks", section 3.3 and the official code's

@@ -1,4 +1,4 @@
-"""Label features V (n x k): the node inputs of the label graph (spec section 2).
+"""Label features V (n x k): the node inputs of the label graph (paper section 3.2; notebook 02).
 
 MSRN, like ML-GCN, feeds the graph network one feature vector per label. The papers use
 300-d GloVe word vectors (ML-GCN section 4.1; multi-word names averaged); this tutorial

@@ -166,7 +166,7 @@ class _GraphModel(nn.Module):
 
     @property
     def gat_mask(self) -> torch.Tensor:
-        """Label i attends to j where A_hat[i, j] > 0 (spec section 1), self loop always."""
+        """Label i attends to j where A_hat[i, j] > 0 (paper section 3.2; notebook 02), self loop always."""
         return gat_mask(self.adjacency)
 
     def parameter_groups(self, lr: float, backbone_lr_mult: float = 0.1) -> list[dict]:

@@ -82,12 +82,12 @@ def test_msrn_resnet101_forward_at_448():
     with torch.no_grad():
         output = model(torch.randn(1, 3, 448, 448), details=True)
     assert output.logits.shape == (1, 20)
-    # 448 px: layer2/3/4 give 56/28/14 px, max-pooled to 28/14/7 (spec section 4)
+    # 448 px: layer2/3/4 give 56/28/14 px, max-pooled to 28/14/7 (paper section 4.1)
     assert [tuple(a.shape[-2:]) for a in output.details["label_attention"]] == [(28, 28), (14, 14), (7, 7)]
 
 
 def expected_paper_parameter_count(n=20, m=4, k=300, d=512, hidden=300, fc=2048):
-    """The parameter count of the paper's VOC configuration, from the spec's layer list."""
+    """The parameter count of the paper's VOC configuration (sections 3 and 4.1), layer by layer."""
     resnet = torchvision.models.resnet101(weights=None)
     trunk = count_parameters(resnet) - count_parameters(resnet.fc)  # stem .. layer4
     conv1x1 = lambda cin, cout: cin * cout + cout  # noqa: E731  (weights + bias)
@@ -105,7 +105,7 @@ def test_paper_configuration_parameter_count():
     expected = expected_paper_parameter_count()
     assert count_parameters(model) == expected
     assert model.fc1.in_features == 36_864
-    assert 121e6 < expected < 122e6  # the spec's "about 121.8 M" for the authors' cleaned model
+    assert 121e6 < expected < 122e6  # the authors' model: about 121.8 M once its unused tensors are removed
 
 
 def test_parameter_groups_split_backbone_and_new_layers():

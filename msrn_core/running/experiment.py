@@ -25,7 +25,7 @@ class DataSetup:
     train: object
     val: object
     test: object
-    graph: LabelGraph  # from the training annotations only (spec section 1)
+    graph: LabelGraph  # from the training annotations only (notebook 01)
     label_features: np.ndarray  # n x k
     provider: LabelFeatureProvider
 

@@ -3,7 +3,7 @@
 A loader returns ``(train, val, test)``, three :class:`BenchmarkDataset` objects (the shared
 :class:`~msrn_core.data.dataset.ImageListDataset` interface plus ``root``, ``split`` and ``image_ids``).
 The validation split always comes out of the training data (a fixed-seed held-out fraction):
-the training loop selects its best epoch on validation, never on test (spec section 8).
+the training loop selects its best epoch on validation, never on test (notebook 05).
 """
 from __future__ import annotations
 

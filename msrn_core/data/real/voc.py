@@ -4,7 +4,7 @@ Splits: ``trainval`` (5,011 images) trains, minus a fixed-seed held-out fraction
 validation; ``test`` (4,952 images) tests. Labels come from ``ImageSets/Main/<class>_<split>.txt``
 (one ``<image id> <value>`` per line): ``1`` present, ``-1`` absent, ``0`` *difficult*.
 
-Difficult entries (spec section 8) are 0 in the label matrix, so they count as negatives for
+Difficult entries (the VOC convention, :mod:`msrn_core.metrics`) are 0 in the label matrix, so they count as negatives for
 training, for the label graph and for CP/CR/OP/OR, and True in the ``difficult`` mask, so AP
 leaves them out.
 """
