@@ -17,15 +17,15 @@ import pytest
 import torch
 from PIL import Image
 
-from msrn_core import train as train_cli
-from msrn_core.checkpoints import UnsafeCheckpointError, model_from_checkpoint, read_checkpoint
-from msrn_core.cli import run_cli
-from msrn_core.data import SeededAugmentation, UnreadableImage, UnreadableImageWarning, build_transform
-from msrn_core.experiment import make_model, setup_from_splits
-from msrn_core.guards import (DivergenceMonitor, LossDivergenceWarning, ModelSelectionError, ResumeConflictError,
-                              non_finite_message, resume_changes)
+from msrn_core.running import train as train_cli
 from msrn_core.model import ModelConfig
-from msrn_core.training import NonFiniteLossError, TrainConfig, train_model
+from msrn_core.running.checkpoints import UnsafeCheckpointError, model_from_checkpoint, read_checkpoint
+from msrn_core.data.dataset import SeededAugmentation, UnreadableImage, UnreadableImageWarning, build_transform
+from msrn_core.running.cli import run_cli
+from msrn_core.running.experiment import make_model, setup_from_splits
+from msrn_core.running.guards import (DivergenceMonitor, LossDivergenceWarning, ModelSelectionError,
+                                      ResumeConflictError, non_finite_message, resume_changes)
+from msrn_core.running.training import NonFiniteLossError, TrainConfig, train_model
 from msrn_core.utils import (OutputWriteError, atomic_write_bytes, atomic_write_json, check_writable_folder,
                              default_file_mode)
 
@@ -128,7 +128,7 @@ def test_mixed_precision_advice_only_where_it_applies(tmp_path):
 
 
 def test_nan_validation_scores_stop_with_the_same_error(setup, tmp_path, monkeypatch):
-    from msrn_core import training
+    from msrn_core.running import training
 
     real_predict = training.predict
 
@@ -244,7 +244,7 @@ def test_orphan_temporary_checkpoints_are_removed_at_the_next_start(setup, tmp_p
 
 
 def test_outputs_and_the_statistics_cache_get_the_users_permissions(tmp_path):
-    from msrn_core.datasets.statistics import cached_label_statistics
+    from msrn_core.data.real.statistics import cached_label_statistics
 
     previous = os.umask(0o022)
     try:
@@ -290,7 +290,7 @@ def test_resume_changes_sorts_every_field():
 
 # ------------------------------------------------------------------ 11-14: messages naming the thing
 def test_empty_voc_class_files_are_named(tmp_path):
-    from msrn_core.datasets import load_voc2007
+    from msrn_core.data.real import load_voc2007
     from test_datasets import make_voc
 
     voc, _ = make_voc(tmp_path / "data")
@@ -301,7 +301,7 @@ def test_empty_voc_class_files_are_named(tmp_path):
 
 
 def test_truncated_coco_annotations_name_the_file(tmp_path):
-    from msrn_core.datasets import load_coco2014
+    from msrn_core.data.real import load_coco2014
     from test_datasets import make_coco
 
     make_coco(tmp_path / "coco")
@@ -312,7 +312,7 @@ def test_truncated_coco_annotations_name_the_file(tmp_path):
 
 
 def test_missing_coco_categories_are_named(tmp_path):
-    from msrn_core.datasets.coco import COCO_CLASSES, check_categories
+    from msrn_core.data.real.coco import COCO_CLASSES, check_categories
 
     with pytest.raises(ValueError, match="found 79; missing 1: zebra"):
         check_categories(tmp_path / "instances.json", [name for name in COCO_CLASSES if name != "zebra"])
@@ -322,7 +322,7 @@ def test_missing_coco_categories_are_named(tmp_path):
 
 def test_dropped_unannotated_coco_images_are_a_warning_with_the_count(tmp_path):
     pytest.importorskip("pycocotools")
-    from msrn_core.datasets import load_coco2014
+    from msrn_core.data.real import load_coco2014
     from test_datasets import make_coco
 
     make_coco(tmp_path / "coco")
@@ -385,7 +385,7 @@ def test_evaluate_prints_first_and_writes_next_to_its_checkpoint(small_scenes, t
 
 
 def test_the_test_splits_skip_count_is_printed_with_the_table(small_scenes, tmp_path, capsys, monkeypatch):
-    from msrn_core import training
+    from msrn_core.running import training
 
     real_predict = training.predict
 
@@ -407,17 +407,18 @@ def run_module(*arguments, env=None):
 
 
 def test_the_train_cli_prints_one_error_line_and_debug_the_traceback(tmp_path):
-    plain = run_module("msrn_core.train", "--dataset", "voc2007", "--data-root", str(tmp_path), "--out",
+    plain = run_module("msrn_core.running.train", "--dataset", "voc2007", "--data-root", str(tmp_path), "--out",
                        str(tmp_path / "run"))
     assert plain.returncode == 1 and plain.stderr.startswith("error: PASCAL VOC 2007 not found")
     assert "Traceback" not in plain.stderr
-    debug = run_module("msrn_core.train", "--dataset", "voc2007", "--data-root", str(tmp_path), "--out",
+    debug = run_module("msrn_core.running.train", "--dataset", "voc2007", "--data-root", str(tmp_path), "--out",
                        str(tmp_path / "run"), "--debug")
     assert debug.returncode == 1 and "Traceback" in debug.stderr and "DatasetNotFoundError" in debug.stderr
 
 
 def test_every_cli_ends_with_one_error_line(tmp_path, capsys):
-    from msrn_core import reproduce, run_notebooks, scenes
+    from msrn_core.data import scenes
+    from msrn_core.running import reproduce, run_notebooks
 
     cases = [(run_notebooks.main, ["99"], "error: no notebooks matching"),
              (reproduce.main, ["collect", "--results", str(tmp_path / "none")], "error: no results folder"),

@@ -23,7 +23,7 @@ from typing import Callable
 
 import numpy as np
 
-from ..utils import read_json
+from ...utils import read_json
 from .common import (DEFAULT_SPLIT_SEED, DEFAULT_VAL_FRACTION, BenchmarkDataset, build_splits,
                      find_dataset_dir, not_found, require_file, require_images)
 
