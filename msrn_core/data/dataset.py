@@ -158,9 +158,20 @@ class ImageListDataset(Dataset):
         return tensor, target, index
 
 
+_MASK64 = 2**64 - 1
+
+
+def _splitmix64(value: int) -> int:
+    """One step of the SplitMix64 mixer: nearby inputs give unrelated 64-bit outputs."""
+    value = (value + 0x9E3779B97F4A7C15) & _MASK64
+    value = ((value ^ (value >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
+    value = ((value ^ (value >> 27)) * 0x94D049BB133111EB) & _MASK64
+    return value ^ (value >> 31)
+
+
 def augmentation_seed(seed: int, epoch: int, index: int) -> int:
     """The seed of one image's augmentation in one epoch (a hash of the three numbers)."""
-    return int(np.random.SeedSequence([seed, epoch, index]).generate_state(1, np.uint64)[0])
+    return _splitmix64(_splitmix64(_splitmix64(seed & _MASK64) ^ (epoch & _MASK64)) ^ (index & _MASK64))
 
 
 class SeededAugmentation(Dataset):
