@@ -196,6 +196,7 @@ def sga_target(args) -> None:
 
 # ---------------------------------------------------------------- target 4
 def data_target(args) -> None:
+    from msrn_core.data.dataset import SeededAugmentation
     from msrn_core.running.experiment import make_model, prepare_scenes
     from msrn_core.running.recipes import CPU
     from msrn_core.running.training import make_loader
@@ -203,7 +204,8 @@ def data_target(args) -> None:
     device = torch.device(args.device)
     setup = prepare_scenes(args.data_root, CPU.scene_config(), label_features="onehot")
     train_config = CPU.train_config()
-    loader = make_loader(setup.train, train_config.batch_size, True, train_config.num_workers, device,
+    # as the training loop loads: each image's augmentation seeded by (seed, epoch, index)
+    loader = make_loader(SeededAugmentation(setup.train, 0), train_config.batch_size, True, train_config.num_workers, device,
                          torch.Generator().manual_seed(0))
     images_seen, started = 0, time.perf_counter()
     for index, batch in enumerate(loader):
