@@ -13,11 +13,14 @@ from . import distributed
 from .checkpoints import load_model_state
 from .datasets import DATASETS
 from .datasets.common import DEFAULT_SPLIT_SEED, DEFAULT_VAL_FRACTION
+from .dsdl import LOSS_FORMS as DSDL_LOSS_FORMS
 from .metrics import format_metrics_table
-from .model import EMBEDDING_MODES, HEAD_KINDS, MODEL_KINDS, ModelConfig
+from .model import EMBEDDING_MODES, HEAD_KINDS, MODEL_KINDS, ModelConfig, model_config
 from .recipes import CPU, PAPER, SMALL
 from .training import AMP_MODES, TrainConfig, evaluate, load_best, train_model
 from .utils import get_device, seed_everything
+
+CLI_MODEL_KINDS = (*MODEL_KINDS, "dsdl")
 
 EXAMPLES = """\
 examples:
@@ -34,6 +37,9 @@ examples:
 
   # the paper's recipe (GPU): ResNet-101 with ImageNet weights, 448 px, batch 8, 90 epochs
   python -m msrn_core.train --paper
+
+  # DSDL (notebook 07) with the authors' loss and their VOC lambda and beta
+  python -m msrn_core.train --model dsdl --dsdl-loss authors --dsdl-lambda 10 --dsdl-beta 1e-4
 
   # an interrupted run continues where its last epoch ended (same --out); --fresh starts over
   python -m msrn_core.train --out runs/msrn
@@ -84,7 +90,8 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--p", type=float, default=0.25, help="ML-GCN re-weighting factor")
 
     model = parser.add_argument_group("model")
-    model.add_argument("--model", default="msrn", choices=MODEL_KINDS, help="msrn, plain backbone, or ML-GCN head")
+    model.add_argument("--model", default="msrn", choices=CLI_MODEL_KINDS,
+                       help="msrn, plain backbone, ML-GCN head, or DSDL (notebook 07)")
     model.add_argument("--backbone", default=CPU.backbone, help="any torchvision ResNet (paper: resnet101)")
     model.add_argument("--pretrained", action="store_true", help="start from ImageNet weights (needs them cached or online)")
     model.add_argument("--groups", type=int, default=4, help="number of Diffpool label groups m")
@@ -96,6 +103,14 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument("--fc-hidden", type=int, default=CPU.fc_hidden, help="width of fc1 (paper: 2048)")
     model.add_argument("--head", default="paper", choices=HEAD_KINDS,
                        help="MSRN classifier: paper (fc1 over all labels' rows) or per_label (linear in n)")
+
+    dsdl = parser.add_argument_group("DSDL (--model dsdl; msrn_core/dsdl.py)")
+    dsdl.add_argument("--dsdl-loss", default=None, choices=DSDL_LOSS_FORMS,
+                      help="additive (this repository's, the default) or authors (their code's objective)")
+    dsdl.add_argument("--dsdl-lambda", type=float, default=None,
+                      help="ridge lambda of the solve and the loss (default 1; the authors: 10 on VOC, 0.1 on COCO)")
+    dsdl.add_argument("--dsdl-beta", type=float, default=None,
+                      help="weight of the ridge term (default 0.01; the authors: 1e-4 on VOC, 1e-6 on COCO)")
 
     train = parser.add_argument_group("training")
     train.add_argument("--epochs", type=int, default=CPU.epochs)
@@ -158,6 +173,20 @@ def prepare_cli_dataset(args: argparse.Namespace):
     return prepare_dataset(args.dataset, args.data_root, image_size=image_size, **features, **options)
 
 
+def cli_model_config(args: argparse.Namespace):
+    """The model configuration the options ask for (``--dsdl-*`` options belong to ``--model dsdl``)."""
+    dsdl_options = {name: value for name, value in (("loss_form", args.dsdl_loss), ("ridge_lambda", args.dsdl_lambda),
+                                                    ("beta", args.dsdl_beta)) if value is not None}
+    if args.model == "dsdl":
+        return model_config("dsdl", backbone=args.backbone, pretrained=args.pretrained, **dsdl_options)
+    if dsdl_options:
+        raise SystemExit("--dsdl-loss, --dsdl-lambda and --dsdl-beta go with --model dsdl")
+    return ModelConfig(kind=args.model, backbone=args.backbone, pretrained=args.pretrained,
+                       branch_stages=tuple(args.branches), num_groups=args.groups,
+                       embeddings=args.embeddings, embed_dim=args.embed_dim, fc_hidden=args.fc_hidden,
+                       head=args.head)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.paper:
@@ -178,11 +207,7 @@ def train_and_evaluate(args: argparse.Namespace) -> int:
         setup = prepare_cli_dataset(args)
     print(setup.describe())
 
-    model_config = ModelConfig(kind=args.model, backbone=args.backbone, pretrained=args.pretrained,
-                               branch_stages=tuple(args.branches), num_groups=args.groups,
-                               embeddings=args.embeddings, embed_dim=args.embed_dim, fc_hidden=args.fc_hidden,
-                               head=args.head)
-    model = make_model(setup, model_config)
+    model = make_model(setup, cli_model_config(args))
     out = Path(args.out or f"runs/{args.model}")
 
     if args.evaluate:
