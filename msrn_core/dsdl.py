@@ -94,7 +94,10 @@ class DSDLConfig:
     # (the authors' values for VOC and COCO are in AUTHORS_SETTINGS). Chosen at commit ac0b23e:
     # trained 2 epochs on 480 training images (CPU recipe otherwise), (lambda, beta) = (1, 0.01),
     # (0.01, 0.01) and (0.1, 1) reached 57.6, 57.9 and 56.9 validation mAP (200 images); after the
-    # first epoch 39.7, 31.3 and 29.4: the first learns fastest.
+    # first epoch 39.7, 31.3 and 29.4: the first learns fastest. No command was recorded for those
+    # runs; on the full built-in data the comparison is, for each pair (L, B),
+    #   python -m msrn_core.train --model dsdl --dsdl-lambda L --dsdl-beta B --epochs 2 --out runs/dsdl-L-B
+    # (the best validation mAP is printed at the end).
     ridge_lambda: float = 1.0  # lambda of the ridge solve and of the coefficient norm
     beta: float = 0.01  # weight of the ridge term (feature reconstruction + coefficient norm)
     semantic_weight: float = 1.0  # gamma, weight of the semantic reconstruction ("additive" form only)
