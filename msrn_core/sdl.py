@@ -44,9 +44,10 @@ by zero there; :mod:`msrn_core.zero_shot` removes such images from training, as 
 The weight lambda: the paper trains with lambda = 0.01. The released loss file writes the
 combination as ``2 ((1 - w) L_rank + w L_reg)`` (the class defaults to ``w = 0.3``, their
 ``train.py`` passes ``--var_weight 0.01``); that is the same loss as here up to the factor
-``2 (1 - w)``, with ``lambda = w / (1 - w)``. The factor does not matter under Adam, which they
-train with (lr 2.5e-5, one-cycle schedule, weight decay 3e-4, 10 epochs, batch 32, 224 px); it
-scales the effective step under this repository's SGD. ``docs/dsdl_sdl_fidelity.md`` lists every
+``2 (1 - w)``, with ``lambda = w / (1 - w)``. The factor hardly matters under Adam, which they
+train with (lr 2.5e-5, one-cycle schedule, weight decay 3e-4, 10 epochs, batch 32, 224 px): Adam's
+step does not scale with the loss, except through its epsilon and its L2 weight-decay term. Under
+this repository's SGD it scales the effective step. ``docs/dsdl_sdl_fidelity.md`` lists every
 difference.
 
 The authors train a TResNet-M at 224 px on NUS-WIDE (925 seen, 81 unseen tags) and Open Images
