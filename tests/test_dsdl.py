@@ -255,10 +255,11 @@ def test_forward_equals_the_pipeline_written_out_in_numpy(setup):
     """D1-D3 recomputed from the weights: max-pooled last stage, the encoder, the ridge solve with the
     configured lambda (the authors' VOC value here), the tied decoder."""
     model = make_model(setup, DSDLConfig(**TINY, ridge_lambda=10.0)).eval()
-    images, _ = batch(setup, 3)
+    images = torch.stack([setup.train[i][0] for i in range(3)])  # 64 px: a 2 x 2 last feature map
     with torch.no_grad():
         output = model(images)
         feature_map = model.trunk(images, (4,))[4].double().numpy()
+    assert feature_map.shape[2:] == (2, 2)  # max and mean pooling differ
     n, width = len(setup.class_names), model.trunk.channels[4]
     assert output.logits.shape == (3, n) and output.dictionary.shape == (n, width)
     features = feature_map.max(axis=(2, 3))
