@@ -39,7 +39,7 @@ and soft targets included, and only the positives enter the diversity weight: th
 does the same (``y == 1`` for the positives, ``(1 - y).bool()`` for the negatives). An image with
 no negative tag ranks its positives against a score of 0 (``log(1 + exp(-s_p))``), as theirs does.
 An image with no positive has nothing to rank: its ranking term is 0 (the authors' code divides
-by zero there; :mod:`msrn_core.zero_shot` removes such images from training, as the field does).
+by zero there; :mod:`msrn_core.extras.zero_shot` removes such images from training, as the field does).
 
 The weight lambda: the paper trains with lambda = 0.01. The released loss file writes the
 combination as ``2 ((1 - w) L_rank + w L_reg)`` (the class defaults to ``w = 0.3``, their
@@ -63,7 +63,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .model import ModelOutput, ResNetTrunk, _GraphModel, register_model
+from ..model import ModelOutput, ResNetTrunk, _GraphModel, register_model
 
 
 @dataclass

@@ -65,7 +65,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .model import ModelOutput, _GraphModel, register_model
+from ..model import ModelOutput, _GraphModel, register_model
 
 LOSS_FORMS = ("additive", "authors")
 FORMER_LOSS_FORM_NAMES = {"paper": "additive"}  # checkpoints written before the rename still load
@@ -96,7 +96,7 @@ class DSDLConfig:
     # (0.01, 0.01) and (0.1, 1) reached 57.6, 57.9 and 56.9 validation mAP (200 images); after the
     # first epoch 39.7, 31.3 and 29.4: the first learns fastest. No command was recorded for those
     # runs; on the full built-in data the comparison is, for each pair (L, B),
-    #   python -m msrn_core.train --model dsdl --dsdl-lambda L --dsdl-beta B --epochs 2 --out runs/dsdl-L-B
+    #   python -m msrn_core.running.train --model dsdl --dsdl-lambda L --dsdl-beta B --epochs 2 --out runs/dsdl-L-B
     # (the best validation mAP is printed at the end).
     ridge_lambda: float = 1.0  # lambda of the ridge solve and of the coefficient norm
     beta: float = 0.01  # weight of the ridge term (feature reconstruction + coefficient norm)
@@ -242,7 +242,7 @@ class DSDL(_GraphModel):
                           reconstructed_semantics=self.autoencoder.decode(dictionary))
 
     def training_loss(self, output: DSDLOutput, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """The loss :func:`msrn_core.training.train_model` minimises: ``(total, classification)``."""
+        """The loss :func:`msrn_core.running.training.train_model` minimises: ``(total, classification)``."""
         return dsdl_loss(output, targets, self.label_features, self.config)
 
 
