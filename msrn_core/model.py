@@ -101,12 +101,13 @@ def load_resnet(name: str, pretrained: bool) -> nn.Module:
     try:
         return getattr(torchvision.models, name)(weights=weights)
     except Exception as error:  # network errors come in many types
-        cached = f"{torch.hub.get_dir()}/checkpoints/{weights.url.rsplit('/', 1)[-1]}"
+        folder = f"{torch.hub.get_dir()}/checkpoints"
+        cached = f"{folder}/{weights.url.rsplit('/', 1)[-1]}"
         raise PretrainedWeightsError(
             f"could not load ImageNet weights {weights} for {name} ({type(error).__name__}: {error}). "
             f"Download them once while online (torchvision caches them), or by hand: "
-            f"`curl -L -o {cached} {weights.url}` (the file name must stay as it is: torchvision checks "
-            "its hash). Or train from scratch with pretrained=False (CLI: leave out --pretrained)."
+            f"`mkdir -p {folder} && curl -L -o {cached} {weights.url}` (the file name must stay as it is: "
+            "torchvision checks its hash). Or train from scratch with pretrained=False (CLI: leave out --pretrained)."
         ) from error
 
 

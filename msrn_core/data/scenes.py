@@ -51,6 +51,7 @@ import math
 import multiprocessing as mp
 import os
 import shutil
+import sys
 import time
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
@@ -61,7 +62,7 @@ from PIL import Image, ImageDraw
 
 from .. import defaults
 from .dataset import DatasetNotFoundError, ImageListDataset
-from ..utils import atomic_write_json, worker_processes
+from ..utils import atomic_write_json, read_json, worker_processes
 
 # Bump when the drawing or sampling changes: it is part of the cache name, so old caches
 # are not mistaken for new ones.
@@ -1023,7 +1024,7 @@ class SceneDataset(ImageListDataset):
 def _resolve_dir(root: str | os.PathLike, config: SceneConfig | None) -> tuple[Path, SceneConfig]:
     root = Path(root)
     if config is None and (root / "annotations.json").exists():  # root is a dataset folder itself
-        meta = json.loads((root / "annotations.json").read_text())
+        meta = read_json(root / "annotations.json", "regenerate the dataset (python -m msrn_core.scenes --force)")
         return root, SceneConfig.from_dict(meta["config"])
     config = config or SceneConfig()
     return dataset_dir(root, config), config
@@ -1052,7 +1053,7 @@ def load_scenes(root: str | os.PathLike = "data", split: str = "train", config: 
                 f"--seed {config.seed}`, or call load_scenes(..., generate=True)."
             )
         generate_scenes(config, root=folder.parent)
-    meta = json.loads(annotations.read_text())
+    meta = read_json(annotations, "regenerate the dataset (python -m msrn_core.scenes --force)")
     records = meta["splits"][split]
     n = len(meta["class_names"])
     labels = np.zeros((len(records), n), dtype=np.uint8)
@@ -1154,6 +1155,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--small", action="store_true", help="the tiny CI preset (64 px, 96/48/48)")
     parser.add_argument("--workers", type=int, default=None, help="processes (default: one per core, up to 8)")
     parser.add_argument("--force", action="store_true", help="regenerate even if a complete copy exists")
+    parser.add_argument("--debug", action="store_true", help="show the full traceback of an error")
     args = parser.parse_args(argv)
     config = SceneConfig.small(seed=args.seed) if args.small else SceneConfig(seed=args.seed)
     overrides = {k: v for k, v in (("image_size", args.image_size), ("num_train", args.num_train),
@@ -1166,5 +1168,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     print(_summary(folder, time.perf_counter() - start, cached))
 
 
+def cli(argv: Sequence[str] | None = None) -> int:
+    """The console entry point: :func:`main`, with the project's errors as one ``error:`` line."""
+    from ..running.cli import run_cli
+
+    return run_cli(main, argv)
+
+
 if __name__ == "__main__":
-    main()
+    sys.exit(cli())

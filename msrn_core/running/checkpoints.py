@@ -4,11 +4,19 @@ A checkpoint holds the model's *signature* (architecture config, class names, la
 width) beside its weights; loading compares signatures and raises
 :class:`CheckpointMismatchError` naming what differs. Files are written atomically (temporary
 file, then rename), so an interrupted save never destroys the previous checkpoint.
+
+Checkpoints are read with ``torch.load(weights_only=True)``: only tensors and plain values
+(numbers, strings, lists, dicts) are unpickled, so a crafted file cannot run code. A file
+holding anything else is refused with :class:`UnsafeCheckpointError`; what the training loop
+stores beside the weights (random states, history, settings) is kept to such plain values.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import io
+import pickle
+import re
 from pathlib import Path
 from typing import Sequence
 
@@ -22,6 +30,10 @@ CHECKPOINT_FORMAT = 1
 
 class CheckpointMismatchError(ValueError):
     """The checkpoint was made for another label set or architecture."""
+
+
+class UnsafeCheckpointError(CheckpointMismatchError):
+    """The file holds objects other than tensors and plain values: it is not unpickled."""
 
 
 def save_checkpoint(path: str | Path, model, class_names: Sequence[str], **state) -> None:
@@ -38,14 +50,28 @@ def save_checkpoint(path: str | Path, model, class_names: Sequence[str], **state
 
 
 def read_checkpoint(path: str | Path, map_location="cpu") -> dict:
+    """The checkpoint at ``path``, unpickled safely (tensors and plain values only)."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no checkpoint at {path}: train first, or pass the path of an existing .pt file")
     try:
-        checkpoint = torch.load(path, map_location=map_location, weights_only=False)
+        with _legacy_numpy_states():
+            checkpoint = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as error:
+        found = re.search(r"Unsupported global: GLOBAL (\S+)", str(error))
+        if found or "Unsupported global" in str(error):
+            raise UnsafeCheckpointError(
+                f"{path} was not loaded: it holds objects other than tensors and plain values "
+                f"({found.group(1) if found else 'a Python object'}), and unpickling them could run "
+                "code. msrn_core never writes such files; use a checkpoint you trained here, or train again"
+            ) from None
+        raise CheckpointMismatchError(
+            f"{path} is not a readable checkpoint (UnpicklingError: {_last_line(error)}); "
+            "delete it and train again") from None
     except Exception as error:
         raise CheckpointMismatchError(
-            f"{path} is not a readable checkpoint ({type(error).__name__}: {error}); delete it and train again"
+            f"{path} is not a readable checkpoint ({type(error).__name__}: {_last_line(error)}); "
+            "delete it and train again"
         ) from error
     if not isinstance(checkpoint, dict) or "signature" not in checkpoint or "model" not in checkpoint:
         raise CheckpointMismatchError(
@@ -104,6 +130,34 @@ def model_from_checkpoint(path: str | Path, map_location="cpu"):
     model = build_model(config, torch.zeros(n, signature["label_feature_dim"]), torch.eye(n))
     model.load_state_dict(checkpoint["model"])
     return model, signature["class_names"], checkpoint
+
+
+@contextlib.contextmanager
+def _legacy_numpy_states():
+    """Allow the NumPy arrays that older ``last.pt`` files hold (NumPy's random state).
+
+    Reconstructing an array runs no code of the file's choosing; anything else stays refused.
+    Torch versions without ``safe_globals`` (before 2.5) read only checkpoints of this version.
+    """
+    safe_globals = getattr(torch.serialization, "safe_globals", None)
+    if safe_globals is None:
+        yield
+        return
+    import numpy as np
+
+    multiarray = getattr(np, "_core", None) or np.core
+    allowed = [multiarray.multiarray._reconstruct, np.ndarray, np.dtype]
+    allowed += [getattr(np.dtypes, name) for name in ("UInt32DType", "Float64DType", "Int64DType")
+                if hasattr(getattr(np, "dtypes", None), name)]
+    with safe_globals(allowed):
+        yield
+
+
+def _last_line(error: Exception) -> str:
+    """The informative line of ``error`` (torch's weights-only errors put it after a preamble)."""
+    found = re.search(r"WeightsUnpickler error:\s*(.+)", str(error))
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    return found.group(1).strip() if found else (lines[0] if lines else type(error).__name__)
 
 
 def _field_defaults(config) -> dict:

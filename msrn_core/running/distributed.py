@@ -31,9 +31,14 @@ What a distributed run does differently (:func:`msrn_core.running.training.train
 - A step whose batch is empty on some process (unreadable images) is skipped by all.
 - **Rank 0 only** prints, draws progress bars and writes checkpoints and JSON files; the other
   processes wait at a barrier, so a checkpoint is complete before anyone reads it.
-- **Random streams**: data augmentation draws from a per-process stream (the seed offset by
-  the rank); ``last.pt`` keeps every process's random state, so resuming with the same number
-  of processes continues exactly.
+- **Augmentation**: each image's random crop and flip come from a generator seeded by (seed,
+  epoch, image index) (:class:`~msrn_core.data.SeededAugmentation`), so whichever process
+  loads an image augments it as a single process would: the global batch of step k is the
+  same tensor in a 1-process and an N-process run. What still differs on the CPU is BatchNorm
+  (statistics over each process's share, see above) and the order of floating-point sums.
+- **Random streams**: the other random streams (Python, NumPy, PyTorch) are offset by the
+  rank; ``last.pt`` keeps every process's random state, so resuming with the same number of
+  processes continues exactly.
 
 The run folder must be visible to every process (one machine, or a shared file system).
 """
@@ -56,6 +61,10 @@ from torch.utils.data import RandomSampler, Sampler
 # Seeds of process r are offset by r times this (a prime, so streams of nearby seeds do not meet).
 RANK_SEED_STRIDE = 1_000_003
 TORCHRUN_VARIABLES = ("RANK", "LOCAL_RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
+
+
+class DistributedSetupError(RuntimeError):
+    """The environment does not describe a multi-process run this machine can start."""
 
 
 @dataclass(frozen=True)
@@ -105,14 +114,14 @@ def init_from_environment(device: torch.device) -> ProcessContext:
         return context()
     missing = [name for name in TORCHRUN_VARIABLES if name not in os.environ]
     if missing:
-        raise RuntimeError(
+        raise DistributedSetupError(
             f"WORLD_SIZE is {os.environ['WORLD_SIZE']} but {', '.join(missing)} are not set: start "
             "multi-process runs with torchrun (torchrun --nproc_per_node=N -m msrn_core.running.train ...)"
         )
     local_rank = int(os.environ["LOCAL_RANK"])
     if device.type == "cuda":
         if local_rank >= torch.cuda.device_count():
-            raise RuntimeError(
+            raise DistributedSetupError(
                 f"process {local_rank} of this machine has no GPU: {torch.cuda.device_count()} are "
                 "visible. Pass --nproc_per_node at most the number of GPUs."
             )
@@ -137,7 +146,11 @@ def process_group(device: torch.device):
     processes = init_from_environment(device)
     try:
         yield processes
-    finally:
+    except BaseException:
+        # leave without the collective goodbye: the other processes may never reach it, and the
+        # closed connection is what tells them to stop (msrn_core.cli makes them exit quietly)
+        raise
+    else:
         if joined:
             shutdown()
 

@@ -48,6 +48,7 @@ from typing import Sequence
 
 from . import distributed
 from ..utils import atomic_write_json, project_root
+from .cli import DEBUG_HELP, run_cli
 
 RESULT_FORMAT = "msrn-reproduction-result/1"
 RUNS_DIR = Path("runs/reproduce")
@@ -352,10 +353,14 @@ def build_parser() -> argparse.ArgumentParser:
         description="Reproduce the paper's Tables 1, 2, 5 and 6 with its hyper-parameters (and DSDL's published "
                     "figures with its authors' recipe), and collect the results.",
         epilog=__doc__.split("\n\n")[1], formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--debug", action="store_true", help=DEBUG_HELP)
+    debug = argparse.ArgumentParser(add_help=False)  # --debug after the command too
+    debug.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=DEBUG_HELP)
     commands = parser.add_subparsers(dest="command", required=True)
-    show = commands.add_parser("list", help="print every run's train command")
+    show = commands.add_parser("list", help="print every run's train command", parents=[debug])
     show.add_argument("--table", choices=list(TABLES), action="append", help="only this table (repeatable)")
     run = commands.add_parser("run", help="train and evaluate a table's settings, write results files",
+                              parents=[debug],
                               description="Options after -- go to python -m msrn_core.running.train unchanged "
                                           "(e.g. -- --workers 8 --amp bf16) and are recorded in the results.")
     run.add_argument("--table", required=True, choices=list(TABLES))
@@ -366,7 +371,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="the dataset's folder (default: data for VOC 2007, data/coco for COCO 2014)")
     run.add_argument("--runs", default=str(RUNS_DIR), help=f"folder of the run folders (default: {RUNS_DIR})")
     run.add_argument("--results", default=str(RESULTS_DIR), help=f"folder of the results files (default: {RESULTS_DIR})")
-    gather = commands.add_parser("collect", help="the results files as markdown tables beside the paper's figures")
+    gather = commands.add_parser("collect", help="the results files as markdown tables beside the paper's figures",
+                                 parents=[debug])
     gather.add_argument("--results", default=str(RESULTS_DIR), help=f"folder of the results files (default: {RESULTS_DIR})")
     gather.add_argument("--out", default=None, help="also write the markdown to this file")
     return parser
@@ -401,5 +407,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
+def cli(argv: Sequence[str] | None = None) -> int:
+    """The console entry point: :func:`main`, with the project's errors as one ``error:`` line."""
+    return run_cli(main, argv)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(cli())

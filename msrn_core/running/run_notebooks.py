@@ -17,6 +17,7 @@ import sys
 import time
 from pathlib import Path
 
+from .cli import DEBUG_HELP, run_cli
 from .recipes import small_mode_requested
 from ..utils import project_root
 
@@ -84,6 +85,7 @@ def main(argv=None) -> int:
                         help="smoke-test size (also: MSRN_SMALL=1 in the environment); outputs not saved")
     parser.add_argument("--write", action="store_true", help="save outputs in small mode too")
     parser.add_argument("--timeout", type=int, default=3600, help="seconds allowed per cell")
+    parser.add_argument("--debug", action="store_true", help=DEBUG_HELP)
     args = parser.parse_args(argv)
     small = args.small or small_mode_requested()
     timings = {}
@@ -108,5 +110,10 @@ def main(argv=None) -> int:
     return 0
 
 
+def cli(argv=None) -> int:
+    """The console entry point: :func:`main`, with the project's errors as one ``error:`` line."""
+    return run_cli(main, argv)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(cli())

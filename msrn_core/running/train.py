@@ -17,9 +17,10 @@ from ..data.real.common import DEFAULT_SPLIT_SEED, DEFAULT_VAL_FRACTION
 from ..extras.dsdl import LOSS_FORMS as DSDL_LOSS_FORMS
 from ..metrics import format_metrics_table
 from ..model import EMBEDDING_MODES, HEAD_KINDS, MODEL_KINDS
+from ..utils import atomic_write_json, check_writable_folder, get_device, seed_everything
+from .cli import DEBUG_HELP, run_cli
 from .recipes import CPU, PAPER, SMALL, Recipe
 from .training import AMP_MODES, evaluate, load_best, train_model
-from ..utils import get_device, seed_everything
 
 CLI_MODEL_KINDS = (*MODEL_KINDS, "dsdl")
 
@@ -49,15 +50,44 @@ examples:
   python -m msrn_core.running.train --dataset voc2007 --data-root data --download --paper
   python -m msrn_core.running.train --dataset coco2014 --data-root data/coco --paper --label-features glove
 
-  # evaluate a saved checkpoint on the test split only
+  # evaluate a saved checkpoint on the test split only (test_metrics.json goes next to it)
   python -m msrn_core.running.train --evaluate runs/msrn/best.pt
 
   # several GPUs: one process each (DistributedDataParallel); --batch-size stays the global batch
   torchrun --nproc_per_node=4 -m msrn_core.running.train --dataset voc2007 --paper --label-features glove
 
 Outputs in --out: best.pt (best validation mAP), last.pt (resumable), history.json,
-test_metrics.json. The test split is never used for model selection.
+test_metrics.json. The test split is never used for model selection. Errors print one line,
+"error: ..."; --debug shows the traceback.
 """
+
+
+def positive_int(text: str) -> int:
+    """An argparse type: an integer >= 1."""
+    return _bounded_int(text, 1)
+
+
+def non_negative_int(text: str) -> int:
+    """An argparse type: an integer >= 0."""
+    return _bounded_int(text, 0)
+
+
+def _bounded_int(text: str, low: int) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < low:
+        raise argparse.ArgumentTypeError(f"must be at least {low}, got {value}")
+    return value
+
+
+def minimum_image_size(kind: str, branches) -> int:
+    """The smallest input the model takes: a ResNet stage s maps x pixels to ceil(x / 2^(s+1));
+    an MSRN branch max-pools 2x2 and needs 2 pixels there, the baselines need 1 after stage 4."""
+    if kind == "msrn":
+        return 2 ** (max(branches) + 1) + 1
+    return 2 ** 5
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -79,10 +109,11 @@ def build_parser() -> argparse.ArgumentParser:
                       help="real benchmarks: seed of the held-out validation split (and of Apparel's 50/50 split)")
     data.add_argument("--download", action="store_true",
                       help="voc2007: download and extract the official archives into --data-root if missing")
-    data.add_argument("--image-size", type=int, default=None,
+    data.add_argument("--image-size", type=positive_int, default=None,
                       help=f"input size in pixels (default: {CPU.image_size}, {SMALL.image_size} with --small; "
-                           f"paper: {PAPER.image_size})")
-    data.add_argument("--small", action="store_true", help="tiny dataset and few steps: a smoke test")
+                           f"paper: {PAPER.image_size}; MSRN: at least 33)")
+    data.add_argument("--small", action="store_true",
+                      help="tiny dataset, 1 epoch of 4 steps: a smoke test (not combined with --epochs)")
     data.add_argument("--label-features", default=defaults.LABEL_FEATURES, choices=["sentence", "onehot", "glove"],
                       help=f"label vectors V fed to the GAT (paper: glove; default: {defaults.LABEL_FEATURES})")
     data.add_argument("--glove-path", default=None,
@@ -119,33 +150,57 @@ def build_parser() -> argparse.ArgumentParser:
                       help="weight of the ridge term (default 0.01; the authors: 1e-4 on VOC, 1e-6 on COCO)")
 
     train = parser.add_argument_group("training")
-    train.add_argument("--epochs", type=int, default=None, help=f"(default: {CPU.epochs}; paper: {PAPER.epochs})")
-    train.add_argument("--batch-size", type=int, default=None,
+    train.add_argument("--epochs", type=positive_int, default=None,
+                       help=f"(default: {CPU.epochs}; paper: {PAPER.epochs})")
+    train.add_argument("--batch-size", type=positive_int, default=None,
                        help=f"images per optimiser step (default: {CPU.batch_size}); under torchrun the global batch, "
                             "split over the processes")
     train.add_argument("--lr", type=float, default=None,
                        help=f"learning rate of the new layers (default: {CPU.lr}; paper: {PAPER.lr})")
     train.add_argument("--backbone-lr-mult", type=float, default=None,
                        help="backbone lr = lr x this (default: 0.1 with --pretrained, else 1.0)")
-    train.add_argument("--lr-step", type=int, default=None,
+    train.add_argument("--lr-step", type=positive_int, default=None,
                        help=f"decay the lr x0.1 every this many epochs (default: {CPU.lr_step}; paper: {PAPER.lr_step})")
     train.add_argument("--lambda", dest="compactness_weight", type=float, default=1e-3,
                        help="weight of the compactness loss (paper: 1e-3)")
-    train.add_argument("--workers", type=int, default=None,
+    train.add_argument("--workers", type=non_negative_int, default=None,
                        help=f"data-loading processes (default: {CPU.num_workers}; with --paper one per core, "
                             f"up to 8: {PAPER.num_workers} here)")
     train.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, mps")
     train.add_argument("--amp", default="auto", choices=AMP_MODES,
                        help="mixed precision on CUDA (auto: bf16 where supported)")
     train.add_argument("--seed", type=int, default=0)
-    train.add_argument("--out", default=None, help="run folder (default: runs/<model>)")
+    train.add_argument("--out", default=None,
+                       help="run folder (default: runs/<model>; with --evaluate: the checkpoint's folder)")
     train.add_argument("--fresh", action="store_true", help="ignore a last.pt in --out and start over")
     train.add_argument("--paper", action="store_true",
                        help="the paper's recipe: resnet101, ImageNet weights, 448 px, d 512, fc1 2048, "
                             "batch 8, lr 0.01 (backbone x0.1), x0.1 every 30 epochs, 90 epochs")
     parser.add_argument("--evaluate", metavar="CHECKPOINT", default=None,
                         help="only evaluate this checkpoint on the test split")
+    parser.add_argument("--debug", action="store_true", help=DEBUG_HELP)
     return parser
+
+
+def validate_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """What the option types alone cannot check; a failure is a usage error (exit status 2)."""
+    if args.small and args.epochs is not None:
+        parser.error("--small trains its fixed smoke-test schedule (1 epoch of 4 steps): leave out --epochs, "
+                     "or leave out --small to train --epochs epochs")
+    smallest = minimum_image_size(args.model, args.branches)
+    if args.image_size is not None and args.image_size < smallest:
+        parser.error(f"--image-size {args.image_size} is too small for --model {args.model} with branches "
+                     f"{' '.join(map(str, args.branches))}: at least {smallest} px")
+    if args.device.startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            parser.error(f"--device {args.device}: no CUDA GPU is visible to PyTorch here; use --device cpu "
+                         "(or auto)")
+        index = args.device.partition(":")[2]
+        if index and (not index.isdigit() or int(index) >= torch.cuda.device_count()):
+            parser.error(f"--device {args.device}: this machine has {torch.cuda.device_count()} GPU(s), "
+                         f"cuda:0 to cuda:{torch.cuda.device_count() - 1}")
 
 
 # the options --paper sets (it overrides any value given for them)
@@ -219,7 +274,10 @@ def cli_model_config(args: argparse.Namespace):
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = resolve_options(build_parser().parse_args(argv))
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    validate_arguments(parser, args)
+    args = resolve_options(args)
     # under torchrun: one process per GPU (or CPU process), rank 0 alone prints
     with distributed.process_group(get_device(args.device)), distributed.quiet_unless_main():
         return train_and_evaluate(args)
@@ -231,12 +289,14 @@ def train_and_evaluate(args: argparse.Namespace) -> int:
     from .experiment import make_model  # imported late: --help stays instant
 
     seed_everything(args.seed)
+    out = output_folder(args)
+    if distributed.context().is_main:
+        check_writable_folder(out)  # before any time is spent on data or training
     with distributed.main_process_first():  # rank 0 generates or caches the data first
         setup = prepare_cli_dataset(args)
     print(setup.describe())
 
     model = make_model(setup, cli_model_config(args))
-    out = Path(args.out or f"runs/{args.model}")
 
     if args.evaluate:
         load_model_state(args.evaluate, model, setup.class_names)
@@ -253,11 +313,31 @@ def train_and_evaluate(args: argparse.Namespace) -> int:
         load_best(model, out, setup.class_names)
 
     metrics = evaluate(model, setup.test, batch_size=32, device=distributed.process_device(get_device(args.device)),
-                       num_workers=args.workers, json_path=out / "test_metrics.json", amp=args.amp)
+                       num_workers=args.workers, amp=args.amp)
+    # the table first: a failed write must not lose the result
     print(format_metrics_table({args.model: metrics}))
-    print(f"test metrics written to {out / 'test_metrics.json'}")
+    if metrics["skipped_images"]:
+        print(f"test split: {metrics['skipped_images']} unreadable images skipped (the metrics cover the other "
+              f"{metrics['num_images']})")
+    if distributed.context().is_main:
+        atomic_write_json(out / "test_metrics.json", metrics)
+        print(f"test metrics written to {out / 'test_metrics.json'}")
     return 0
 
 
+def output_folder(args: argparse.Namespace) -> Path:
+    """``--out``; else the evaluated checkpoint's folder (--evaluate), else ``runs/<model>``."""
+    if args.out:
+        return Path(args.out)
+    if args.evaluate:
+        return Path(args.evaluate).parent
+    return Path(f"runs/{args.model}")
+
+
+def cli(argv: list[str] | None = None) -> int:
+    """The console entry point: :func:`main`, with the project's errors as one ``error:`` line."""
+    return run_cli(main, argv)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(cli())

@@ -30,9 +30,14 @@ from tqdm.auto import tqdm
 
 from . import distributed
 from .checkpoints import check_signature, load_model_state, read_checkpoint, save_checkpoint
-from ..data.dataset import collate_skip_unreadable
+from ..data.dataset import (SeededAugmentation, collate_skip_unreadable, report_unreadable,
+                            warnings_above_progress_bars)
 from ..metrics import compute_all_metrics, mean_average_precision
-from ..utils import atomic_write_json, get_device
+from ..utils import atomic_write_json, check_writable_folder, get_device, remove_orphan_temporaries
+from .guards import (DivergenceMonitor, ModelSelectionError, ResumeConflictError, check_validation_split,
+                     no_selection_message, non_finite_message, resume_changes, resume_conflict_message)
+
+RUN_FILES = ("last.pt", "best.pt", "history.json", "test_metrics.json")  # what a run folder holds
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -166,7 +171,10 @@ def loss_terms(output, targets: torch.Tensor, compactness_weight: float,
 
 
 def _rng_state() -> dict:
-    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    """Every random state, as tensors and plain values (checkpoints load with weights_only=True)."""
+    kind, keys, position, has_gauss, cached_gaussian = np.random.get_state()
+    numpy_state = (kind, torch.from_numpy(keys.astype(np.int64)), position, has_gauss, cached_gaussian)
+    state = {"python": random.getstate(), "numpy": numpy_state, "torch": torch.get_rng_state()}
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
@@ -174,7 +182,8 @@ def _rng_state() -> dict:
 
 def _set_rng_state(state: dict) -> None:
     random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
+    kind, keys, *rest = state["numpy"]  # keys: a tensor (or an array in older checkpoints)
+    np.random.set_state((kind, np.asarray(keys, dtype=np.uint32), *rest))
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
@@ -182,12 +191,14 @@ def _set_rng_state(state: dict) -> None:
 
 @torch.no_grad()
 def predict(model, dataset, batch_size: int = 32, device: str | torch.device = "auto",
-            num_workers: int = 0, amp: str = "auto", progress: bool = False, desc: str = "predict"):
+            num_workers: int = 0, amp: str = "auto", progress: bool = False, desc: str = "predict",
+            reported: set | None = None):
     """Scores (logits) for every readable image of ``dataset``.
 
     Returns ``(logits, targets, indices, skipped)`` as NumPy arrays (``skipped``: int). In a
     multi-process run each process predicts every N-th image (``batch_size`` per process) and
     every process returns the predictions of the whole dataset, ordered by image index.
+    Unreadable images are warned about once per file (``reported``: the files already named).
     """
     device = get_device(device) if not isinstance(device, torch.device) else device
     model = model.to(device).eval()
@@ -196,15 +207,18 @@ def predict(model, dataset, batch_size: int = 32, device: str | torch.device = "
     shard = Subset(dataset, distributed.shard_indices(len(dataset))) if processes.enabled else dataset
     loader = make_loader(shard, batch_size, False, num_workers, device)
     logits, targets, indices, skipped = [], [], [], 0
-    for batch in tqdm(loader, desc=desc, disable=not progress or not processes.is_main, leave=False):
-        skipped += batch.skipped
-        if batch.images.numel() == 0:
-            continue
-        with autocast(device, dtype):
-            output = model(batch.images.to(device, non_blocking=True))
-        logits.append(output.logits.float().cpu())
-        targets.append(batch.targets)
-        indices.append(batch.indices)
+    reported = set() if reported is None else reported
+    with warnings_above_progress_bars():
+        for batch in tqdm(loader, desc=desc, disable=not progress or not processes.is_main, leave=False):
+            skipped += batch.skipped
+            report_unreadable(batch, reported)
+            if batch.images.numel() == 0:
+                continue
+            with autocast(device, dtype):
+                output = model(batch.images.to(device, non_blocking=True))
+            logits.append(output.logits.float().cpu())
+            targets.append(batch.targets)
+            indices.append(batch.indices)
     n = len(dataset.class_names)
     if not logits:
         logits, targets, indices = [torch.zeros(0, n)], [torch.zeros(0, n)], [torch.zeros(0, dtype=torch.long)]
@@ -249,6 +263,7 @@ def _loader_and_network(model, train_set, val_set, config: TrainConfig, device: 
     In a multi-process run each process loads its share of every global batch, and DDP is told
     to look for unused parameters only when a probe finds some (it costs time every step).
     """
+    train_set = SeededAugmentation(train_set, config.seed)  # the same augmentation in any process
     if not processes.enabled:
         return make_loader(train_set, config.batch_size, True, config.num_workers, device, generator), model
     sampler = distributed.ShardedRandomSampler(len(train_set), processes.rank, processes.world_size, generator)
@@ -256,9 +271,10 @@ def _loader_and_network(model, train_set, val_set, config: TrainConfig, device: 
                          True, config.num_workers, device, generator, sampler=sampler,
                          worker_init_fn=partial(distributed.seed_worker_for_rank, rank=processes.rank))
     # the probe uses a validation image: its transform draws no random numbers
-    image = next((item[0] for item in map(val_set.__getitem__, range(len(val_set))) if item is not None), None)
+    image = next((item[0] for item in map(val_set.__getitem__, range(len(val_set))) if isinstance(item, tuple)),
+                 None)
     if image is None:
-        raise ValueError("the validation split has no readable image: check the dataset folder")
+        raise ModelSelectionError(no_selection_message(val_set, 0, len(val_set)))
     example = torch.zeros((2, *image.shape), device=device)
     targets = torch.zeros((2, len(train_set.class_names)), device=device)
     unused = distributed.parameters_without_gradient(
@@ -274,17 +290,19 @@ def train_model(model, train_set, val_set, config: TrainConfig, run_dir: str | P
     checkpoint stopped (same weights, optimiser, schedule, scaler and random streams).
     """
     run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
     last_path, best_path = run_dir / "last.pt", run_dir / "best.pt"
     class_names = list(train_set.class_names)
     if list(val_set.class_names) != class_names:
         raise ValueError("the training and validation splits have different class lists")
+    check_validation_split(val_set)
     processes = distributed.context()
+    _prepare_run_folder(run_dir, processes)
     device = distributed.process_device(get_device(config.device))
     model.to(device)
 
     optimizer = make_sgd(model.parameter_groups(config.lr, config.backbone_lr_mult),
                          lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
+    asked_groups = [dict(group) for group in optimizer.param_groups]  # this command's lr, momentum ...
     scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=config.lr_step, gamma=config.lr_gamma)
     dtype = autocast_dtype(device, config.amp)
     scaler = torch.amp.GradScaler("cuda", enabled=dtype == torch.float16)
@@ -296,9 +314,14 @@ def train_model(model, train_set, val_set, config: TrainConfig, run_dir: str | P
         # RNG and generator states must stay on the CPU; load_state_dict moves the rest
         checkpoint = read_checkpoint(last_path, map_location="cpu")
         check_signature(checkpoint, model, class_names, last_path)
+        applied, refused = resume_changes(checkpoint.get("train_config", {}), config)
+        if refused:
+            raise ResumeConflictError(resume_conflict_message(last_path, refused))
         model.load_state_dict(checkpoint["model"])
         _keep_kernel_choice(optimizer, checkpoint["optimizer"])
         scheduler.load_state_dict(checkpoint["scheduler"])
+        if applied:
+            _apply_new_hyperparameters(optimizer, scheduler, asked_groups)
         scaler.load_state_dict(checkpoint["scaler"])
         generator.set_state(checkpoint["sampler_generator"])
         _restore_rng_states(checkpoint, processes)
@@ -308,22 +331,31 @@ def train_model(model, train_set, val_set, config: TrainConfig, run_dir: str | P
         resumed_from = checkpoint["epoch"]
         if processes.is_main:
             print(f"resuming from {last_path} after epoch {resumed_from + 1}")
+            if applied:
+                print("  changed since the checkpoint, applied from now on: " + "; ".join(applied))
+            if start_epoch >= config.epochs:
+                print(f"  the run already has {start_epoch} epochs (asked: {config.epochs}): nothing left to train")
     else:
         distributed.offset_random_streams(processes.rank)  # each process augments differently
 
     loader, network = _loader_and_network(model, train_set, val_set, config, device, generator, processes)
     skipped_total = sum(h.get("skipped_images", 0) for h in history)
+    seconds_before = history[-1].get("seconds", 0.0) if history else 0.0  # history's seconds span resumes
+    monitor, reported = DivergenceMonitor(config.lr), set()
+    mixed_precision = dtype is not None
     started = time.perf_counter()
     for epoch in range(start_epoch, config.epochs):
         model.train()
+        loader.dataset.set_epoch(epoch)
         losses, bces, skipped = [], [], 0
         steps = len(loader) if config.max_steps_per_epoch is None else min(len(loader), config.max_steps_per_epoch)
         bar = tqdm(loader, total=steps, desc=f"epoch {epoch + 1}/{config.epochs}",
                    disable=not config.progress or not processes.is_main, leave=False)
-        for step, batch in enumerate(bar):
+        for step, batch in enumerate(_above_bar(bar)):
             if step >= steps:
                 break
             skipped += batch.skipped
+            report_unreadable(batch, reported)
             if distributed.any_process(batch.images.numel() == 0):  # every process skips the step
                 continue
             images = batch.images.to(device, non_blocking=True)
@@ -332,14 +364,12 @@ def train_model(model, train_set, val_set, config: TrainConfig, run_dir: str | P
                 output = network(images)
             loss, bce = loss_terms(output, targets, config.compactness_weight, model)
             if not torch.isfinite(loss):
-                raise NonFiniteLossError(
-                    f"the loss became {loss.item()} at epoch {epoch + 1}, step {step + 1} "
-                    f"(BCE {bce.item():.4g}). Lower the learning rate (now {config.lr}) or turn mixed "
-                    f"precision off (amp='off', CLI --amp off). The last good state is {last_path}"
-                    + (" (resume from it)" if last_path.exists() else "")
-                )
+                raise NonFiniteLossError(non_finite_message(
+                    f"the loss became {loss.item()} (BCE {bce.item():.4g})", epoch + 1, step + 1, config.lr,
+                    mixed_precision, last_path))
             optimizer_step(loss, model, optimizer, scaler, config.clip_grad_norm)
             losses.append(loss.item())
+            monitor.observe(losses[-1], epoch + 1, step + 1)
             bces.append(bce.item())
             bar.set_postfix(loss=f"{np.mean(losses[-20:]):.4f}", lr=f"{optimizer.param_groups[-1]['lr']:.2g}")
         bar.close()
@@ -347,9 +377,15 @@ def train_model(model, train_set, val_set, config: TrainConfig, run_dir: str | P
 
         val_logits, val_targets, val_indices, val_skipped = predict(
             model, val_set, batch_size=max(config.batch_size, 16), device=device, num_workers=config.num_workers,
-            amp=config.amp)
+            amp=config.amp, reported=reported)
+        if not np.isfinite(val_logits).all():
+            raise NonFiniteLossError(non_finite_message(
+                "the validation scores became non-finite (NaN or infinite)", epoch + 1, None, config.lr,
+                mixed_precision, last_path))
         difficult = None if getattr(val_set, "difficult", None) is None else val_set.difficult[val_indices]
         val_map = mean_average_precision(val_logits, val_targets, difficult)
+        if not math.isfinite(val_map) and not math.isfinite(best_map):
+            raise ModelSelectionError(no_selection_message(val_set, len(val_indices), val_skipped))
         skipped = int(distributed.sum_over_processes(skipped))
         record = {
             "epoch": epoch + 1,
@@ -358,7 +394,7 @@ def train_model(model, train_set, val_set, config: TrainConfig, run_dir: str | P
             "val_mAP": float(val_map),
             "lr": optimizer.param_groups[-1]["lr"],
             "skipped_images": skipped + val_skipped,
-            "seconds": time.perf_counter() - started,
+            "seconds": seconds_before + time.perf_counter() - started,
         }
         history.append(record)
         skipped_total += skipped + val_skipped
@@ -389,6 +425,36 @@ def train_model(model, train_set, val_set, config: TrainConfig, run_dir: str | P
         print(f"note: {skipped_total} unreadable images were skipped in total (see the warnings above)")
     return TrainResult(history, best_path, last_path, best_epoch + 1, best_map, skipped_total,
                        time.perf_counter() - started, resumed_from)
+
+
+def _prepare_run_folder(run_dir: Path, processes: distributed.ProcessContext) -> None:
+    """Create ``run_dir``, prove it writable and remove temporary files an interrupted write left."""
+    if processes.is_main:
+        check_writable_folder(run_dir)
+        removed = remove_orphan_temporaries(run_dir, RUN_FILES)
+        if removed:
+            print(f"removed {len(removed)} temporary file(s) an interrupted write left in {run_dir}")
+    distributed.barrier()
+
+
+def _above_bar(batches):
+    """Iterate ``batches`` with warnings printed above the progress bar."""
+    with warnings_above_progress_bars():
+        yield from batches
+
+
+def _apply_new_hyperparameters(optimizer: torch.optim.Optimizer, scheduler, asked_groups: list[dict]) -> None:
+    """Give a resumed optimiser this command's lr, momentum and weight decay.
+
+    The schedule continues: each group's lr is the new initial lr times the factor the schedule
+    had reached (current lr / initial lr of the checkpoint).
+    """
+    for group, asked in zip(optimizer.param_groups, asked_groups):
+        factor = group["lr"] / group["initial_lr"] if group.get("initial_lr") else 1.0
+        group["initial_lr"], group["lr"] = asked["lr"], asked["lr"] * factor
+        group["momentum"], group["weight_decay"] = asked["momentum"], asked["weight_decay"]
+    scheduler.base_lrs = [asked["lr"] for asked in asked_groups]
+    scheduler._last_lr = [group["lr"] for group in optimizer.param_groups]
 
 
 def load_best(model, run_dir: str | Path, class_names: Sequence[str]) -> dict:

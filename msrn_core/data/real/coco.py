@@ -17,11 +17,13 @@ import contextlib
 import io
 import logging
 import os
+import warnings
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
+from ...utils import read_json
 from .common import (DEFAULT_SPLIT_SEED, DEFAULT_VAL_FRACTION, BenchmarkDataset, build_splits,
                      find_dataset_dir, not_found, require_file, require_images)
 
@@ -73,13 +75,13 @@ def read_coco_split(coco_dir: Path, split: str, keep_unannotated: bool = False
     image_dir = coco_dir / split
     if not image_dir.is_dir():
         raise not_found(f"COCO 2014: missing image folder {image_dir}", LAYOUT, HOW_TO_GET)
+    content = read_json(annotation_file, "unzip annotations_trainval2014.zip again")
+    coco = _coco_api()()
+    coco.dataset = content
     with contextlib.redirect_stdout(io.StringIO()):  # pycocotools prints progress
-        coco = _coco_api()(str(annotation_file))
+        coco.createIndex()
     categories = coco.loadCats(coco.getCatIds())
-    names = sorted(category["name"] for category in categories)
-    if names != sorted(COCO_CLASSES):
-        raise ValueError(f"{annotation_file} does not hold the 80 COCO categories "
-                         f"(found {len(names)}: {', '.join(names[:5])} ...); is it a COCO 2014 instances file?")
+    check_categories(annotation_file, [category["name"] for category in categories])
     column = {category["id"]: COCO_CLASSES.index(category["name"]) for category in categories}
     paths, rows, ids = [], [], []
     dropped = 0
@@ -94,10 +96,24 @@ def read_coco_split(coco_dir: Path, split: str, keep_unannotated: bool = False
         rows.append(row)
         ids.append(str(image_id))
     if dropped:
-        logger.info("COCO %s: dropped %d images without annotations (as ML-GCN does)", split, dropped)
+        warnings.warn(f"COCO {split}: dropped {dropped} of {len(coco.getImgIds())} images without annotations (as "
+                      "ML-GCN does; keep_unannotated=True keeps them as all-negative images)", stacklevel=2)
     require_images(paths, f"COCO 2014 {split} (annotated images)", LAYOUT, HOW_TO_GET)
     labels = np.stack(rows) if rows else np.zeros((0, len(COCO_CLASSES)), dtype=np.uint8)
     return paths, labels, ids
+
+
+def check_categories(annotation_file: Path, names: list[str]) -> None:
+    """Raise a ValueError naming the categories ``names`` lacks or adds against the 80 of COCO."""
+    missing = sorted(set(COCO_CLASSES) - set(names))
+    extra = sorted(set(names) - set(COCO_CLASSES))
+    if missing or extra or len(names) != len(COCO_CLASSES):
+        problems = ([f"missing {len(missing)}: {', '.join(missing)}"] if missing else []) + (
+            [f"not in COCO 2014: {', '.join(extra)}"] if extra else [])
+        if not problems:
+            problems = ["some are listed twice"]
+        raise ValueError(f"{annotation_file} does not hold the 80 COCO categories (found {len(names)}; "
+                         f"{'; '.join(problems)}); is it a COCO 2014 instances file?")
 
 
 def load_coco2014(root: str | os.PathLike = "data", train_transform: Callable | None = None,

@@ -75,8 +75,11 @@ def read_nuswide_split(nus_dir: Path, concepts: list[str], split: str, keep_unla
         warnings.warn(f"NUS-WIDE {split}: {int((~present).sum())} of {len(paths)} listed images are "
                       "missing on disk and skipped", stacklevel=3)
     keep = present if keep_unlabeled else present & labels.any(axis=1)
-    logger.info("NUS-WIDE %s: %d images kept, %d without any concept dropped", split, int(keep.sum()),
-                int((present & ~labels.any(axis=1)).sum()) if not keep_unlabeled else 0)
+    dropped = 0 if keep_unlabeled else int((present & ~labels.any(axis=1)).sum())
+    logger.info("NUS-WIDE %s: %d images kept, %d without any concept dropped", split, int(keep.sum()), dropped)
+    if dropped:
+        warnings.warn(f"NUS-WIDE {split}: dropped {dropped} images without any of the 81 concepts (the usual "
+                      "protocol; keep_unlabeled=True keeps them)", stacklevel=3)
     indices = np.flatnonzero(keep)
     return [paths[i] for i in indices], labels[indices], [entries[i] for i in indices]
 

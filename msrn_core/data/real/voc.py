@@ -61,6 +61,9 @@ def read_image_set(voc_dir: Path, split: str) -> tuple[list[str], np.ndarray, np
             raise not_found(f"PASCAL VOC 2007: missing {path}"
                             + (" (the test archive is not extracted)" if split == "test" else ""), LAYOUT, HOW_TO_GET)
         rows = [line.split() for line in path.read_text().splitlines() if line.strip()]
+        if not rows:
+            raise ValueError(f"{path} is empty: it must list every {split} image as '<image id> <1|-1|0>' "
+                             "(re-extract the archive)")
         if any(len(row) != 2 or row[1] not in ("1", "-1", "0") for row in rows):
             raise ValueError(f"{path} is corrupt: every line must be '<image id> <1|-1|0>'")
         class_ids = [row[0] for row in rows]
