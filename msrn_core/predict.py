@@ -8,8 +8,8 @@ prints each image's top labels with their probabilities and saves one figure per
 - MSRN: the label attention of each branch (paper eq. 8), every map on one shared colour scale
   (attention relative to a uniform spread: 1 = spread evenly, 4 = four times the even share),
   with a colour bar;
-- plain ResNet and ML-GCN: the class activation map of each label, the score that each position of
-  the last stage adds to the label's logit (CAM: the classifier applied to every position);
+- plain ResNet and ML-GCN: the class activation map of each label (Zhou et al. 2016: the label's
+  classifier applied at every position of the last stage, ``details["class_activation_map"]``);
 - DSDL: the representation coefficients of the top classes (its scores);
 - SDL: the ranked tags, with the tags the model never saw in training (unseen) marked.
 
@@ -183,24 +183,6 @@ def open_image(source, name: str | None = None) -> Image.Image:
 # --------------------------------------------------------------------------------------------
 # what each kind of model shows
 # --------------------------------------------------------------------------------------------
-def class_activation_maps(model, images: torch.Tensor) -> torch.Tensor:
-    """CAM of the plain ResNet and ML-GCN: each label's classifier applied at every position.
-
-    With the last stage's map ``f`` (B x C x h x w) and the label's classifier ``w_c`` (C), the
-    map is ``CAM_c(x, y) = w_c . f(x, y)``; its mean over positions plus the bias is the plain
-    model's logit (average pooling), its maximum ML-GCN's (max pooling). Returns B x n x h x w.
-    """
-    features = model.trunk(images, (4,))[4]
-    if model.config.kind == "plain":
-        weights = model.classifier.weight  # n x C
-    elif model.config.kind == "mlgcn":
-        hidden = F.leaky_relu(model.gc1(model.label_features, model.adjacency), 0.2)
-        weights = model.gc2(hidden, model.adjacency)  # n x C
-    else:
-        raise ValueError(f"class activation maps are defined for the plain and mlgcn models, not {model.config.kind!r}")
-    return torch.einsum("nc,bchw->bnhw", weights.to(features.dtype), features)
-
-
 @torch.no_grad()
 def predict_image(predictor: Predictor, image, name: str = "image", threshold: float = 0.5) -> Prediction:
     """Scores of one image (a path, bytes or PIL image) and the kind's explanation maps."""
@@ -217,7 +199,7 @@ def predict_image(predictor: Predictor, image, name: str = "image", threshold: f
             scores = model(tensor).logits[0].float().cpu().numpy()
         unseen = np.array([tag not in predictor.class_names for tag in names])
         return Prediction(name, picture, names, scores, kind, unseen=unseen, threshold=threshold)
-    output = model(tensor, details=kind == "msrn")
+    output = model(tensor, details=kind in ("msrn", "plain", "mlgcn"))
     probabilities = torch.sigmoid(output.logits[0].float()).cpu().numpy()
     if kind == "msrn":
         attention = output.details.get("label_attention") if output.details else None
@@ -227,9 +209,7 @@ def predict_image(predictor: Predictor, image, name: str = "image", threshold: f
             titles = [f"layer{s} ({a.shape[-2]}x{a.shape[-1]})"
                       for s, a in zip(output.details["branch_stages"], attention)]
     elif kind in ("plain", "mlgcn"):
-        cam = (output.details or {}).get("class_activation_map")
-        if cam is None:
-            cam = class_activation_maps(model, tensor)
+        cam = output.details["class_activation_map"]  # B x n x h x w (Zhou et al. 2016)
         maps = [cam[0].float().cpu().numpy()]
         titles = [f"class activation map ({cam.shape[-2]}x{cam.shape[-1]})"]
     return Prediction(name, picture, names, probabilities, kind, maps, titles, threshold=threshold)
@@ -254,7 +234,9 @@ def prediction_figure(prediction: Prediction, top_k: int = 3):
     if prediction.maps:
         ncols = 1 + len(prediction.maps)
         cell = min(3.0, 12.0 / ncols)
-        fig, axes = plt.subplots(len(top), ncols, figsize=(cell * ncols + 0.9, cell * len(top) + 0.6), squeeze=False)
+        row_height = cell * min(1.5, max(0.5, height / width))
+        fig, axes = plt.subplots(len(top), ncols, figsize=(cell * ncols + 1.2, row_height * len(top) + 0.8),
+                                 squeeze=False, layout="constrained")
         vmax = max(float(m[top].max()) for m in prediction.maps)
         vmin = min(0.0, min(float(m[top].min()) for m in prediction.maps))
         image_artist = None
@@ -300,8 +282,8 @@ def prediction_figure(prediction: Prediction, top_k: int = 3):
         ax_bars.set(xlabel="coefficient a (dictionary representation; p = sigmoid(a))",
                     title="DSDL: representation coefficients of the top classes")
     elif prediction.kind == "sdl":
-        ax_bars.set(xlabel="relevance score max_r <A_r, v_j>",
-                    title="SDL: ranked tags (* orange: unseen in training)")
+        marked = "* orange: unseen in training" if prediction.unseen.any() else "the checkpoint stores no unseen tags"
+        ax_bars.set(xlabel="relevance score max_r <A_r, v_j>", title=f"SDL: ranked tags ({marked})")
     else:
         ax_bars.set(xlabel="probability", title=f"{prediction.kind}: top labels")
     ax_bars.grid(axis="x", alpha=0.3)

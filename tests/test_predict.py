@@ -79,26 +79,14 @@ def test_every_kind_rebuilt_from_checkpoint_alone(tmp_path, kind):
     assert prediction.describe(2).count("\n") == 2
 
 
-def test_plain_cam_mean_plus_bias_is_the_logit(tmp_path):
-    model = make_checkpoint(tmp_path / "best.pt", "plain")
-    images = torch.randn(2, 3, SIZE, SIZE)
+@pytest.mark.parametrize("kind", ["plain", "mlgcn"])
+def test_cam_figure_maps_are_the_models_class_activation_maps(tmp_path, kind):
+    model = make_checkpoint(tmp_path / "best.pt", kind)
+    image = photo()
+    prediction = pr.predict_image(pr.load_predictor(tmp_path / "best.pt"), image)
     with torch.no_grad():
-        cam = pr.class_activation_maps(model, images)
-        logits = model(images).logits
-    torch.testing.assert_close(cam.mean(dim=(2, 3)) + model.classifier.bias, logits, rtol=1e-4, atol=1e-4)
-
-
-def test_mlgcn_cam_of_a_single_cell_is_the_logit(tmp_path):
-    # at 32 px the last stage is one cell: max pooling is the identity, so the CAM is the logit
-    model = make_checkpoint(tmp_path / "best.pt", "mlgcn")
-    images = torch.randn(2, 3, 32, 32)
-    with torch.no_grad():
-        cam = pr.class_activation_maps(model, images)
-        logits = model(images).logits
-    assert cam.shape == (2, len(CLASSES), 1, 1)
-    torch.testing.assert_close(cam[..., 0, 0], logits, rtol=1e-4, atol=1e-4)
-    with pytest.raises(ValueError, match="plain and mlgcn"):
-        pr.class_activation_maps(make_checkpoint(tmp_path / "d.pt", "dsdl"), images)
+        cam = model(pr.build_transform(SIZE, train=False)(image)[None], details=True).details["class_activation_map"]
+    np.testing.assert_allclose(prediction.maps[0], cam[0].numpy(), rtol=1e-5, atol=1e-5)
 
 
 def test_sdl_ranks_the_stored_vocabulary_and_marks_unseen(tmp_path):
