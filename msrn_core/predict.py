@@ -238,7 +238,9 @@ def prediction_figure(prediction: Prediction, top_k: int = 3):
         fig, axes = plt.subplots(len(top), ncols, figsize=(cell * ncols + 1.2, row_height * len(top) + 0.8),
                                  squeeze=False, layout="constrained")
         vmax = max(float(m[top].max()) for m in prediction.maps)
-        vmin = min(0.0, min(float(m[top].min()) for m in prediction.maps))
+        vmin = min(float(m[top].min()) for m in prediction.maps)
+        if prediction.kind == "msrn":  # 0 to at least twice the even share: a flat map shows as flat
+            vmin, vmax = 0.0, max(vmax, 2.0)
         image_artist = None
         for row, c in enumerate(top):
             axes[row, 0].imshow(picture)

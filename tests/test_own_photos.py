@@ -16,12 +16,7 @@ TINY_CLI = ["--small", "--label-features", "onehot", "--batch-size", "4", "--emb
             "--branches", "4", "--workers", "0", "--device", "cpu", "--image-size", "64"]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 # ----------------------------------------------------------------- the folder dataset

@@ -39,12 +39,7 @@ def photo(size=(90, 60), mode="RGB") -> Image.Image:
     return Image.fromarray(array).convert(mode)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.mark.parametrize("kind", list(KIND_OPTIONS))
