@@ -9,8 +9,8 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 @pytest.fixture(scope="session")
 def small_scenes(tmp_path_factory):
     """(root, config, train, val, test) of the small built-in dataset (64 px, evaluation transforms)."""
-    from msrn_core.data import build_transform
-    from msrn_core.scenes import SceneConfig, load_scene_splits
+    from msrn_core.data.dataset import build_transform
+    from msrn_core.data.scenes import SceneConfig, load_scene_splits
 
     root = tmp_path_factory.mktemp("scenes")
     config = SceneConfig.small()

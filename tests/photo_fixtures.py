@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from msrn_core.datasets import COCO_CLASSES, VOC_CLASSES
+from msrn_core.data.real import COCO_CLASSES, VOC_CLASSES
 
 
 def draw_photo(path: Path, boxes, class_count: int, size=(96, 72), seed: int = 0) -> None:

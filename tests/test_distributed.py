@@ -31,12 +31,12 @@ import torch
 import torch.multiprocessing as mp
 from torch import nn
 
-from msrn_core import distributed
-from msrn_core.data import build_transform
-from msrn_core.experiment import make_model, setup_from_splits
+from msrn_core.running import distributed
+from msrn_core.data.dataset import build_transform
+from msrn_core.running.experiment import make_model, setup_from_splits
 from msrn_core.model import ModelConfig
-from msrn_core.scenes import SceneConfig, load_scene_splits
-from msrn_core.training import TrainConfig, evaluate, loss_terms, predict, train_model
+from msrn_core.data.scenes import SceneConfig, load_scene_splits
+from msrn_core.running.training import TrainConfig, evaluate, loss_terms, predict, train_model
 from msrn_core.utils import seed_everything
 
 TINY_MODEL = dict(backbone="resnet18", fc_hidden=32, embed_dim=32, gat_hidden=16)
@@ -181,7 +181,7 @@ def test_command_line_runs_under_torchrun(small_scenes, tmp_path):
     out = tmp_path / "run"
     command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(WORLD_SIZE),
                "--master_addr", "127.0.0.1", "--master_port", str(free_port()),
-               "-m", "msrn_core.train", "--small", "--data-root", str(small_scenes[0]), "--out", str(out),
+               "-m", "msrn_core.running.train", "--small", "--data-root", str(small_scenes[0]), "--out", str(out),
                "--label-features", "onehot", "--workers", "0", "--device", "cpu",
                "--embed-dim", "32", "--fc-hidden", "32"]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}

@@ -11,7 +11,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from msrn_core.download import DownloadError, RemoteFile, download_file, download_voc2007
+from msrn_core.data.download import DownloadError, RemoteFile, download_file, download_voc2007
 
 PAYLOAD = bytes(range(256)) * 400  # 100 KiB
 
@@ -228,7 +228,7 @@ def test_archive_members_outside_the_destination_are_refused(server, tmp_path):
 def test_official_voc_archives_match_torchvision():
     from torchvision.datasets.voc import DATASET_YEAR_DICT
 
-    from msrn_core.download import VOC2007_ARCHIVES
+    from msrn_core.data.download import VOC2007_ARCHIVES
 
     reference = {entry["filename"]: entry for key, entry in DATASET_YEAR_DICT.items() if key.startswith("2007")}
     assert {remote.filename for remote in VOC2007_ARCHIVES} == set(reference)
@@ -255,8 +255,8 @@ def test_coco_download_through_the_loader_extracts_once(server, tmp_path, monkey
 
     from photo_fixtures import make_coco_tree
 
-    from msrn_core import download
-    from msrn_core.datasets import load_dataset
+    from msrn_core.data import download
+    from msrn_core.data.real import load_dataset
 
     source = make_coco_tree(tmp_path / "source", images_per_split=6)
     archives = []

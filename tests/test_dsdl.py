@@ -6,13 +6,13 @@ import numpy as np
 import pytest
 import torch
 
-from msrn_core import recipes
-from msrn_core.checkpoints import CheckpointMismatchError, load_model_state, model_from_checkpoint
-from msrn_core.dsdl import (DSDL, DSDLConfig, DSDLOutput, apus_step, dsdl_loss, ridge_coefficients,
+from msrn_core.running import recipes
+from msrn_core.running.checkpoints import CheckpointMismatchError, load_model_state, model_from_checkpoint
+from msrn_core.extras.dsdl import (DSDL, DSDLConfig, DSDLOutput, apus_step, dsdl_loss, ridge_coefficients,
                             ridge_objective)
-from msrn_core.experiment import make_model, setup_from_splits
+from msrn_core.running.experiment import make_model, setup_from_splits
 from msrn_core.model import build_model, model_config
-from msrn_core.training import TrainConfig, evaluate, loss_terms, train_model
+from msrn_core.running.training import TrainConfig, evaluate, loss_terms, train_model
 from msrn_core.utils import seed_everything
 
 TINY = dict(backbone="resnet18", encoder_hidden=32)

@@ -3,7 +3,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from msrn_core import recipes
+from msrn_core.running import recipes
 from msrn_core.notebook import tutorial_data
 
 

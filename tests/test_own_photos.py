@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 import torch
 
-from msrn_core.datasets import VOC_CLASSES, load_dataset, read_class_list, select_classes
-from msrn_core.datasets.folder import load_folder, split_labels
-from msrn_core.datasets.voc import read_annotation_boxes
+from msrn_core.data.real import VOC_CLASSES, load_dataset, read_class_list, select_classes
+from msrn_core.data.real.folder import load_folder, split_labels
+from msrn_core.data.real.voc import read_annotation_boxes
 from photo_fixtures import FOLDER_CLASSES, make_coco_tree, make_folder_tree, make_voc_tree
 
 TINY_CLI = ["--small", "--label-features", "onehot", "--batch-size", "4", "--embed-dim", "16", "--fc-hidden", "16",
@@ -123,7 +123,7 @@ def test_voc_boxes_come_from_the_annotations_xml(tmp_path):
 
 def test_pointing_game_runs_on_voc_boxes(tmp_path):
     from msrn_core.attention import pointing_game_score
-    from msrn_core.data import build_transform
+    from msrn_core.data.dataset import build_transform
     from msrn_core.model import ModelConfig, build_model
 
     make_voc_tree(tmp_path, num_trainval=24, num_test=8)
@@ -144,7 +144,7 @@ def test_coco_layout_fixture_loads(tmp_path):
 
 # ----------------------------------------------------------------- the command line
 def test_cli_trains_and_evaluates_a_folder_dataset(tmp_path, capsys):
-    from msrn_core.train import main
+    from msrn_core.running.train import main
 
     make_folder_tree(tmp_path / "photos", count=30)
     out = tmp_path / "run"
@@ -158,7 +158,7 @@ def test_cli_trains_and_evaluates_a_folder_dataset(tmp_path, capsys):
 
 
 def test_voc_with_three_positive_classes_names_the_option_and_trains_with_it(tmp_path, capsys):
-    from msrn_core.train import main
+    from msrn_core.running.train import main
 
     make_voc_tree(tmp_path / "data", positive_classes=["person", "cat", "motorbike"], num_trainval=24, num_test=8)
     base = ["--dataset", "voc2007", "--data-root", str(tmp_path / "data"), *TINY_CLI, "--out", str(tmp_path / "run")]
@@ -171,7 +171,7 @@ def test_voc_with_three_positive_classes_names_the_option_and_trains_with_it(tmp
 
 
 def test_cli_refuses_a_test_fraction_for_datasets_with_a_test_split(tmp_path):
-    from msrn_core.train import main
+    from msrn_core.running.train import main
 
     with pytest.raises(SystemExit, match="--test-fraction goes with --dataset folder"):
         main(["--dataset", "voc2007", "--data-root", str(tmp_path), "--test-fraction", "0.2"])

@@ -7,7 +7,7 @@ from unittest import mock
 import pytest
 import torch
 
-from msrn_core.real_data import SCHEDULES, RealDataRun
+from msrn_core.running.real_data import SCHEDULES, RealDataRun
 from photo_fixtures import make_voc_tree
 
 
@@ -48,7 +48,7 @@ def test_small_mode_announces_no_dataset_download(tmp_path):
 
 
 def test_notebooks_05_and_06_run_on_a_voc_fixture_in_small_mode(tmp_path, monkeypatch):
-    from msrn_core.run_notebooks import NOTEBOOK_DIR, execute_notebook
+    from msrn_core.running.run_notebooks import NOTEBOOK_DIR, execute_notebook
 
     make_voc_tree(tmp_path / "data", num_trainval=60, num_test=16)
     monkeypatch.setenv("MSRN_DATASET", "voc2007")
@@ -56,7 +56,7 @@ def test_notebooks_05_and_06_run_on_a_voc_fixture_in_small_mode(tmp_path, monkey
     monkeypatch.setenv("MSRN_FIGURES_DIR", str(tmp_path / "figures"))
     texts = {}
     for name in ("05_train_msrn", "06_evaluate_per_class_ap_and_attention"):
-        executed = execute_notebook(NOTEBOOK_DIR / f"{name}.ipynb", small=True, timeout=900, write=False)
+        executed = execute_notebook(NOTEBOOK_DIR / f"{name}.ipynb", small=True, timeout=3600, write=False)
         outputs = [o for c in executed.cells if c.cell_type == "code" for o in c.outputs]
         errors = [o for o in outputs if o.output_type == "error"]
         assert not errors, errors[0]["evalue"] if errors else ""

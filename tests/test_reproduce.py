@@ -5,8 +5,8 @@ import json
 import numpy as np
 import pytest
 
-from msrn_core import reproduce, train
-from msrn_core.datasets.voc import VOC_CLASSES
+from msrn_core.running import reproduce, train
+from msrn_core.data.real.voc import VOC_CLASSES
 from msrn_core.metrics import compute_all_metrics
 
 EXPECTED = {  # (table, setting) -> (dataset, embeddings, branches)
@@ -24,11 +24,8 @@ EXPECTED = {  # (table, setting) -> (dataset, embeddings, branches)
 
 
 def resolved(argv):
-    """The train CLI's options after parsing, with --paper applied as main() applies it."""
-    args = train.build_parser().parse_args(argv)
-    if args.paper:
-        train.apply_paper_recipe(args)
-    return args
+    """The train CLI's options after parsing, with the recipe applied as main() applies it."""
+    return train.resolve_options(train.build_parser().parse_args(argv))
 
 
 def test_every_table_setting_resolves_to_the_papers_configuration():
@@ -97,7 +94,7 @@ def test_run_writes_a_results_file_per_setting_and_collect_fills_only_those(tmp_
     assert record["config"]["embeddings"] == "label" and record["config"]["image_size"] == 448
     assert record["extra_train_options"] == ["--workers", "8"]
     assert record["selection"] == {"best_epoch": 1, "val_mAP": 0.5, "epochs_trained": 2}
-    assert record["command"].startswith("python -m msrn_core.train --dataset voc2007")
+    assert record["command"].startswith("python -m msrn_core.running.train --dataset voc2007")
     assert record["hardware"]["processes"] == 1 and "torch" in record["hardware"]
     assert set(record["commit"]) == {"hash", "dirty"} and "T" in record["date"]
 
@@ -144,7 +141,7 @@ def test_collect_names_a_bad_results_file(tmp_path):
 def test_list_prints_a_train_command_per_setting(capsys):
     assert reproduce.main(["list", "--table", "6"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert len(lines) == 4 and all("python -m msrn_core.train --dataset voc2007" in line for line in lines)
+    assert len(lines) == 4 and all("python -m msrn_core.running.train --dataset voc2007" in line for line in lines)
     assert "--branches 1 2 3 4" in lines[-1]
     with pytest.raises(ValueError, match="reproducible tables are"):
         reproduce.find_setting("3", "full")

@@ -6,13 +6,13 @@ import numpy as np
 import pytest
 import torch
 
-from msrn_core import zero_shot as zs
-from msrn_core.checkpoints import model_from_checkpoint
-from msrn_core.experiment import make_model, setup_from_splits
+from msrn_core.extras import zero_shot as zs
+from msrn_core.running.checkpoints import model_from_checkpoint
+from msrn_core.running.experiment import make_model, setup_from_splits
 from msrn_core.metrics import average_precision
 from msrn_core.model import build_model, model_config
-from msrn_core.sdl import SDL, SDLConfig, relevance_scores, sdl_loss
-from msrn_core.training import TrainConfig, loss_terms, train_model
+from msrn_core.extras.sdl import SDL, SDLConfig, relevance_scores, sdl_loss
+from msrn_core.running.training import TrainConfig, loss_terms, train_model
 from msrn_core.utils import seed_everything
 
 

@@ -4,8 +4,9 @@ Splits: ``trainval`` (5,011 images) trains, minus a fixed-seed held-out fraction
 validation; ``test`` (4,952 images) tests. Labels come from ``ImageSets/Main/<class>_<split>.txt``
 (one ``<image id> <value>`` per line): ``1`` present, ``-1`` absent, ``0`` *difficult*.
 
-Difficult entries are 0 in the label matrix, so they count as negatives for training, for the
-label graph and for CP/CR/OP/OR, and True in the ``difficult`` mask, so AP leaves them out.
+Difficult entries (the VOC convention, :mod:`msrn_core.metrics`) are 0 in the label matrix, so they count as negatives for
+training, for the label graph and for CP/CR/OP/OR, and True in the ``difficult`` mask, so AP
+leaves them out.
 
 Boxes: where ``Annotations/<id>.xml`` exist, each split's ``boxes[i]`` lists image i's objects as
 ``(class index, x0, y0, x1, y1)`` in pixels (end exclusive; VOC's 1-based inclusive corners
@@ -22,7 +23,7 @@ from typing import Callable
 
 import numpy as np
 
-from ..data import DatasetNotFoundError
+from ..dataset import DatasetNotFoundError
 from .common import (DEFAULT_SPLIT_SEED, DEFAULT_VAL_FRACTION, BenchmarkDataset, build_splits, find_dataset_dir,
                      not_found, require_images)
 
@@ -39,7 +40,7 @@ LAYOUT = """\
       (lines "000005 -1": 1 present, -1 absent, 0 difficult)"""
 
 HOW_TO_GET = (
-    "Get it with msrn_core.download.download_voc2007(<data-root>) (CLI: add --download), or "
+    "Get it with msrn_core.data.download.download_voc2007(<data-root>) (CLI: add --download), or "
     "download VOCtrainval_06-Nov-2007.tar and VOCtest_06-Nov-2007.tar from "
     "http://host.robots.ox.ac.uk/pascal/VOC/voc2007/ and extract both with `tar -xf <archive> -C <data-root>`."
 )
@@ -136,7 +137,7 @@ def load_voc2007(root: str | os.PathLike = "data", train_transform: Callable | N
     """``(train, val, test)`` of VOC 2007: val is a held-out ``val_fraction`` of trainval.
 
     With ``download=True`` a missing dataset is first fetched and extracted under ``root``
-    (:func:`msrn_core.download.download_voc2007`).
+    (:func:`msrn_core.data.download.download_voc2007`).
     """
     try:
         voc_dir = find_voc2007(root)

@@ -40,7 +40,7 @@ def build_transform(image_size: int, train: bool) -> Callable:
     """The paper's augmentation: multi-scale crop + flip for training, plain resize for test.
 
     Multi-scale crop: a square crop whose side is 1.0 to 0.6 of the image's short side
-    (spec section 7), resized to ``image_size``.
+    (the authors' code, as ML-GCN's; the paper gives only the 448 px size), resized to ``image_size``.
     """
     normalize = T.Normalize(IMAGENET_MEAN, IMAGENET_STD)
     if train:

@@ -34,7 +34,7 @@ Which variances, precisely (read from the authors' released loss, ``SDL_loss.py`
 Every tag that is not positive is a negative (the authors' code does the same). An image with no
 negative tag ranks its positives against a score of 0 (``log(1 + exp(-s_p))``), as theirs does.
 An image with no positive has nothing to rank: its ranking term is 0 (the authors' code divides
-by zero there; :mod:`msrn_core.zero_shot` removes such images from training, as the field does).
+by zero there; :mod:`msrn_core.extras.zero_shot` removes such images from training, as the field does).
 
 The weight lambda: the paper trains with lambda = 0.01. The released loss file writes the
 combination as ``2 ((1 - w) L_rank + w L_reg)`` with a default ``w = 0.3``; that is the same
@@ -53,7 +53,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .model import ModelOutput, ResNetTrunk, _GraphModel, register_model
+from ..model import ModelOutput, ResNetTrunk, _GraphModel, register_model
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""Label statistics of a training split (spec section 1), cached beside the dataset.
+"""Label statistics of a training split (the label graph, paper section 3.2), cached beside the dataset.
 
 The label graph needs ``counts`` (co-occurrences, zero diagonal) and ``nums`` (label counts) of
 the TRAINING split only. They are stored in a small ``.npz`` file in the dataset's folder, like
@@ -17,8 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..graph import cooccurrence_counts
-from ..utils import atomic_write_bytes
+from ...graph import cooccurrence_counts
+from ...utils import atomic_write_bytes
 
 logger = logging.getLogger(__name__)
 

@@ -1,12 +1,12 @@
 """Multi-GPU training with DistributedDataParallel (DDP), launched by ``torchrun``.
 
-``torchrun --nproc_per_node=N -m msrn_core.train ...`` starts N processes; each one finds
+``torchrun --nproc_per_node=N -m msrn_core.running.train ...`` starts N processes; each one finds
 ``WORLD_SIZE``, ``RANK`` and ``LOCAL_RANK`` in its environment, and :func:`init_from_environment`
 joins them into a process group (NCCL on CUDA, one GPU per process; Gloo on the CPU). Without
-those variables nothing changes: a plain ``python -m msrn_core.train`` run never touches this
+those variables nothing changes: a plain ``python -m msrn_core.running.train`` run never touches this
 module's collectives.
 
-What a distributed run does differently (:func:`msrn_core.training.train_model`):
+What a distributed run does differently (:func:`msrn_core.running.training.train_model`):
 
 - **Batch size is global**: ``TrainConfig.batch_size`` (CLI ``--batch-size``) is the number
   of images per optimiser step summed over all processes; each process loads
@@ -107,7 +107,7 @@ def init_from_environment(device: torch.device) -> ProcessContext:
     if missing:
         raise RuntimeError(
             f"WORLD_SIZE is {os.environ['WORLD_SIZE']} but {', '.join(missing)} are not set: start "
-            "multi-process runs with torchrun (torchrun --nproc_per_node=N -m msrn_core.train ...)"
+            "multi-process runs with torchrun (torchrun --nproc_per_node=N -m msrn_core.running.train ...)"
         )
     local_rank = int(os.environ["LOCAL_RANK"])
     if device.type == "cuda":

@@ -14,8 +14,8 @@ from typing import Sequence
 
 import torch
 
-from .model import build_model, model_config, model_signature
-from .utils import atomic_write_bytes
+from ..model import build_model, model_config, model_signature
+from ..utils import atomic_write_bytes
 
 CHECKPOINT_FORMAT = 1
 
@@ -65,12 +65,13 @@ def check_signature(checkpoint: dict, model, class_names: Sequence[str], path="c
             f"{_preview(wanted['class_names'])}. Use a checkpoint trained on this dataset, or train a new "
             "model (a fresh --out folder)."
         )
-    # a field the checkpoint lacks was added later: the checkpoint was made with its default
+    # a field the checkpoint lacks was added later: the checkpoint was made with its default;
+    # the SGA form (lean or naive) gives the same model, so it may differ
     saved_config = {**_field_defaults(model.config), **saved["config"]}
     differences = [
         f"{key}: checkpoint {saved_config.get(key)!r} vs model {value!r}"
         for key, value in wanted["config"].items()
-        if key != "pretrained" and _normalise(saved_config.get(key)) != _normalise(value)
+        if key not in ("pretrained", "sga") and _normalise(saved_config.get(key)) != _normalise(value)
     ]
     if saved["label_feature_dim"] != wanted["label_feature_dim"]:
         differences.append(

@@ -1,8 +1,8 @@
 """The real benchmarks of the paper behind one call: :func:`load_dataset`.
 
 ``load_dataset(name, root, train_transform, eval_transform, ...)`` returns ``(train, val, test)``,
-the same split objects as the built-in dataset (:func:`msrn_core.scenes.load_scene_splits`):
-:class:`~msrn_core.data.ImageListDataset` objects with ``class_names``, ``labels`` and, for VOC,
+the same split objects as the built-in dataset (:func:`msrn_core.data.scenes.load_scene_splits`):
+:class:`~msrn_core.data.dataset.ImageListDataset` objects with ``class_names``, ``labels`` and, for VOC,
 the ``difficult`` mask. Validation always comes from the training data.
 
 ==========  ======================================  =============================================
@@ -18,9 +18,9 @@ folder      your photos + labels.csv: its split     its split column, else a see
 ==========  ======================================  =============================================
 
 ``classes=[...]`` (any dataset; CLI ``--classes``) keeps only those labels, in that order
-(:func:`~msrn_core.datasets.common.select_classes`).
+(:func:`~msrn_core.data.real.common.select_classes`).
 
-A missing dataset raises :class:`~msrn_core.data.DatasetNotFoundError` naming the missing path,
+A missing dataset raises :class:`~msrn_core.data.dataset.DatasetNotFoundError` naming the missing path,
 the expected layout and how to get the data.
 """
 from __future__ import annotations

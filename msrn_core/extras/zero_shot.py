@@ -5,7 +5,7 @@ paper):
 
 - **Split** (:func:`split_by_family`): tags are divided into *seen* (training) and *unseen*
   (never trained on). The built-in dataset draws classes of one family with shared parts
-  (:mod:`msrn_core.scenes`), so one class per family is held out: an unseen class always has
+  (:mod:`msrn_core.data.scenes`), so one class per family is held out: an unseen class always has
   seen relatives to be recognised through. Which one is drawn by ``numpy.random.default_rng(seed)``
   (seed 0 by default), family by family in the dataset's family order, so the split is fixed.
 - **Training data** (:func:`restrict_to_tags`, :func:`seen_setup`): the label matrix keeps the
@@ -33,9 +33,9 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from .data import ImageListDataset
-from .graph import LabelGraph
-from .metrics import _f1, mean_average_precision, precision_recall_f1
+from ..data.dataset import ImageListDataset
+from ..graph import LabelGraph
+from ..metrics import _f1, mean_average_precision, precision_recall_f1
 
 TOP_K = (3, 5)
 
@@ -108,7 +108,7 @@ def scene_split(dataset, unseen_per_family: int = 1, seed: int = 0) -> ZeroShotS
 def restrict_to_tags(dataset, tags: Sequence[str], drop_images_without_positive: bool = True) -> ImageListDataset:
     """``dataset`` with only the columns ``tags`` (in that order), optionally without empty images.
 
-    The result is a plain :class:`~msrn_core.data.ImageListDataset` with the same transform;
+    The result is a plain :class:`~msrn_core.data.dataset.ImageListDataset` with the same transform;
     ``source_indices`` maps its images back to ``dataset``.
     """
     missing = [t for t in tags if t not in dataset.class_names]
@@ -126,13 +126,13 @@ def restrict_to_tags(dataset, tags: Sequence[str], drop_images_without_positive:
 
 
 def seen_setup(setup, split: ZeroShotSplit):
-    """The :class:`~msrn_core.experiment.DataSetup` of the seen tags: what a zero-shot model trains on.
+    """The :class:`~msrn_core.running.experiment.DataSetup` of the seen tags: what a zero-shot model trains on.
 
     Training and validation splits keep the seen columns and drop images without a seen
     positive; the label vectors are the seen rows of ``setup.label_features`` (same provider).
     The test split keeps every image (zero-shot evaluation uses the full test split).
     """
-    from .experiment import DataSetup
+    from ..running.experiment import DataSetup
 
     if list(split.class_names) != setup.class_names:
         raise ValueError("the zero-shot split was made for another class list than this setup's")
@@ -232,9 +232,9 @@ def score_all_tags(model, dataset, tag_vectors, device="auto", batch_size: int =
     """``(scores, targets)`` of a tag-ranking model over every tag of ``dataset``.
 
     ``tag_vectors`` (one row per ``dataset.class_names``) replace the model's training tags for
-    the duration of the call (:meth:`msrn_core.sdl.SDL.use_tags`).
+    the duration of the call (:meth:`msrn_core.extras.sdl.SDL.use_tags`).
     """
-    from .training import predict
+    from ..running.training import predict
 
     if len(tag_vectors) != len(dataset.class_names):
         raise ValueError(f"{len(tag_vectors)} tag vectors for {len(dataset.class_names)} tags of the dataset")

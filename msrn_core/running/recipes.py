@@ -10,10 +10,11 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, fields, replace
 
-from .model import config_class, model_config
-from .scenes import SceneConfig
+from .. import defaults
+from ..model import config_class, model_config
+from ..data.scenes import SceneConfig
 from .training import TrainConfig
-from .utils import worker_processes
+from ..utils import worker_processes
 
 
 @dataclass(frozen=True)
@@ -57,16 +58,19 @@ class Recipe:
         return replace(SceneConfig.small() if self.name == "small" else SceneConfig(), image_size=self.image_size)
 
 
-CPU = Recipe("cpu", image_size=128, backbone="resnet18", pretrained=False, embed_dim=256, fc_hidden=512,
+CPU = Recipe("cpu", image_size=defaults.IMAGE_SIZE, backbone="resnet18", pretrained=False,
+             embed_dim=defaults.CPU_EMBED_DIM, fc_hidden=defaults.CPU_FC_HIDDEN,
              epochs=3, batch_size=16, lr=0.03, backbone_lr_mult=1.0, lr_step=2)
 SMALL = replace(CPU, name="small", image_size=64, epochs=1, max_steps_per_epoch=4)
 # A GPU eats 448 px images faster than 2 processes decode and augment them: one per core, up to 8.
 GPU_WORKERS = worker_processes()
 # A GPU kernel (Colab, a workstation): the paper's architecture and resolution on the built-in
 # dataset, with ImageNet weights and a short schedule.
-GPU = Recipe("gpu", image_size=448, backbone="resnet101", pretrained=True, embed_dim=512, fc_hidden=2048,
+GPU = Recipe("gpu", image_size=defaults.PAPER_IMAGE_SIZE, backbone="resnet101", pretrained=True,
+             embed_dim=defaults.EMBED_DIM, fc_hidden=defaults.FC_HIDDEN,
              epochs=10, batch_size=8, lr=0.01, backbone_lr_mult=0.1, lr_step=7, num_workers=GPU_WORKERS)
-PAPER = Recipe("paper", image_size=448, backbone="resnet101", pretrained=True, embed_dim=512, fc_hidden=2048,
+PAPER = Recipe("paper", image_size=defaults.PAPER_IMAGE_SIZE, backbone="resnet101", pretrained=True,
+               embed_dim=defaults.EMBED_DIM, fc_hidden=defaults.FC_HIDDEN,
                epochs=90, batch_size=8, lr=0.01, backbone_lr_mult=0.1, lr_step=30, num_workers=GPU_WORKERS)
 
 

@@ -113,7 +113,7 @@ def load_coco2014(root: str | os.PathLike = "data", train_transform: Callable | 
     """``(train, val, test)``: train2014 minus a held-out ``val_fraction`` (val), and val2014 (test).
 
     With ``download=True`` a missing dataset is first fetched and extracted into ``root/coco``
-    (:func:`msrn_core.download.download_coco2014`, about 20 GB).
+    (:func:`msrn_core.data.download.download_coco2014`, about 20 GB).
     """
     if download and not _complete(root):
         from ..download import download_coco2014

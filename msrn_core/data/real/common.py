@@ -1,9 +1,9 @@
 """What every real-benchmark loader shares: the split objects, finding the folder, held-out splits.
 
 A loader returns ``(train, val, test)``, three :class:`BenchmarkDataset` objects (the shared
-:class:`~msrn_core.data.ImageListDataset` interface plus ``root``, ``split`` and ``image_ids``).
+:class:`~msrn_core.data.dataset.ImageListDataset` interface plus ``root``, ``split`` and ``image_ids``).
 The validation split always comes out of the training data (a fixed-seed held-out fraction):
-the training loop selects its best epoch on validation, never on test (spec section 8).
+the training loop selects its best epoch on validation, never on test (notebook 05).
 """
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from ..data import DatasetNotFoundError, ImageListDataset
+from ..dataset import DatasetNotFoundError, ImageListDataset
 
 DEFAULT_VAL_FRACTION = 0.1
 DEFAULT_SPLIT_SEED = 0

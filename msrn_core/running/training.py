@@ -1,7 +1,7 @@
 """Training and evaluation: one loop for the CLI, the main job and the notebooks.
 
-- SGD with two parameter groups (spec section 7): the backbone at 0.1 x the learning rate of
-  the new layers; step decay x0.1 every ``lr_step`` epochs.
+- SGD with two parameter groups (paper section 4.1; the split is the authors' code's): the
+  backbone at 0.1 x the learning rate of the new layers; step decay x0.1 every ``lr_step`` epochs.
 - Loss: BCE-with-logits (paper eq. 1, averaged over labels and images) + lambda x the
   compactness loss (eq. 6).
 - Gradient clipping *after* backward (the authors' code clips before it, which does nothing).
@@ -10,7 +10,7 @@
 - ``last.pt`` (everything needed to resume exactly) and ``best.pt`` (best validation mAP),
   both written atomically after every epoch.
 - Multi-GPU: under ``torchrun`` the same function trains with DistributedDataParallel; the
-  batch size is then the global batch (see :mod:`msrn_core.distributed`).
+  batch size is then the global batch (see :mod:`msrn_core.running.distributed`).
 """
 from __future__ import annotations
 
@@ -31,9 +31,9 @@ from tqdm.auto import tqdm
 from . import distributed
 from .checkpoints import (check_signature, load_model_state, read_checkpoint, save_checkpoint,
                           transform_image_size)
-from .data import collate_skip_unreadable
-from .metrics import compute_all_metrics, mean_average_precision
-from .utils import atomic_write_json, get_device
+from ..data.dataset import collate_skip_unreadable
+from ..metrics import compute_all_metrics, mean_average_precision
+from ..utils import atomic_write_json, get_device
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -95,8 +95,9 @@ def autocast(device: torch.device, dtype: torch.dtype | None):
 
 def optimizer_step(loss: torch.Tensor, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
                    scaler: torch.amp.GradScaler, clip_grad_norm: float) -> None:
-    """Backward and one optimiser step: gradients clipped *after* backward (spec section 7), at
-    their true scale; ``scaler`` is a GradScaler, enabled for fp16 only (a disabled one passes through)."""
+    """Backward and one optimiser step: gradients clipped *after* backward (the authors' code clips
+    before it, which does nothing), at their true scale; ``scaler`` is a GradScaler, enabled for
+    fp16 only (a disabled one passes through)."""
     optimizer.zero_grad(set_to_none=True)
     scaler.scale(loss).backward()
     scaler.unscale_(optimizer)
@@ -219,7 +220,7 @@ def predict(model, dataset, batch_size: int = 32, device: str | torch.device = "
 
 def evaluate(model, dataset, batch_size: int = 32, device="auto", num_workers: int = 0,
              json_path: str | Path | None = None, progress: bool = False, amp: str = "auto") -> dict:
-    """All metrics of the field on ``dataset`` (spec section 8); optionally written to JSON."""
+    """All metrics of the field on ``dataset`` (:mod:`msrn_core.metrics`, notebook 06); optionally written to JSON."""
     logits, targets, indices, skipped = predict(
         model, dataset, batch_size, device, num_workers, amp=amp, progress=progress, desc="evaluate")
     difficult = None if getattr(dataset, "difficult", None) is None else dataset.difficult[indices]

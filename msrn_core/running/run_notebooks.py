@@ -1,8 +1,8 @@
 """Execute the tutorial notebooks top to bottom, headless, each in a fresh kernel.
 
-    python -m msrn_core.run_notebooks            # full mode: outputs written back into the notebooks
-    python -m msrn_core.run_notebooks --small    # smoke-test size (what CI runs); notebooks untouched
-    python -m msrn_core.run_notebooks 03 05      # only the notebooks whose names start so
+    python -m msrn_core.running.run_notebooks            # full mode: outputs written back into the notebooks
+    python -m msrn_core.running.run_notebooks --small    # smoke-test size (what CI runs); notebooks untouched
+    python -m msrn_core.running.run_notebooks 03 05      # only the notebooks whose names start so
 
 Full mode is what ``make tutorial`` runs: it regenerates every figure in ``figures/`` and the
 committed outputs of the notebooks, with volatile metadata (execution times, kernel ids,
@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 from .recipes import small_mode_requested
-from .utils import project_root
+from ..utils import project_root
 
 NOTEBOOK_DIR = project_root() / "notebooks"
 VOLATILE_CELL_METADATA = ("execution", "collapsed", "scrolled")
@@ -77,7 +77,7 @@ def execute_notebook(path: Path, small: bool, timeout: int = 3600, write: bool =
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m msrn_core.run_notebooks", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m msrn_core.running.run_notebooks", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("prefixes", nargs="*", help="run only notebooks whose file names start so (e.g. 03)")
     parser.add_argument("--small", action="store_true",

@@ -10,11 +10,12 @@ from pathlib import Path
 
 import numpy as np
 
-from .data import build_transform, check_label_matrix
-from .graph import LabelGraph
-from .label_features import LabelFeatureProvider, get_label_features
-from .model import ModelConfig, build_model
-from .scenes import SceneConfig
+from .. import defaults
+from ..data.dataset import build_transform, check_label_matrix
+from ..graph import LabelGraph
+from ..label_features import LabelFeatureProvider, get_label_features
+from ..model import ModelConfig, build_model
+from ..data.scenes import SceneConfig
 
 
 @dataclass
@@ -24,7 +25,7 @@ class DataSetup:
     train: object
     val: object
     test: object
-    graph: LabelGraph  # from the training annotations only (spec section 1)
+    graph: LabelGraph  # from the training annotations only (notebook 01)
     label_features: np.ndarray  # n x k
     provider: LabelFeatureProvider
 
@@ -40,25 +41,30 @@ class DataSetup:
 
 
 def prepare_scenes(root: str | Path = "data", config: SceneConfig | None = None,
-                   label_features: str = "sentence", t: float = 0.4, p: float = 0.25,
+                   label_features: str | None = None, t: float | None = None, p: float | None = None,
                    train_augmentation: bool = True) -> DataSetup:
-    """Generate (or reuse) the built-in scene dataset and derive its graph and label features."""
+    """Generate (or reuse) the built-in scene dataset and derive its graph and label features.
+
+    ``label_features``, ``t`` and ``p`` default to :mod:`msrn_core.defaults`.
+    """
     return prepare_dataset("scenes", root, label_features=label_features, t=t, p=p,
                            train_augmentation=train_augmentation, config=config or SceneConfig())
 
 
-def prepare_dataset(name: str = "scenes", root: str | Path = "data", image_size: int = 128,
-                    label_features: str = "sentence", t: float = 0.4, p: float = 0.25,
+def prepare_dataset(name: str = "scenes", root: str | Path = "data", image_size: int | None = None,
+                    label_features: str | None = None, t: float | None = None, p: float | None = None,
                     train_augmentation: bool = True, label_feature_options: dict | None = None,
                     **options) -> DataSetup:
-    """Load a dataset of :mod:`msrn_core.datasets` by name and derive its graph and label features.
+    """Load a dataset of :mod:`msrn_core.data.real` by name and derive its graph and label features.
 
     The graph statistics of a real benchmark's training split are cached beside the dataset.
     ``options`` go to the loader (``val_fraction``, ``seed``, ``download`` ...); for ``"scenes"``
-    pass ``config`` (a :class:`~msrn_core.scenes.SceneConfig`) instead of ``image_size``.
+    pass ``config`` (a :class:`~msrn_core.data.scenes.SceneConfig`) instead of ``image_size``.
+    ``image_size``, ``label_features``, ``t`` and ``p`` default to :mod:`msrn_core.defaults`.
     """
-    from .datasets import load_dataset
+    from ..data.real import load_dataset
 
+    image_size = defaults.IMAGE_SIZE if image_size is None else image_size
     if name == "scenes":
         config = options.pop("config", None) or SceneConfig(image_size=image_size)
         image_size = config.image_size
@@ -72,15 +78,19 @@ def prepare_dataset(name: str = "scenes", root: str | Path = "data", image_size:
                              label_feature_options=label_feature_options)
 
 
-def setup_from_splits(train, val, test, label_features: str = "sentence", t: float = 0.4,
-                      p: float = 0.25, statistics_cache: str | Path | None = None,
+def setup_from_splits(train, val, test, label_features: str | None = None, t: float | None = None,
+                      p: float | None = None, statistics_cache: str | Path | None = None,
                       label_feature_options: dict | None = None) -> DataSetup:
     """Graph statistics from ``train`` only, label features for its class names.
 
     With ``statistics_cache`` (a folder), the training split's co-occurrence counts are read from
     (or written to) a small file there, recomputed when stale. ``label_feature_options`` go to
-    the label-feature provider (e.g. ``{"vectors_path": ...}`` for GloVe).
+    the label-feature provider (e.g. ``{"vectors_path": ...}`` for GloVe). ``label_features``,
+    ``t`` and ``p`` default to :mod:`msrn_core.defaults`.
     """
+    label_features = label_features or defaults.LABEL_FEATURES
+    t = defaults.T if t is None else t
+    p = defaults.P if p is None else p
     empty = check_label_matrix(train.labels, train.class_names)
     if empty:
         raise ValueError(
@@ -91,7 +101,7 @@ def setup_from_splits(train, val, test, label_features: str = "sentence", t: flo
     if statistics_cache is None:
         graph = LabelGraph.from_labels(train.labels, train.class_names, t=t, p=p)
     else:
-        from .datasets.statistics import cached_label_statistics
+        from ..data.real.statistics import cached_label_statistics
 
         counts, nums, _ = cached_label_statistics(train, statistics_cache)
         graph = LabelGraph.from_counts(counts, nums, train.class_names, t=t, p=p)

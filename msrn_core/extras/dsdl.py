@@ -47,7 +47,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .model import ModelOutput, _GraphModel, register_model
+from ..model import ModelOutput, _GraphModel, register_model
 
 LOSS_FORMS = ("paper", "authors")
 
@@ -181,7 +181,7 @@ class DSDL(_GraphModel):
                           reconstructed_semantics=self.autoencoder.decode(dictionary))
 
     def training_loss(self, output: DSDLOutput, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """The loss :func:`msrn_core.training.train_model` minimises: ``(total, classification)``."""
+        """The loss :func:`msrn_core.running.training.train_model` minimises: ``(total, classification)``."""
         return dsdl_loss(output, targets, self.label_features, self.config)
 
 

@@ -1,6 +1,6 @@
 """Command-line entry point: train MSRN or a baseline, select on validation, evaluate on test.
 
-Run ``python -m msrn_core.train --help`` (or ``msrn-train --help``) for the options.
+Run ``python -m msrn_core.running.train --help`` (or ``msrn-train --help``) for the options.
 """
 from __future__ import annotations
 
@@ -9,47 +9,48 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
+from .. import defaults
 from . import distributed
 from .checkpoints import load_model_state
-from .datasets import DATASETS, read_class_list
-from .datasets.common import DEFAULT_SPLIT_SEED, DEFAULT_VAL_FRACTION
-from .metrics import format_metrics_table
-from .model import EMBEDDING_MODES, HEAD_KINDS, MODEL_KINDS, ModelConfig
-from .recipes import CPU, PAPER, SMALL
-from .training import AMP_MODES, TrainConfig, evaluate, load_best, train_model
-from .utils import get_device, seed_everything
+from ..data.real import DATASETS, read_class_list
+from ..data.real.common import DEFAULT_SPLIT_SEED, DEFAULT_VAL_FRACTION
+from ..metrics import format_metrics_table
+from ..model import EMBEDDING_MODES, HEAD_KINDS, MODEL_KINDS
+from .recipes import CPU, PAPER, SMALL, Recipe
+from .training import AMP_MODES, evaluate, load_best, train_model
+from ..utils import get_device, seed_everything
 
 EXAMPLES = """\
 examples:
   # MSRN on the built-in scene dataset, CPU-sized (ResNet-18 from scratch, 128 px): ~7 minutes
-  python -m msrn_core.train
+  python -m msrn_core.running.train
 
   # the plain-backbone baseline and the ML-GCN head with the same settings
-  python -m msrn_core.train --model plain
-  python -m msrn_core.train --model mlgcn
+  python -m msrn_core.running.train --model plain
+  python -m msrn_core.running.train --model mlgcn
 
   # ablations of the paper (Table 5 and 6): label embeddings only, last two stages only
-  python -m msrn_core.train --embeddings label --out runs/msrn-label
-  python -m msrn_core.train --branches 3 4 --out runs/msrn-last2
+  python -m msrn_core.running.train --embeddings label --out runs/msrn-label
+  python -m msrn_core.running.train --branches 3 4 --out runs/msrn-last2
 
   # the paper's recipe (GPU): ResNet-101 with ImageNet weights, 448 px, batch 8, 90 epochs
-  python -m msrn_core.train --paper
+  python -m msrn_core.running.train --paper
 
   # an interrupted run continues where its last epoch ended (same --out); --fresh starts over
-  python -m msrn_core.train --out runs/msrn
+  python -m msrn_core.running.train --out runs/msrn
 
   # a real benchmark on disk (README: Real benchmarks); VOC 2007 can be downloaded once
-  python -m msrn_core.train --dataset voc2007 --data-root data --download --paper
-  python -m msrn_core.train --dataset coco2014 --data-root data/coco --paper --label-features glove
+  python -m msrn_core.running.train --dataset voc2007 --data-root data --download --paper
+  python -m msrn_core.running.train --dataset coco2014 --data-root data/coco --paper --label-features glove
 
   # your own labelled photos (a folder with labels.csv: docs/own_photos.md), three labels kept
-  python -m msrn_core.train --dataset folder --data-root my_photos --classes cat,dog,person
+  python -m msrn_core.running.train --dataset folder --data-root my_photos --classes cat,dog,person
 
   # evaluate a saved checkpoint on the test split only
-  python -m msrn_core.train --evaluate runs/msrn/best.pt
+  python -m msrn_core.running.train --evaluate runs/msrn/best.pt
 
   # several GPUs: one process each (DistributedDataParallel); --batch-size stays the global batch
-  torchrun --nproc_per_node=4 -m msrn_core.train --dataset voc2007 --paper --label-features glove
+  torchrun --nproc_per_node=4 -m msrn_core.running.train --dataset voc2007 --paper --label-features glove
 
 Outputs in --out: best.pt (best validation mAP), last.pt (resumable), history.json,
 test_metrics.json. The test split is never used for model selection.
@@ -58,7 +59,7 @@ test_metrics.json. The test split is never used for model selection.
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m msrn_core.train",
+        prog="python -m msrn_core.running.train",
         description="Train MSRN (or a baseline) on a multi-label dataset and evaluate it on the test split.",
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -82,38 +83,46 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--download", action="store_true",
                       help="voc2007: download and extract the official archives into --data-root if missing")
     data.add_argument("--image-size", type=int, default=None,
-                      help="input size in pixels (default: 128, 64 with --small; paper: 448)")
+                      help=f"input size in pixels (default: {CPU.image_size}, {SMALL.image_size} with --small; "
+                           f"paper: {PAPER.image_size})")
     data.add_argument("--small", action="store_true", help="tiny dataset and few steps: a smoke test")
-    data.add_argument("--label-features", default="sentence", choices=["sentence", "onehot", "glove"],
-                      help="label vectors V fed to the GAT (paper: glove; default: sentence embeddings)")
+    data.add_argument("--label-features", default=defaults.LABEL_FEATURES, choices=["sentence", "onehot", "glove"],
+                      help=f"label vectors V fed to the GAT (paper: glove; default: {defaults.LABEL_FEATURES})")
     data.add_argument("--glove-path", default=None,
                       help="a GloVe text file or zip for --label-features glove (default: $MSRN_GLOVE_PATH, "
                            "else data/glove, downloading glove.6B.zip once if missing)")
-    data.add_argument("--t", type=float, default=0.4, help="co-occurrence threshold of the label graph")
-    data.add_argument("--p", type=float, default=0.25, help="ML-GCN re-weighting factor")
+    data.add_argument("--t", type=float, default=defaults.T,
+                      help=f"co-occurrence threshold of the label graph (default: {defaults.T})")
+    data.add_argument("--p", type=float, default=defaults.P, help=f"ML-GCN re-weighting factor (default: {defaults.P})")
 
     model = parser.add_argument_group("model")
     model.add_argument("--model", default="msrn", choices=MODEL_KINDS, help="msrn, plain backbone, or ML-GCN head")
-    model.add_argument("--backbone", default=CPU.backbone, help="any torchvision ResNet (paper: resnet101)")
+    model.add_argument("--backbone", default=None,
+                       help=f"any torchvision ResNet (default: {CPU.backbone}; paper: {PAPER.backbone})")
     model.add_argument("--pretrained", action="store_true", help="start from ImageNet weights (needs them cached or online)")
-    model.add_argument("--groups", type=int, default=4, help="number of Diffpool label groups m")
+    model.add_argument("--groups", type=int, default=defaults.NUM_GROUPS, help="number of Diffpool label groups m")
     model.add_argument("--branches", type=int, nargs="+", default=[2, 3, 4],
                        help="backbone stages feeding branches (paper: 2 3 4)")
     model.add_argument("--embeddings", default="full", choices=EMBEDDING_MODES,
                        help="Table 5 ablation: full, label (only), group (only), none (no LGE)")
-    model.add_argument("--embed-dim", type=int, default=CPU.embed_dim, help="embedding width d (paper: 512)")
-    model.add_argument("--fc-hidden", type=int, default=CPU.fc_hidden, help="width of fc1 (paper: 2048)")
+    model.add_argument("--embed-dim", type=int, default=None,
+                       help=f"embedding width d (default: {CPU.embed_dim}; paper: {PAPER.embed_dim})")
+    model.add_argument("--fc-hidden", type=int, default=None,
+                       help=f"width of fc1 (default: {CPU.fc_hidden}; paper: {PAPER.fc_hidden})")
     model.add_argument("--head", default="paper", choices=HEAD_KINDS,
                        help="MSRN classifier: paper (fc1 over all labels' rows) or per_label (linear in n)")
 
     train = parser.add_argument_group("training")
-    train.add_argument("--epochs", type=int, default=CPU.epochs)
-    train.add_argument("--batch-size", type=int, default=CPU.batch_size,
-                       help="images per optimiser step; under torchrun the global batch, split over the processes")
-    train.add_argument("--lr", type=float, default=CPU.lr, help="learning rate of the new layers (paper: 0.01)")
+    train.add_argument("--epochs", type=int, default=None, help=f"(default: {CPU.epochs}; paper: {PAPER.epochs})")
+    train.add_argument("--batch-size", type=int, default=None,
+                       help=f"images per optimiser step (default: {CPU.batch_size}); under torchrun the global batch, "
+                            "split over the processes")
+    train.add_argument("--lr", type=float, default=None,
+                       help=f"learning rate of the new layers (default: {CPU.lr}; paper: {PAPER.lr})")
     train.add_argument("--backbone-lr-mult", type=float, default=None,
                        help="backbone lr = lr x this (default: 0.1 with --pretrained, else 1.0)")
-    train.add_argument("--lr-step", type=int, default=CPU.lr_step, help="decay the lr x0.1 every this many epochs")
+    train.add_argument("--lr-step", type=int, default=None,
+                       help=f"decay the lr x0.1 every this many epochs (default: {CPU.lr_step}; paper: {PAPER.lr_step})")
     train.add_argument("--lambda", dest="compactness_weight", type=float, default=1e-3,
                        help="weight of the compactness loss (paper: 1e-3)")
     train.add_argument("--workers", type=int, default=None,
@@ -138,11 +147,33 @@ PAPER_RECIPE_OPTIONS = ("backbone", "pretrained", "image_size", "embed_dim", "fc
                         "lr", "backbone_lr_mult", "lr_step")
 
 
-def apply_paper_recipe(args: argparse.Namespace) -> None:
+def cli_recipe(args: argparse.Namespace) -> Recipe:
+    """The recipe the options start from: PAPER with --paper, SMALL with --small, else CPU."""
+    return PAPER if args.paper else SMALL if args.small else CPU
+
+
+def resolve_options(args: argparse.Namespace) -> argparse.Namespace:
+    """The options with the recipe's values filled in: every option left out takes the recipe's
+    value, and --paper fixes its recipe's options (:data:`PAPER_RECIPE_OPTIONS`) whatever was given.
+
+    Two rules keep the command line as it always was: without --paper the backbone's learning-rate
+    factor follows --pretrained (PAPER's 0.1 with ImageNet weights, else CPU's 1.0), and --small
+    always trains SMALL's single short epoch.
+    """
+    recipe = cli_recipe(args)
+    values = vars(args).copy()
     for name in PAPER_RECIPE_OPTIONS:
-        setattr(args, name, getattr(PAPER, name))
+        if args.paper or values[name] is None:
+            values[name] = getattr(recipe, name)
+    if not args.paper:
+        values["pretrained"] = args.pretrained
+        if args.backbone_lr_mult is None:
+            values["backbone_lr_mult"] = PAPER.backbone_lr_mult if args.pretrained else CPU.backbone_lr_mult
+    if args.small:
+        values["epochs"] = SMALL.epochs
     if args.workers is None:
-        args.workers = PAPER.num_workers
+        values["workers"] = (PAPER if args.paper else CPU).num_workers
+    return argparse.Namespace(**values)
 
 
 def prepare_cli_dataset(args: argparse.Namespace):
@@ -164,31 +195,27 @@ def prepare_cli_dataset(args: argparse.Namespace):
         except (OSError, ValueError) as error:
             raise SystemExit(str(error)) from None
     if args.dataset == "scenes":
-        recipe = SMALL if args.small else CPU
-        scene_config = replace(recipe.scene_config(), image_size=args.image_size or recipe.image_size, seed=args.seed)
+        scene_config = replace((SMALL if args.small else CPU).scene_config(), image_size=args.image_size,
+                               seed=args.seed)
         return prepare_dataset("scenes", args.data_root, config=scene_config, **features)
     options = dict(val_fraction=args.val_fraction, seed=args.split_seed)
     if args.test_fraction is not None:
         options["test_fraction"] = args.test_fraction
     if args.download:
         options["download"] = True
-    image_size = args.image_size or (SMALL.image_size if args.small else CPU.image_size)
-    return prepare_dataset(args.dataset, args.data_root, image_size=image_size, **features, **options)
+    return prepare_dataset(args.dataset, args.data_root, image_size=args.image_size, **features, **options)
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    if args.paper:
-        apply_paper_recipe(args)
-    if args.workers is None:
-        args.workers = CPU.num_workers
+    args = resolve_options(build_parser().parse_args(argv))
     # under torchrun: one process per GPU (or CPU process), rank 0 alone prints
     with distributed.process_group(get_device(args.device)), distributed.quiet_unless_main():
         return train_and_evaluate(args)
 
 
 def train_and_evaluate(args: argparse.Namespace) -> int:
-    """Build the dataset and model of ``args``, train (or load ``--evaluate``), evaluate on test."""
+    """Build the dataset and model of ``args`` (resolved by :func:`resolve_options`), train (or load
+    ``--evaluate``), evaluate on test."""
     from .experiment import make_model  # imported late: --help stays instant
 
     seed_everything(args.seed)
@@ -196,22 +223,20 @@ def train_and_evaluate(args: argparse.Namespace) -> int:
         setup = prepare_cli_dataset(args)
     print(setup.describe())
 
-    model_config = ModelConfig(kind=args.model, backbone=args.backbone, pretrained=args.pretrained,
-                               branch_stages=tuple(args.branches), num_groups=args.groups,
-                               embeddings=args.embeddings, embed_dim=args.embed_dim, fc_hidden=args.fc_hidden,
-                               head=args.head)
+    model_config = cli_recipe(args).model_config(
+        kind=args.model, backbone=args.backbone, pretrained=args.pretrained, embed_dim=args.embed_dim,
+        fc_hidden=args.fc_hidden, branch_stages=tuple(args.branches), num_groups=args.groups,
+        embeddings=args.embeddings, head=args.head)
     model = make_model(setup, model_config)
     out = Path(args.out or f"runs/{args.model}")
 
     if args.evaluate:
         load_model_state(args.evaluate, model, setup.class_names)
     else:
-        mult = args.backbone_lr_mult if args.backbone_lr_mult is not None else (
-            PAPER.backbone_lr_mult if args.pretrained else CPU.backbone_lr_mult)
-        train_config = TrainConfig(
-            epochs=SMALL.epochs if args.small else args.epochs, batch_size=args.batch_size, lr=args.lr,
-            backbone_lr_mult=mult, lr_step=args.lr_step, compactness_weight=args.compactness_weight,
-            num_workers=args.workers, seed=args.seed, device=args.device, amp=args.amp,
+        train_config = cli_recipe(args).train_config(
+            epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, backbone_lr_mult=args.backbone_lr_mult,
+            lr_step=args.lr_step, compactness_weight=args.compactness_weight, num_workers=args.workers,
+            seed=args.seed, device=args.device, amp=args.amp,
             max_steps_per_epoch=SMALL.max_steps_per_epoch if args.small else None,
         )
         result = train_model(model, setup.train, setup.val, train_config, out, resume=not args.fresh)

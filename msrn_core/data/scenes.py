@@ -39,7 +39,7 @@ Layout on disk (``root/<cache_name>/``)::
 Public API: :data:`CLASSES`, :data:`CLASS_NAMES`, :data:`FAMILIES`, :data:`THEMES`,
 :data:`THEME_NAMES`, :data:`HUB_CLASSES`, :data:`BRIDGE_CLASSES`, :class:`SceneConfig`, :func:`generate_scenes`,
 :func:`dataset_dir`, :func:`load_scenes`, :func:`load_scene_splits`, :class:`SceneDataset`,
-:func:`label_statistics`, and the command line ``python -m msrn_core.scenes``.
+:func:`label_statistics`, and the command line ``python -m msrn_core.data.scenes``.
 """
 from __future__ import annotations
 
@@ -59,8 +59,9 @@ from typing import Callable, Sequence
 import numpy as np
 from PIL import Image, ImageDraw
 
-from .data import DatasetNotFoundError, ImageListDataset
-from .utils import atomic_write_json, worker_processes
+from .. import defaults
+from .dataset import DatasetNotFoundError, ImageListDataset
+from ..utils import atomic_write_json, worker_processes
 
 # Bump when the drawing or sampling changes: it is part of the cache name, so old caches
 # are not mistaken for new ones.
@@ -194,7 +195,7 @@ class SceneConfig:
     """
 
     seed: int = 0
-    image_size: int = 128
+    image_size: int = defaults.IMAGE_SIZE  # 128
     num_train: int = 2000
     num_val: int = 500
     num_test: int = 500
@@ -1034,7 +1035,7 @@ def load_scenes(root: str | os.PathLike = "data", split: str = "train", config: 
 
     ``root`` is the data folder holding ``<cache_name>`` folders (or a dataset folder itself).
     With ``generate=False`` a missing or incomplete dataset raises
-    :class:`~msrn_core.data.DatasetNotFoundError` naming the folder and the fix.
+    :class:`~msrn_core.data.dataset.DatasetNotFoundError` naming the folder and the fix.
     """
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
@@ -1046,8 +1047,8 @@ def load_scenes(root: str | os.PathLike = "data", split: str = "train", config: 
                 "is missing or empty"
             raise DatasetNotFoundError(
                 f"scene dataset folder {folder} {state}. Generate it with "
-                f"msrn_core.scenes.generate_scenes(config, root={str(Path(root))!r}) or run "
-                f"`python -m msrn_core.scenes --root {Path(root)} --image-size {config.image_size} "
+                f"msrn_core.data.scenes.generate_scenes(config, root={str(Path(root))!r}) or run "
+                f"`python -m msrn_core.data.scenes --root {Path(root)} --image-size {config.image_size} "
                 f"--seed {config.seed}`, or call load_scenes(..., generate=True)."
             )
         generate_scenes(config, root=folder.parent)
@@ -1145,7 +1146,7 @@ def _summary(folder: Path, seconds: float, cached: bool) -> str:
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Generate the synthetic multi-label scene dataset.")
     parser.add_argument("--root", default="data", help="data folder (default: data)")
-    parser.add_argument("--image-size", type=int, default=None, help="image side in pixels, 32..448 (default 128)")
+    parser.add_argument("--image-size", type=int, default=None, help=f"image side in pixels, 32..448 (default {defaults.IMAGE_SIZE})")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--num-train", type=int, default=None)
     parser.add_argument("--num-val", type=int, default=None)

@@ -1,14 +1,14 @@
 """Reproduce the paper's tables: one command per table, one results file per run, one collector.
 
-    python -m msrn_core.reproduce list                              # every run and its train command
-    python -m msrn_core.reproduce run --table 1                     # VOC 2007: MSRN
-    python -m msrn_core.reproduce run --table 5                     # VOC 2007: no LGE, label-E, group-E, MSRN
-    python -m msrn_core.reproduce run --table 6                     # VOC 2007: branches last 1, 2, 3, all 4
-    python -m msrn_core.reproduce run --table 2                     # COCO 2014: MSRN
-    python -m msrn_core.reproduce collect                           # the results files as markdown tables
-    torchrun --nproc_per_node=4 -m msrn_core.reproduce run --table 5  # the same on 4 GPUs
+    python -m msrn_core.running.reproduce list                              # every run and its train command
+    python -m msrn_core.running.reproduce run --table 1                     # VOC 2007: MSRN
+    python -m msrn_core.running.reproduce run --table 5                     # VOC 2007: no LGE, label-E, group-E, MSRN
+    python -m msrn_core.running.reproduce run --table 6                     # VOC 2007: branches last 1, 2, 3, all 4
+    python -m msrn_core.running.reproduce run --table 2                     # COCO 2014: MSRN
+    python -m msrn_core.running.reproduce collect                           # the results files as markdown tables
+    torchrun --nproc_per_node=4 -m msrn_core.running.reproduce run --table 5  # the same on 4 GPUs
 
-Every run is ``python -m msrn_core.train --paper`` (ResNet-101 with ImageNet weights, 448 px,
+Every run is ``python -m msrn_core.running.train --paper`` (ResNet-101 with ImageNet weights, 448 px,
 d = 512, fc1 -> 2048, batch 8, SGD lr 0.01 with the backbone at 0.1 x, x0.1 every 30 of 90
 epochs, lambda = 1e-3, m = 4, t = 0.4, p = 0.25) with the paper's 300-d GloVe label vectors
 and the table's setting. Runs with the same configuration are one run: Table 1's MSRN, Table
@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Sequence
 
 from . import distributed
-from .utils import atomic_write_json, project_root
+from ..utils import atomic_write_json, project_root
 
 RESULT_FORMAT = "msrn-reproduction-result/1"
 RUNS_DIR = Path("runs/reproduce")
@@ -130,13 +130,13 @@ def check_extra_options(extra: Sequence[str]) -> None:
                     if option.split("=", 1)[0] in {"--" + name.replace("_", "-") for name in PAPER_RECIPE_OPTIONS}})
     if fixed:
         raise ValueError(f"{', '.join(fixed)} cannot change a paper run: --paper fixes "
-                         f"{'it' if len(fixed) == 1 else 'them'}. Run python -m msrn_core.train directly "
+                         f"{'it' if len(fixed) == 1 else 'them'}. Run python -m msrn_core.running.train directly "
                          "for other settings.")
 
 
 def train_arguments(setting: Setting, data_root: str | Path | None = None, runs_dir: str | Path = RUNS_DIR,
                     extra: Sequence[str] = ()) -> list[str]:
-    """The ``python -m msrn_core.train`` options of ``setting`` (``extra`` options appended)."""
+    """The ``python -m msrn_core.running.train`` options of ``setting`` (``extra`` options appended)."""
     return ["--dataset", setting.dataset, "--data-root", str(data_root or DATA_ROOTS[setting.dataset]),
             *PAPER_TRAIN_OPTIONS, "--model", "msrn", "--embeddings", setting.embeddings,
             "--branches", *map(str, setting.branches), "--out", str(Path(runs_dir) / setting.run_name), *extra]
@@ -169,14 +169,12 @@ def describe_hardware() -> dict:
 
 def result_record(setting: Setting, argv: Sequence[str], extra: Sequence[str], run_dir: Path) -> dict:
     """The results file's content for a finished run in ``run_dir`` (see the module docstring)."""
-    from .train import apply_paper_recipe, build_parser
+    from .train import build_parser, resolve_options
 
     metrics_path = run_dir / "test_metrics.json"
     if not metrics_path.is_file():
         raise FileNotFoundError(f"{metrics_path} is missing: the run did not finish its test evaluation")
-    args = build_parser().parse_args(list(argv))
-    if args.paper:
-        apply_paper_recipe(args)
+    args = resolve_options(build_parser().parse_args(list(argv)))
     history_path = run_dir / "history.json"
     selection = None
     if history_path.is_file():
@@ -189,7 +187,7 @@ def result_record(setting: Setting, argv: Sequence[str], extra: Sequence[str], r
         "setting": setting.key,
         "dataset": setting.dataset,
         "run_dir": str(run_dir),
-        "command": "python -m msrn_core.train " + shlex.join(argv),
+        "command": "python -m msrn_core.running.train " + shlex.join(argv),
         "extra_train_options": list(extra),
         "config": vars(args),
         "metrics": json.loads(metrics_path.read_text()),
@@ -217,7 +215,7 @@ def run_table(table: str, keys: Sequence[str] | None = None, data_root: str | Pa
     for setting in settings:
         argv = train_arguments(setting, data_root, runs_dir, extra)
         if distributed.context().is_main:
-            print(f"table {table}, {setting.label}: python -m msrn_core.train {shlex.join(argv)}")
+            print(f"table {table}, {setting.label}: python -m msrn_core.running.train {shlex.join(argv)}")
         status = train_main(argv)
         if status:
             raise SystemExit(status)
@@ -233,7 +231,7 @@ def read_results(results_dir: str | Path) -> dict[tuple[str, str], dict]:
     """Every results file in ``results_dir``, keyed by ``(table, setting)``."""
     if not Path(results_dir).is_dir():
         raise FileNotFoundError(f"no results folder {results_dir}: run a table first "
-                                "(python -m msrn_core.reproduce run --table 5), or pass --results")
+                                "(python -m msrn_core.running.reproduce run --table 5), or pass --results")
     found = {}
     for path in sorted(Path(results_dir).glob("*.json")):
         try:
@@ -304,21 +302,21 @@ def list_commands(tables: Sequence[str]) -> str:
     lines = []
     for number in tables:
         for setting in TABLES[number].settings:
-            lines.append(f"table {number}, {setting.label}: python -m msrn_core.train "
+            lines.append(f"table {number}, {setting.label}: python -m msrn_core.running.train "
                          f"{shlex.join(train_arguments(setting))}")
     return "\n".join(lines)
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m msrn_core.reproduce",
+        prog="python -m msrn_core.running.reproduce",
         description="Reproduce the paper's Tables 1, 2, 5 and 6 with its hyper-parameters, and collect the results.",
         epilog=__doc__.split("\n\n")[1], formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
     show = commands.add_parser("list", help="print every run's train command")
     show.add_argument("--table", choices=list(TABLES), action="append", help="only this table (repeatable)")
     run = commands.add_parser("run", help="train and evaluate a table's settings, write results files",
-                              description="Options after -- go to python -m msrn_core.train unchanged "
+                              description="Options after -- go to python -m msrn_core.running.train unchanged "
                                           "(e.g. -- --workers 8 --amp bf16) and are recorded in the results.")
     run.add_argument("--table", required=True, choices=list(TABLES))
     run.add_argument("--setting", action="append", default=None,
@@ -342,7 +340,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(list_commands(args.table or list(TABLES)))
     elif args.command == "run":
         from .train import build_parser as train_parser
-        from .utils import get_device
+        from ..utils import get_device
 
         try:
             check_extra_options(extra)

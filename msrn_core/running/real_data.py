@@ -3,7 +3,7 @@
 The notebooks' ``DATASET`` parameter picks the data (``"scenes"``, the built-in default, keeps
 their real-data sections switched off). :class:`RealDataRun` says up front what it will download
 and roughly how long training takes on the GPU it finds, then loads (downloading through
-:mod:`msrn_core.download` where needed), trains with ``load_or_train`` (a finished run is loaded)
+:mod:`msrn_core.data.download` where needed), trains with ``load_or_train`` (a finished run is loaded)
 and evaluates. Everything goes through the same loaders and training loop as the command line.
 
 Schedules (:data:`SCHEDULES`):
@@ -35,7 +35,7 @@ SCHEDULES = {
                    backbone_lr_mult=0.1, epochs=3, lr_step=2),
 }
 
-# what each dataset downloads (archive, approximate bytes), through msrn_core.download
+# what each dataset downloads (archive, approximate bytes), through msrn_core.data.download
 DOWNLOADS = {
     "voc2007": [("VOCtrainval_06-Nov-2007.tar", 460_032_000), ("VOCtest_06-Nov-2007.tar", 451_020_800)],
     "coco2014": [("annotations_trainval2014.zip", 252_907_541), ("val2014.zip", 6_645_013_297),
@@ -118,7 +118,7 @@ class RealDataRun:
         if self.schedule not in SCHEDULES:
             raise ValueError(f"SCHEDULE must be 'auto' or one of {', '.join(map(repr, SCHEDULES))}, got {self.schedule!r}")
         if not str(self.data_root):
-            from .utils import project_root
+            from ..utils import project_root
 
             self.data_root = project_root() / "data"
         self.data_root = Path(self.data_root)
@@ -134,7 +134,7 @@ class RealDataRun:
 
     @property
     def run_dir(self) -> Path:
-        from .utils import project_root
+        from ..utils import project_root
 
         return project_root() / "runs" / "notebooks" / f"{self.dataset}-{self.recipe.name}" / "msrn"
 
@@ -180,7 +180,7 @@ class RealDataRun:
                 f"about {total / 3600:.1f} h for the {self.recipe.epochs} epochs and the test split")
 
     def prepare(self):
-        """The :class:`~msrn_core.experiment.DataSetup` (downloading VOC or COCO when missing)."""
+        """The :class:`~msrn_core.running.experiment.DataSetup` (downloading VOC or COCO when missing)."""
         from .experiment import prepare_dataset
 
         options = {"classes": self.classes} if self.classes else {}
@@ -195,7 +195,7 @@ class RealDataRun:
         """``load_or_train`` MSRN with the schedule; returns ``(model, TrainResult)``."""
         from .experiment import make_model
         from .training import load_or_train
-        from .utils import seed_everything
+        from ..utils import seed_everything
 
         seed_everything(0)
         model = make_model(setup, self.recipe.model_config())
