@@ -12,7 +12,7 @@ from pathlib import Path
 from .. import defaults
 from . import distributed
 from .checkpoints import load_model_state
-from ..data.real import DATASETS
+from ..data.real import DATASETS, read_class_list
 from ..data.real.common import DEFAULT_SPLIT_SEED, DEFAULT_VAL_FRACTION
 from ..extras.dsdl import LOSS_FORMS as DSDL_LOSS_FORMS
 from ..metrics import format_metrics_table
@@ -49,6 +49,9 @@ examples:
   # a real benchmark on disk (README: Real benchmarks); VOC 2007 can be downloaded once
   python -m msrn_core.running.train --dataset voc2007 --data-root data --download --paper
   python -m msrn_core.running.train --dataset coco2014 --data-root data/coco --paper --label-features glove
+
+  # your own labelled photos (a folder with labels.csv: docs/own_photos.md), three labels kept
+  python -m msrn_core.running.train --dataset folder --data-root my_photos --classes cat,dog,person
 
   # evaluate a saved checkpoint on the test split only (test_metrics.json goes next to it)
   python -m msrn_core.running.train --evaluate runs/msrn/best.pt
@@ -107,6 +110,12 @@ def build_parser() -> argparse.ArgumentParser:
                       help="real benchmarks: fraction of the training split held out for validation")
     data.add_argument("--split-seed", type=int, default=DEFAULT_SPLIT_SEED,
                       help="real benchmarks: seed of the held-out validation split (and of Apparel's 50/50 split)")
+    data.add_argument("--classes", default=None, metavar="LIST_OR_FILE",
+                      help="keep only these labels: a comma-separated list (--classes cat,dog,person) or a "
+                           "file with one class per line; any dataset")
+    data.add_argument("--test-fraction", type=float, default=None,
+                      help="folder: fraction of the images for test when labels.csv has no split column "
+                           "(default 0.2)")
     data.add_argument("--download", action="store_true",
                       help="voc2007: download and extract the official archives into --data-root if missing")
     data.add_argument("--image-size", type=positive_int, default=None,
@@ -246,13 +255,22 @@ def prepare_cli_dataset(args: argparse.Namespace):
                          "section says how to get the other datasets")
     if args.glove_path and args.label_features != "glove":
         raise SystemExit("--glove-path goes with --label-features glove")
+    if args.test_fraction is not None and args.dataset != "folder":
+        raise SystemExit("--test-fraction goes with --dataset folder (the others have their own test split)")
     features = dict(label_features=args.label_features, t=args.t, p=args.p,
                     label_feature_options={"vectors_path": args.glove_path} if args.glove_path else None)
+    if args.classes:
+        try:
+            features["classes"] = read_class_list(args.classes)
+        except (OSError, ValueError) as error:
+            raise SystemExit(str(error)) from None
     if args.dataset == "scenes":
         scene_config = replace((SMALL if args.small else CPU).scene_config(), image_size=args.image_size,
                                seed=args.seed)
         return prepare_dataset("scenes", args.data_root, config=scene_config, **features)
     options = dict(val_fraction=args.val_fraction, seed=args.split_seed)
+    if args.test_fraction is not None:
+        options["test_fraction"] = args.test_fraction
     if args.download:
         options["download"] = True
     return prepare_dataset(args.dataset, args.data_root, image_size=args.image_size, **features, **options)

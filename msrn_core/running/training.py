@@ -29,7 +29,8 @@ from torch.utils.data import DataLoader, RandomSampler, Sampler, Subset
 from tqdm.auto import tqdm
 
 from . import distributed
-from .checkpoints import check_signature, load_model_state, read_checkpoint, save_checkpoint
+from .checkpoints import (check_signature, load_model_state, read_checkpoint, save_checkpoint,
+                          transform_image_size)
 from ..data.dataset import (SeededAugmentation, collate_skip_unreadable, report_unreadable,
                             warnings_above_progress_bars)
 from ..metrics import compute_all_metrics, mean_average_precision
@@ -338,6 +339,9 @@ def train_model(model, train_set, val_set, config: TrainConfig, run_dir: str | P
     else:
         distributed.offset_random_streams(processes.rank)  # each process augments differently
 
+    # the evaluation input size, so that predict rebuilds the preprocessing from the checkpoint alone
+    image_size = transform_image_size(getattr(val_set, "transform", None))
+    input_size = {"image_size": image_size} if image_size is not None else {}
     loader, network = _loader_and_network(model, train_set, val_set, config, device, generator, processes)
     skipped_total = sum(h.get("skipped_images", 0) for h in history)
     seconds_before = history[-1].get("seconds", 0.0) if history else 0.0  # history's seconds span resumes
@@ -409,12 +413,12 @@ def train_model(model, train_set, val_set, config: TrainConfig, run_dir: str | P
         if processes.is_main:  # one writer; the others wait at the barrier below
             if improved:
                 save_checkpoint(best_path, model, class_names, epoch=epoch, val_mAP=float(val_map),
-                                train_config=asdict(config))
+                                train_config=asdict(config), **input_size)
             save_checkpoint(
                 last_path, model, class_names,
                 optimizer=optimizer.state_dict(), scheduler=scheduler.state_dict(), scaler=scaler.state_dict(),
                 sampler_generator=generator.get_state(), rng=rng_states[0], epoch=epoch, history=history,
-                best_val_map=best_map, best_epoch=best_epoch, train_config=asdict(config),
+                best_val_map=best_map, best_epoch=best_epoch, train_config=asdict(config), **input_size,
                 **({"rng_by_rank": rng_states} if processes.enabled else {}),
             )
             atomic_write_json(run_dir / "history.json", history)
