@@ -16,7 +16,9 @@ Each plotting function returns a :class:`matplotlib.figure.Figure` (notebooks di
 - :func:`plot_metrics_bars`    mAP / CF1 / OF1 ... of several models (ablations)
 
 ``FIGURES_DIR`` is ``figures/`` at the repository root when running from a checkout, else
-``./figures``; the environment variable ``MSRN_FIGURES_DIR`` overrides it.
+``./figures``; the environment variable ``MSRN_FIGURES_DIR`` overrides it. In small mode (the
+smoke-test size, from any client: the runner, JupyterLab, papermill, nbmake) figures go to
+``runs/notebooks/small/figures`` instead, so that a smoke test never overwrites a committed figure.
 """
 from __future__ import annotations
 
@@ -67,16 +69,28 @@ def _default_figures_dir() -> Path:
 FIGURES_DIR = _default_figures_dir()
 
 
+def small_figures_dir() -> Path:
+    """Where small mode's figures go: beside the runs, never into the committed ``figures/``."""
+    from .utils import project_root
+
+    return project_root() / "runs" / "notebooks" / "small" / "figures"
+
+
 def figures_dir() -> Path:
-    """Where figures go now: ``MSRN_FIGURES_DIR`` (read at call time) or :data:`FIGURES_DIR`."""
-    return Path(os.environ.get("MSRN_FIGURES_DIR") or FIGURES_DIR)
+    """Where figures go now (read at call time): ``MSRN_FIGURES_DIR`` if set, else
+    :func:`small_figures_dir` in small mode (``recipes.small_mode_requested``), else :data:`FIGURES_DIR`."""
+    from .recipes import small_mode_requested
+
+    if os.environ.get("MSRN_FIGURES_DIR"):
+        return Path(os.environ["MSRN_FIGURES_DIR"])
+    return small_figures_dir() if small_mode_requested() else FIGURES_DIR
 
 
 # --------------------------------------------------------------------------- saving
 def save_figure(fig: Figure, name: str, directory: str | Path | None = None, dpi: int = 120) -> Path:
     """Save ``fig`` as ``<directory>/<name>.png`` and return that path.
 
-    ``directory`` defaults to ``MSRN_FIGURES_DIR`` (read at call time) or :data:`FIGURES_DIR`.
+    ``directory`` defaults to :func:`figures_dir` (small mode never writes into ``figures/``).
     The PNG carries no matplotlib version, so saving the same figure again gives the same bytes
     and committed figures only change when the picture does.
     """

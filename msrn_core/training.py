@@ -32,7 +32,7 @@ from . import distributed
 from .checkpoints import check_signature, load_model_state, read_checkpoint, save_checkpoint
 from .data import collate_skip_unreadable
 from .metrics import compute_all_metrics, mean_average_precision
-from .utils import atomic_write_json, get_device
+from .utils import atomic_write_json, display_path, get_device
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -306,7 +306,7 @@ def train_model(model, train_set, val_set, config: TrainConfig, run_dir: str | P
         best_map, best_epoch = checkpoint["best_val_map"], checkpoint["best_epoch"]
         resumed_from = checkpoint["epoch"]
         if processes.is_main:
-            print(f"resuming from {last_path} after epoch {resumed_from + 1}")
+            print(f"resuming from {display_path(last_path)} after epoch {resumed_from + 1}")
     else:
         distributed.offset_random_streams(processes.rank)  # each process augments differently
 
@@ -417,7 +417,7 @@ def load_or_train(model, train_set, val_set, config: TrainConfig, run_dir: str |
     elif training_finished(run_dir, config.epochs):
         load_best(model, run_dir, train_set.class_names)
         last = read_checkpoint(run_dir / "last.pt")
-        print(f"loaded the finished run in {run_dir} (pass force=True to train again)")
+        print(f"loaded the finished run in {display_path(run_dir)} (pass force=True to train again)")
         return TrainResult(last["history"], run_dir / "best.pt", run_dir / "last.pt", last["best_epoch"] + 1,
                            last["best_val_map"], extra={"loaded": True})
     result = train_model(model, train_set, val_set, config, run_dir)
