@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 import torchvision
 
-from . import __version__, recipes
+from . import __version__, plots, recipes
 from .experiment import DataSetup, make_model, prepare_scenes
 from .training import TrainResult, load_or_train
 from .utils import get_device, project_root, seed_everything
@@ -50,6 +50,9 @@ def notebook_setup(seed: int = 0, small=None, runs: str | Path | None = None) ->
           f"recipe {recipes.default_recipe().name} | seed {seed}")
     if runs:
         print(f"runs: {_runs_root}")
+    import matplotlib.pyplot  # noqa: F401  (installs the inline backend's formatter, replaced next)
+
+    plots.use_compact_inline_figures()
     seed_everything(seed)
     return device
 

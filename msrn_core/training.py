@@ -26,12 +26,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, RandomSampler, Sampler, Subset
-from tqdm.auto import tqdm
 
 from . import distributed
 from .checkpoints import check_signature, load_model_state, read_checkpoint, save_checkpoint
 from .data import collate_skip_unreadable
 from .metrics import compute_all_metrics, mean_average_precision
+from .progress import progress_bar
 from .utils import atomic_write_json, display_path, get_device
 
 
@@ -123,6 +123,18 @@ def make_loader(dataset, batch_size: int, shuffle: bool, num_workers: int, devic
     )
 
 
+def stop_loader_workers(batches) -> None:
+    """Shut down the worker processes of a DataLoader iterator left before its end.
+
+    A ``max_steps_per_epoch`` cap leaves the epoch's iterator with live workers; collected later,
+    possibly inside a process forked meanwhile (the validation loader's workers), it fails with
+    "AssertionError: can only test a child process". Stopped here, in the process that owns them.
+    """
+    shutdown = getattr(batches, "_shutdown_workers", None)
+    if shutdown is not None:
+        shutdown()
+
+
 def make_sgd(params, lr: float, momentum: float, weight_decay: float) -> torch.optim.SGD:
     """SGD with momentum and weight decay, through PyTorch's fused kernel where it has one.
 
@@ -195,7 +207,7 @@ def predict(model, dataset, batch_size: int = 32, device: str | torch.device = "
     shard = Subset(dataset, distributed.shard_indices(len(dataset))) if processes.enabled else dataset
     loader = make_loader(shard, batch_size, False, num_workers, device)
     logits, targets, indices, skipped = [], [], [], 0
-    for batch in tqdm(loader, desc=desc, disable=not progress or not processes.is_main, leave=False):
+    for batch in progress_bar(loader, desc=desc, disable=not progress or not processes.is_main, leave=False):
         skipped += batch.skipped
         if batch.images.numel() == 0:
             continue
@@ -317,8 +329,9 @@ def train_model(model, train_set, val_set, config: TrainConfig, run_dir: str | P
         model.train()
         losses, bces, skipped = [], [], 0
         steps = len(loader) if config.max_steps_per_epoch is None else min(len(loader), config.max_steps_per_epoch)
-        bar = tqdm(loader, total=steps, desc=f"epoch {epoch + 1}/{config.epochs}",
-                   disable=not config.progress or not processes.is_main, leave=False)
+        batches = iter(loader)
+        bar = progress_bar(batches, total=steps, desc=f"epoch {epoch + 1}/{config.epochs}",
+                           disable=not config.progress or not processes.is_main, leave=False)
         for step, batch in enumerate(bar):
             if step >= steps:
                 break
@@ -342,6 +355,7 @@ def train_model(model, train_set, val_set, config: TrainConfig, run_dir: str | P
             bces.append(bce.item())
             bar.set_postfix(loss=f"{np.mean(losses[-20:]):.4f}", lr=f"{optimizer.param_groups[-1]['lr']:.2g}")
         bar.close()
+        stop_loader_workers(batches)
         scheduler.step()
 
         val_logits, val_targets, val_indices, val_skipped = predict(
