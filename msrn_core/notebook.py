@@ -50,8 +50,6 @@ def notebook_setup(seed: int = 0, small=None, runs: str | Path | None = None) ->
           f"recipe {recipes.default_recipe().name} | seed {seed}")
     if runs:
         print(f"runs: {_runs_root}")
-    import matplotlib.pyplot  # noqa: F401  (installs the inline backend's formatter, replaced next)
-
     plots.use_compact_inline_figures()
     seed_everything(seed)
     return device

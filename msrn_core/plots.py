@@ -136,8 +136,9 @@ def save_figure(fig: Figure, name: str, directory: str | Path | None = None, dpi
 def use_compact_inline_figures(dpi: int = INLINE_DPI) -> bool:
     """Show figures in this IPython kernel as :func:`figure_png` at ``dpi`` (notebooks stay light).
 
-    Replaces the inline backend's PNG formatter for figures; call it after pyplot is imported
-    (importing pyplot installs that formatter). Returns False outside IPython.
+    Replaces the inline backend's PNG formatter for figures. The backend installs its own when
+    pyplot first loads it (at the first figure), so that is done here first. Returns False
+    outside IPython.
     """
     try:
         from IPython import get_ipython
@@ -148,6 +149,7 @@ def use_compact_inline_figures(dpi: int = INLINE_DPI) -> bool:
         return False
     import base64
 
+    plt.close(plt.figure())  # loads the backend now: its formatter set-up must not come after ours
     formatters = shell.display_formatter.formatters
     for mime in ("image/svg+xml", "image/jpeg", "application/pdf"):  # one image per figure, PNG
         formatters[mime].pop(Figure, None)
