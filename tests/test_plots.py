@@ -308,9 +308,11 @@ def test_graph_layout_does_not_depend_on_the_hash_seed():
 
 # --------------------------------------------------------------------------- compact, readable figures
 def _boxes(fig, artists):
-    fig.canvas.draw()
-    renderer = fig.canvas.get_renderer()
-    return [artist.get_window_extent(renderer) for artist in artists]
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    canvas = FigureCanvasAgg(fig)  # the figures come back closed, with a bare canvas
+    canvas.draw()
+    return [artist.get_window_extent(canvas.get_renderer()) for artist in artists]
 
 
 def _overlapping(boxes_a, boxes_b=None):
