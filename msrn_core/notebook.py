@@ -18,9 +18,10 @@ from pathlib import Path
 import torch
 import torchvision
 
-from . import __version__, plots, recipes
-from .experiment import DataSetup, make_model, prepare_scenes
-from .training import TrainResult, load_or_train
+from . import __version__, defaults, plots
+from .running import recipes
+from .running.experiment import DataSetup, make_model, prepare_scenes
+from .running.training import TrainResult, load_or_train
 from .utils import get_device, project_root, seed_everything
 
 REPOSITORY = "https://github.com/msrn-tutorial/msrn-tutorial"
@@ -70,12 +71,12 @@ def tutorial_data(small: bool | None = None, label_features: str | None = None, 
                   t: float = 0.4, p: float = 0.25) -> DataSetup:
     """The built-in scene dataset of the current mode, its label graph and label features.
 
-    ``label_features`` defaults to ``MSRN_LABEL_FEATURES`` if set, else ``"sentence"``. The label
-    graph is ML-GCN's at threshold ``t`` and re-weight ``p`` (the paper's defaults 0.4 and 0.25).
+    ``label_features`` defaults to ``MSRN_LABEL_FEATURES`` if set, else ``defaults.LABEL_FEATURES``.
+    The label graph is ML-GCN's at threshold ``t`` and re-weight ``p`` (the paper's 0.4 and 0.25).
     ``recipe`` picks the images (their size) of another recipe than the mode's, e.g. ``recipes.GPU``.
     """
     recipe = recipe or recipes.default_recipe(small)
-    label_features = label_features or os.environ.get("MSRN_LABEL_FEATURES", "sentence")
+    label_features = label_features or os.environ.get(defaults.LABEL_FEATURES_ENV) or defaults.LABEL_FEATURES
     setup = prepare_scenes(root or project_root() / "data", recipe.scene_config(),
                            label_features=label_features, t=t, p=p,
                            train_augmentation=train_augmentation)

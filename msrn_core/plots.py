@@ -85,7 +85,7 @@ def small_figures_dir() -> Path:
 def figures_dir() -> Path:
     """Where figures go now (read at call time): ``MSRN_FIGURES_DIR`` if set, else
     :func:`small_figures_dir` in small mode (``recipes.small_mode_requested``), else :data:`FIGURES_DIR`."""
-    from .recipes import small_mode_requested
+    from .running.recipes import small_mode_requested
 
     if os.environ.get("MSRN_FIGURES_DIR"):
         return Path(os.environ["MSRN_FIGURES_DIR"])
@@ -538,7 +538,7 @@ def plot_training_curves(histories: Mapping[str, Sequence[Mapping]], save_as: st
     """Training loss and validation mAP (%) per epoch, one line per run.
 
     ``histories`` maps a run name to its history: a list of dicts with ``"epoch"``,
-    ``"train_loss"`` and ``"val_mAP"`` (a fraction, as :func:`msrn_core.training.train` stores it).
+    ``"train_loss"`` and ``"val_mAP"`` (a fraction, as :func:`msrn_core.running.training.train` stores it).
     """
     fig, (loss_ax, map_ax) = plt.subplots(1, 2, figsize=(12, 4.5))
     for name, history in histories.items():

@@ -1,4 +1,6 @@
 """Shapes, ablation switches, introspection outputs and the parameter count of MSRN."""
+from dataclasses import replace
+
 import pytest
 import torch
 import torchvision
@@ -80,12 +82,12 @@ def test_msrn_resnet101_forward_at_448():
     with torch.no_grad():
         output = model(torch.randn(1, 3, 448, 448), details=True)
     assert output.logits.shape == (1, 20)
-    # 448 px: layer2/3/4 give 56/28/14 px, max-pooled to 28/14/7 (spec section 4)
+    # 448 px: layer2/3/4 give 56/28/14 px, max-pooled to 28/14/7 (paper section 4.1)
     assert [tuple(a.shape[-2:]) for a in output.details["label_attention"]] == [(28, 28), (14, 14), (7, 7)]
 
 
 def expected_paper_parameter_count(n=20, m=4, k=300, d=512, hidden=300, fc=2048):
-    """The parameter count of the paper's VOC configuration, from the spec's layer list."""
+    """The parameter count of the paper's VOC configuration (sections 3 and 4.1), layer by layer."""
     resnet = torchvision.models.resnet101(weights=None)
     trunk = count_parameters(resnet) - count_parameters(resnet.fc)  # stem .. layer4
     conv1x1 = lambda cin, cout: cin * cout + cout  # noqa: E731  (weights + bias)
@@ -103,7 +105,7 @@ def test_paper_configuration_parameter_count():
     expected = expected_paper_parameter_count()
     assert count_parameters(model) == expected
     assert model.fc1.in_features == 36_864
-    assert 121e6 < expected < 122e6  # the spec's "about 121.8 M" for the authors' cleaned model
+    assert 121e6 < expected < 122e6  # the authors' model: about 121.8 M once its unused tensors are removed
 
 
 def test_parameter_groups_split_backbone_and_new_layers():
@@ -129,12 +131,14 @@ def test_invalid_configuration_errors():
 
 def test_msrn_lean_and_naive_sga_give_the_same_model():
     features, adjacency = random_graph(6)
-    model = build_model(ModelConfig(backbone="resnet18", num_groups=2, fc_hidden=32), features, adjacency)
-    assert model.sga_form == "lean"  # the default
+    config = ModelConfig(backbone="resnet18", num_groups=2, fc_hidden=32)
+    assert config.sga == "lean"  # the default
+    lean_model = build_model(config, features, adjacency)
+    naive_model = build_model(replace(config, sga="naive"), features, adjacency)
+    naive_model.load_state_dict(lean_model.state_dict())  # the same weights: the form is not architecture
     images = torch.randn(2, 3, 64, 64)
     results = {}
-    for form in ("naive", "lean"):
-        model.sga_form = form
+    for form, model in (("naive", naive_model), ("lean", lean_model)):
         model.zero_grad()
         output = model(images, details=True)
         output.logits.sum().backward()
@@ -201,7 +205,7 @@ def test_per_label_head_configuration_errors():
 
 
 def test_checkpoint_written_before_the_head_option_still_loads(tmp_path):
-    from msrn_core.checkpoints import load_model_state, save_checkpoint
+    from msrn_core.running.checkpoints import load_model_state, save_checkpoint
 
     features, adjacency = random_graph(3)
     model = build_model(ModelConfig(backbone="resnet18", fc_hidden=8), features, adjacency)
@@ -213,3 +217,66 @@ def test_checkpoint_written_before_the_head_option_still_loads(tmp_path):
     per_label = build_model(ModelConfig(backbone="resnet18", fc_hidden=8, head="per_label"), features, adjacency)
     with pytest.raises(Exception, match="head"):
         load_model_state(tmp_path / "old.pt", per_label, ["a", "b", "c"])
+
+
+# ----------------------------------------------------------------------------- class activation maps
+def test_class_activation_map_is_the_weighted_sum_of_channels_by_hand():
+    from msrn_core.model import class_activation_map
+
+    features = torch.zeros(1, 2, 2, 2)
+    features[0, 0] = torch.tensor([[1.0, 0.0], [0.0, 0.0]])  # channel 0 fires top-left
+    features[0, 1] = torch.tensor([[0.0, 0.0], [0.0, 2.0]])  # channel 1 fires bottom-right
+    weights = torch.tensor([[3.0, 0.0], [1.0, -1.0]])  # class 0 reads channel 0; class 1 = ch0 - ch1
+    cam = class_activation_map(features, weights)
+    torch.testing.assert_close(cam[0, 0], torch.tensor([[3.0, 0.0], [0.0, 0.0]]))
+    torch.testing.assert_close(cam[0, 1], torch.tensor([[1.0, 0.0], [0.0, -2.0]]))
+    with pytest.raises(ValueError, match="n x C"):
+        class_activation_map(features, torch.zeros(2, 3))
+
+
+def test_plain_cam_averages_to_the_logits():
+    """Global average pooling: mean over positions of CAM_c + bias_c = logit_c (Zhou et al. 2016)."""
+    n = 5
+    features, adjacency = random_graph(n)
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(kind="plain", backbone="resnet18"), features, adjacency).eval()
+    with torch.no_grad():
+        output = model(torch.randn(2, 3, 96, 96), details=True)
+    cam = output.details["class_activation_map"]
+    assert cam.shape == (2, n, 3, 3) and output.details["branch_stages"] == [4]
+    torch.testing.assert_close(cam.mean(dim=(2, 3)) + model.classifier.bias, output.logits, rtol=1e-5, atol=1e-5)
+    assert model(torch.randn(1, 3, 64, 64)).details == {}  # only on request
+
+
+def test_mlgcn_cam_uses_the_gcn_classifiers():
+    n = 4
+    features, adjacency = random_graph(n)
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(kind="mlgcn", backbone="resnet18"), features, adjacency).eval()
+    images = torch.randn(2, 3, 96, 96)
+    with torch.no_grad():
+        cam = model(images, details=True).details["class_activation_map"]
+        feature_map = model.trunk(images, (4,))[4]
+        classifiers = model.gc2(torch.nn.functional.leaky_relu(model.gc1(model.label_features, model.adjacency), 0.2),
+                                model.adjacency)
+        torch.testing.assert_close(cam, torch.einsum("bkhw,ck->bchw", feature_map, classifiers))
+        # a spatially constant map: max pooling = every position, so each cell of the CAM is the logit
+        constant = feature_map[:, :, :1, :1].expand_as(feature_map).contiguous()
+        model.trunk.forward = lambda x, stages=(4,): {4: constant}
+        output = model(images, details=True)
+    torch.testing.assert_close(output.details["class_activation_map"],
+                               output.logits[:, :, None, None].expand(2, n, 3, 3), rtol=1e-5, atol=1e-5)
+
+
+def test_sga_form_is_a_config_field_that_checkpoints_do_not_pin(tmp_path):
+    from msrn_core.running.checkpoints import load_model_state, save_checkpoint
+
+    with pytest.raises(ValueError, match="sga"):
+        ModelConfig(sga="fused")
+    features, adjacency = random_graph(3)
+    lean = build_model(ModelConfig(backbone="resnet18", fc_hidden=8), features, adjacency)
+    save_checkpoint(tmp_path / "lean.pt", lean, ["a", "b", "c"])
+    naive = build_model(ModelConfig(backbone="resnet18", fc_hidden=8, sga="naive"), features, adjacency)
+    load_model_state(tmp_path / "lean.pt", naive, ["a", "b", "c"])  # the same model, computed another way
+    torch.testing.assert_close(naive.fc2.weight, lean.fc2.weight)
+    assert naive.config.sga == "naive"

@@ -3,7 +3,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from msrn_core import recipes
+from msrn_core.running import recipes
 from msrn_core.notebook import tutorial_data
 
 
@@ -80,3 +80,14 @@ def test_the_runs_parameter_moves_every_run_folder(fresh_kernel, tmp_path, capsy
     notebook.notebook_setup(small=True, runs=tmp_path / "drive")
     assert f"runs: {tmp_path / 'drive'}" in capsys.readouterr().out
     assert notebook.run_folder("plain") == tmp_path / "drive" / "small" / "plain"
+
+
+def test_real_data_parameters_left_at_none_read_the_environment(monkeypatch, tmp_path):
+    from msrn_core.running.real_data import RealDataRun
+
+    monkeypatch.setenv("MSRN_DATASET", "VOC2007")
+    monkeypatch.setenv("MSRN_DATA_ROOT", str(tmp_path))
+    run = RealDataRun(None, None)  # the notebooks' literal parameters DATASET = None, DATA_ROOT = None
+    assert (run.dataset, run.data_root) == ("voc2007", tmp_path)
+    monkeypatch.delenv("MSRN_DATASET")
+    assert RealDataRun(None, "x").dataset == "scenes"
