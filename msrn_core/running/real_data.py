@@ -101,8 +101,8 @@ def auto_schedule(device: torch.device) -> str:
 class RealDataRun:
     """One notebook's real-data section: which data, which schedule, where the run lives."""
 
-    dataset: str = "scenes"
-    data_root: str | os.PathLike = "data"
+    dataset: str | None = "scenes"  # None (a notebook's DATASET parameter): MSRN_DATASET, else "scenes"
+    data_root: str | os.PathLike | None = "data"  # None: MSRN_DATA_ROOT, else data/ of the checkout
     schedule: str = "auto"
     small: bool = False
     device: torch.device = torch.device("cpu")
@@ -110,6 +110,10 @@ class RealDataRun:
     classes: list[str] | None = None
 
     def __post_init__(self):
+        if self.dataset is None:
+            self.dataset = os.environ.get("MSRN_DATASET") or "scenes"
+        if self.data_root is None:
+            self.data_root = os.environ.get("MSRN_DATA_ROOT", "")
         self.dataset = self.dataset.strip().lower()
         if self.dataset not in DATASET_CHOICES:
             raise ValueError(f"DATASET must be one of {', '.join(map(repr, DATASET_CHOICES))}, got {self.dataset!r}")
