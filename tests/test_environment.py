@@ -1,4 +1,4 @@
-"""environment.yml (conda) and pyproject.toml must list the same dependencies."""
+"""environment.yml (conda) and pyproject.toml must list the same dependencies; pyproject every package."""
 import re
 import tomllib
 from pathlib import Path
@@ -27,3 +27,9 @@ def test_torch_is_never_pinned_exactly():
     for requirement in project["dependencies"]:
         if requirement.startswith(("torch", "torchvision")):
             assert "==" not in requirement, "pin ranges only, so Colab keeps its own torch"
+
+
+def test_pyproject_packages_every_subpackage_of_msrn_core():
+    listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    found = {".".join(init.parent.relative_to(ROOT).parts) for init in (ROOT / "msrn_core").rglob("__init__.py")}
+    assert listed == found, "list every folder of msrn_core with an __init__.py in [tool.setuptools] packages"

@@ -17,3 +17,19 @@ def test_tutorial_data_of_another_recipe_has_its_image_size_and_the_chosen_label
     assert image.shape[-2:] == (40, 40)
     assert setup.label_features.shape == (len(target), len(target))
     np.testing.assert_array_equal(setup.label_features, np.eye(len(target), dtype=np.float32))
+
+
+def test_figure_png_and_float_tensor():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import torch
+
+    from msrn_core.notebook import figure_png, float_tensor
+
+    fig, ax = plt.subplots(figsize=(1, 1))
+    png = figure_png(fig, dpi=20)
+    assert png.startswith(b"\x89PNG") and not plt.fignum_exists(fig.number)  # PNG bytes, figure closed
+    tensor = float_tensor(np.array([[1, 2]], dtype=np.int64))
+    assert tensor.dtype == torch.float32 and tensor.tolist() == [[1.0, 2.0]]
