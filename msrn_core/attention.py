@@ -32,12 +32,15 @@ Conventions
 - :func:`upsample_map`         a map bilinearly upsampled to the image (``resolution="image"``)
 - :func:`pointing_game_score`  hit rate per branch (and per class) of MSRN's label attention, or of a
   baseline's class activation map (``source="cam"``), at cell or image resolution
+- :func:`pointing_game_score`  hit rate per branch (and per class) of a model's label attention
+- :func:`attention_statistics` how focused each branch's attention is, and how much of it is in the boxes
 """
 from __future__ import annotations
 
 from typing import Sequence
 
 import numpy as np
+import pandas as pd
 import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Subset
@@ -283,3 +286,63 @@ def pointing_game_score(model, dataset, branch: int | None = None, max_images: i
         "source": source,
         "resolution": resolution,
     }
+
+
+def box_mask(boxes: Sequence[Box], size: int) -> np.ndarray:
+    """Boolean size x size mask of the union of boxes (x0, y0, x1, y1), end exclusive."""
+    mask = np.zeros((size, size), dtype=bool)
+    for x0, y0, x1, y1 in boxes:
+        mask[y0:y1, x0:x1] = True
+    return mask
+
+
+@torch.no_grad()
+def attention_statistics(model, dataset, num_images: int, batch_size: int = 32) -> tuple[pd.DataFrame, int]:
+    """How focused each branch's label attention is, over the first ``num_images`` of ``dataset``.
+
+    Every (image, true label) pair whose label has a box is one trial; per branch, the mean over
+    the trials of:
+
+    - ``entropy``: the map's entropy over log(HW) (1 = flat, 0 = all on one cell),
+    - ``peak ratio``: HW x the map's maximum (1 = flat, HW = all on one cell),
+    - ``mass in boxes``: the attention inside the label's boxes (each cell weighted by the share of
+      it the boxes cover), against ``box area share (= chance)``, what a flat map puts there,
+    - ``pointing hit`` and ``centre baseline``: the pointing game and its always-the-centre baseline,
+    - ``lift``: mass in boxes / box area share.
+
+    Returns the table (one row per branch, ``layer<s> (<h>x<w>)``) and the number of trials.
+    """
+    stages = None
+    records = []
+    for start in range(0, num_images, batch_size):
+        batch_indices = list(range(start, min(start + batch_size, num_images)))
+        batch = torch.stack([dataset[i][0] for i in batch_indices])
+        size = batch.shape[-1]
+        details = model(batch, details=True).details
+        stages, maps_per_branch = details["branch_stages"], details["label_attention"]
+        for k, i in enumerate(batch_indices):
+            for label in np.flatnonzero(dataset.labels[i]):
+                boxes = [tuple(box[1:]) for box in dataset.boxes[i] if box[0] == label]
+                if not boxes:
+                    continue
+                mask = box_mask(boxes, size)
+                for stage, maps in zip(stages, maps_per_branch):
+                    a = maps[k, label].numpy().astype(np.float64)
+                    h, w = a.shape
+                    cover = mask.reshape(h, size // h, w, size // w).mean(axis=(1, 3))  # box share of each cell
+                    hw = h * w
+                    records.append({
+                        "branch": f"layer{stage} ({h}x{w})",
+                        "entropy": -(a * np.log(a + 1e-12)).sum() / np.log(hw) if hw > 1 else np.nan,
+                        "peak ratio": hw * a.max(),
+                        "mass in boxes": (a * cover).sum(),
+                        "box area share": box_area_fraction(boxes, size),
+                        "pointing hit": float(pointing_game(a, boxes, size)),
+                        "centre baseline": float(pointing_game(np.ones((1, 1)), boxes, size)),
+                    })
+    if not records:
+        raise ValueError(f"no (image, true label) pair with a box in the first {num_images} images of the dataset")
+    stats = pd.DataFrame(records).groupby("branch", sort=False).mean()
+    stats["lift"] = stats["mass in boxes"] / stats["box area share"]
+    stats = stats.rename(columns={"box area share": "box area share (= chance)"})
+    return stats, len(records) // len(stages)

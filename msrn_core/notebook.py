@@ -7,9 +7,11 @@
 - :func:`runs_root`       where those run folders live: ``runs/notebooks`` in the checkout, or the
   folder a notebook's ``RUNS`` parameter names (on Colab, a Google Drive folder keeps the runs
   between notebooks, which each run on their own machine)
+- :func:`show`, :func:`figure_png`, :func:`float_tensor`  small helpers several notebooks use
 """
 from __future__ import annotations
 
+import io
 import os
 import platform
 import sys
@@ -105,3 +107,27 @@ def trained_model(setup: DataSetup, name: str = "msrn", small: bool | None = Non
     result: TrainResult = load_or_train(model, train_set or setup.train, val_set or setup.val, config,
                                         run_folder(name, small), force=force)
     return model.eval(), result
+
+
+def show(fig) -> None:
+    """Display a figure once and close it (so the inline backend does not show it again)."""
+    import matplotlib.pyplot as plt
+    from IPython.display import display
+
+    display(fig)
+    plt.close(fig)
+
+
+def figure_png(fig, dpi: int = 80) -> bytes:
+    """A figure as PNG bytes for an ipywidgets Image (the figure is closed)."""
+    import matplotlib.pyplot as plt
+
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight")
+    plt.close(fig)
+    return buffer.getvalue()
+
+
+def float_tensor(x) -> torch.Tensor:
+    """``x`` (a number, list or NumPy array) as a float32 tensor: the notebooks' ``t``."""
+    return torch.as_tensor(x, dtype=torch.float32)

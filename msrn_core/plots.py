@@ -42,6 +42,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Rectangle
 
+from . import defaults
 from .graph import LabelGraph, edge_density, to_networkx
 from .label_features import cosine_similarity_matrix
 
@@ -420,12 +421,58 @@ def plot_branch_statistics(stats, save_as: str | None = None) -> Figure:
     return _finish(fig, save_as)
 
 
-def plot_edge_density(probabilities, thresholds: Sequence[float] | None = None, highlight_t: float = 0.4,
+def plot_attention_graph(attention, mask, class_names: Sequence[str], groups, group_names: Sequence[str],
+                         inner: Sequence[str] = (), order: Sequence[str] | None = None, layer: int = 2,
+                         save_as: str | None = None) -> Figure:
+    """A GAT layer's learned attention as a directed graph: an arrow j -> i for every edge of the
+    mask (j's message into i), its width and colour alpha_ij (eq. 2).
+
+    ``attention``: alpha (n x n); ``mask``: the GAT mask (n x n, self loops not drawn); ``groups``
+    (n ints) colours the nodes, ``group_names`` names them in the legend. The classes in ``inner``
+    (e.g. the hub and bridge classes) sit on an inner circle, the others on an outer one, in the
+    order of ``order`` (default: ``class_names``). The strongest edges are drawn last, on top.
+    """
+    from matplotlib.colors import Normalize
+
+    alpha, mask = _to_numpy(attention), _to_numpy(mask).astype(bool)
+    class_names = list(class_names)
+    G = nx.DiGraph()
+    G.add_nodes_from(class_names)
+    for i, j in zip(*np.nonzero(mask)):
+        if i != j:
+            G.add_edge(class_names[j], class_names[i], weight=float(alpha[i, j]))  # j's message into i
+    inner = list(inner)
+    others = [c for c in (order if order is not None else class_names) if c not in inner]
+    pos = nx.shell_layout(G, nlist=[inner, others] if inner else [others])
+
+    palette = class_colors(len(group_names))
+    edges = sorted(G.edges(data="weight"), key=lambda edge: edge[2])  # strongest drawn last, on top
+    weights = np.array([w for _, _, w in edges])
+    norm = Normalize(vmin=0.0, vmax=float(weights.max()) if len(weights) else 1.0)
+    cmap = plt.get_cmap("viridis")
+    fig, ax = plt.subplots(figsize=(12, 11))
+    nx.draw_networkx_edges(G, pos, ax=ax, edgelist=[(u, v) for u, v, _ in edges], width=0.5 + 8.0 * norm(weights),
+                           edge_color=[cmap(norm(w)) for w in weights], alpha=0.85, arrows=True, arrowstyle="-|>",
+                           arrowsize=10, node_size=900, connectionstyle="arc3,rad=0.12")
+    nx.draw_networkx_nodes(G, pos, ax=ax, node_size=900, edgecolors="black", linewidths=0.5,
+                           node_color=[palette[groups[class_names.index(v)]] for v in G.nodes])
+    nx.draw_networkx_labels(G, pos, ax=ax, font_size=9,
+                            bbox=dict(facecolor="white", edgecolor="none", alpha=0.7, pad=0.5))
+    fig.colorbar(plt.cm.ScalarMappable(norm=norm, cmap=cmap), ax=ax, shrink=0.6, label=f"alpha_ij (layer {layer})")
+    ax.legend(handles=[plt.Line2D([], [], marker="o", linestyle="", markersize=10, color=palette[g], label=name)
+                       for g, name in enumerate(group_names)], title="theme", loc="upper left")
+    ax.set_title(f"Learned GAT attention (layer {layer}): arrow j -> i, width and colour = alpha_ij")
+    ax.axis("off")
+    fig.tight_layout()
+    return _finish(fig, save_as)
+
+
+def plot_edge_density(probabilities, thresholds: Sequence[float] | None = None, highlight_t: float | None = defaults.T,
                       save_as: str | None = None) -> Figure:
     """Number of directed edges (left axis) and density (right axis) versus the threshold t.
 
     ``probabilities`` is the matrix P(j | i) (or a :class:`LabelGraph`). A dashed line marks
-    ``highlight_t`` (ML-GCN's t = 0.4).
+    ``highlight_t`` (default: ML-GCN's t = 0.4; None draws no line).
     """
     P = probabilities.probabilities if isinstance(probabilities, LabelGraph) else _to_numpy(probabilities)
     thresholds = np.round(np.arange(0.05, 1.0001, 0.05), 2) if thresholds is None else np.asarray(thresholds)

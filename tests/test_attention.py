@@ -10,7 +10,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from msrn_core.attention import box_area_fraction, peak_point, pointing_game, pointing_game_score
+from msrn_core.attention import (attention_statistics, box_area_fraction, box_mask, peak_point, pointing_game,
+                                 pointing_game_score)
 
 
 # ----------------------------------------------------------------------------- one trial by hand
@@ -200,6 +201,53 @@ def test_models_without_label_attention_are_refused():
 
     with pytest.raises(ValueError, match="label attention"):
         pointing_game_score(Plain(), BoxDataset())
+
+
+def test_box_mask_is_the_union_of_end_exclusive_boxes():
+    mask = box_mask([(0, 0, 2, 1), (1, 0, 3, 2)], 4)
+    assert mask.sum() == 2 + 4 - 1  # x 0..1 of row 0, the 2 x 2 square at x 1..2, y 0..1; (1, 0) counted once
+    assert mask[0, :3].all() and mask[1, 1:3].all() and not mask[1, 0] and not mask[:, 3].any()
+
+
+class SpreadModel(nn.Module):
+    """Attention spread evenly over the label's boxes (full resolution, and summed over 4x4 cells),
+    or, with ``flat``, evenly over the whole image."""
+
+    def __init__(self, flat=False):
+        super().__init__()
+        self.flat = flat
+
+    def forward(self, images, details=False):
+        maps = torch.ones_like(images) if self.flat else images
+        maps = maps / maps.sum(dim=(2, 3), keepdim=True).clamp_min(1e-12)
+        return SimpleNamespace(logits=None, details={"label_attention": [maps, 16 * F.avg_pool2d(maps, 4)],
+                                                     "branch_stages": [3, 4]})
+
+
+def test_attention_statistics_of_attention_on_the_boxes_and_of_flat_attention():
+    dataset = BoxDataset()
+    areas = np.array(expected_chance(dataset))  # the box area share of each of the 6 trials
+    stats, pairs = attention_statistics(SpreadModel(), dataset, num_images=len(dataset), batch_size=2)
+    assert pairs == 6 and list(stats.index) == ["layer3 (16x16)", "layer4 (4x4)"]
+    np.testing.assert_allclose(stats["mass in boxes"], 1.0)  # all the attention is inside the boxes
+    np.testing.assert_allclose(stats["box area share (= chance)"], areas.mean())
+    np.testing.assert_allclose(stats["lift"], 1.0 / areas.mean())
+    np.testing.assert_allclose(stats["pointing hit"], 1.0)
+    np.testing.assert_allclose(stats["centre baseline"], 2 / 6)  # as in the pointing-game test above
+    full = stats.loc["layer3 (16x16)"]
+    assert full["peak ratio"] == pytest.approx(np.mean(1.0 / areas))  # 256 x 1 / (cells in the boxes)
+    assert full["entropy"] == pytest.approx(np.mean(np.log(256 * areas) / np.log(256)))
+
+    flat, _ = attention_statistics(SpreadModel(flat=True), dataset, num_images=len(dataset))
+    np.testing.assert_allclose(flat["entropy"], 1.0)
+    np.testing.assert_allclose(flat["peak ratio"], 1.0)
+    np.testing.assert_allclose(flat["lift"], 1.0)  # a flat map puts the box area share in the boxes
+    np.testing.assert_allclose(flat["pointing hit"], 2 / 6)  # ties: the top-left cell points
+
+
+def test_attention_statistics_without_a_trial_is_refused():
+    with pytest.raises(ValueError, match="no \\(image, true label\\) pair"):
+        attention_statistics(SpreadModel(), BoxDataset(), num_images=0)
 
 
 def test_real_msrn_on_the_scene_dataset(small_scenes):

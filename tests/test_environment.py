@@ -1,4 +1,4 @@
-"""environment.yml (conda) and pyproject.toml must list the same dependencies."""
+"""environment.yml (conda) and pyproject.toml must list the same dependencies; pyproject every package."""
 import re
 import tomllib
 from pathlib import Path
@@ -63,3 +63,7 @@ def test_the_colab_check_names_each_replaced_kernel_package():
     broken = report(("ipykernel", "7.4.0"), ("jupyter_client", "8.10.0"), ("seaborn", "0.13.2"), ("Tornado", "6.6.1"))
     assert check_colab_install.replaced_kernel_packages(broken) == {
         "ipykernel": "7.4.0", "jupyter-client": "8.10.0", "tornado": "6.6.1"}
+def test_pyproject_packages_every_subpackage_of_msrn_core():
+    listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    found = {".".join(init.parent.relative_to(ROOT).parts) for init in (ROOT / "msrn_core").rglob("__init__.py")}
+    assert listed == found, "list every folder of msrn_core with an __init__.py in [tool.setuptools] packages"

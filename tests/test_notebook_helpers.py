@@ -91,3 +91,17 @@ def test_real_data_parameters_left_at_none_read_the_environment(monkeypatch, tmp
     assert (run.dataset, run.data_root) == ("voc2007", tmp_path)
     monkeypatch.delenv("MSRN_DATASET")
     assert RealDataRun(None, "x").dataset == "scenes"
+def test_figure_png_and_float_tensor():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import torch
+
+    from msrn_core.notebook import figure_png, float_tensor
+
+    fig, ax = plt.subplots(figsize=(1, 1))
+    png = figure_png(fig, dpi=20)
+    assert png.startswith(b"\x89PNG") and not plt.fignum_exists(fig.number)  # PNG bytes, figure closed
+    tensor = float_tensor(np.array([[1, 2]], dtype=np.int64))
+    assert tensor.dtype == torch.float32 and tensor.tolist() == [[1.0, 2.0]]

@@ -186,6 +186,23 @@ def test_plot_label_graph_layout_is_seeded(label_graph):
     assert positions(0) == positions(0)
 
 
+def test_plot_attention_graph_draws_one_arrow_per_masked_edge(tmp_path, monkeypatch, rng):
+    monkeypatch.setenv("MSRN_FIGURES_DIR", str(tmp_path))
+    n = 5
+    mask = np.eye(n, dtype=bool)
+    mask[0, 1] = mask[1, 0] = mask[2, 3] = True  # three edges besides the self loops
+    attention = rng.random((n, n)) * mask
+    names, groups = CLASS_NAMES[:n], np.array([0, 0, 1, 1, 2])
+    fig = plots.plot_attention_graph(attention, torch.as_tensor(mask), names, groups, ["g0", "g1", "hub"],
+                                     inner=[names[4]], save_as="attention_graph")
+    ax = fig.axes[0]
+    assert len(ax.patches) == 3  # one arrow per off-diagonal edge of the mask, none for self loops
+    assert set(names) <= {text.get_text() for text in ax.texts}
+    assert [text.get_text() for text in ax.get_legend().get_texts()] == ["g0", "g1", "hub"]
+    assert len(fig.axes) == 2 and "layer 2" in ax.get_title()  # the colour bar of alpha
+    _assert_png(tmp_path / "attention_graph.png", "attention_graph.png")
+
+
 def test_plot_edge_density(tmp_path, label_graph):
     fig = plots.plot_edge_density(label_graph.probabilities)
     assert isinstance(fig, Figure)

@@ -46,7 +46,7 @@ examples:
   # an interrupted run continues where its last epoch ended (same --out); --fresh starts over
   python -m msrn_core.running.train --out runs/msrn
 
-  # a real benchmark on disk (README: Real benchmarks); VOC 2007 can be downloaded once
+  # a real benchmark on disk (docs/real_benchmarks.md); VOC 2007 can be downloaded once
   python -m msrn_core.running.train --dataset voc2007 --data-root data --download --paper
   python -m msrn_core.running.train --dataset coco2014 --data-root data/coco --paper --label-features glove
 
@@ -103,7 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
     data = parser.add_argument_group("data")
     data.add_argument("--dataset", default="scenes", choices=list(DATASETS),
                       help="dataset to use (default: the built-in scene dataset, generated offline); "
-                           "the real benchmarks must be on disk (README: Real benchmarks)")
+                           "the real benchmarks must be on disk (docs/real_benchmarks.md)")
     data.add_argument("--data-root", default="data",
                       help="folder holding the datasets, or the dataset's own folder (default: data)")
     data.add_argument("--val-fraction", type=float, default=DEFAULT_VAL_FRACTION,
@@ -251,8 +251,8 @@ def prepare_cli_dataset(args: argparse.Namespace):
     from .experiment import prepare_dataset
 
     if args.download and args.dataset != "voc2007":
-        raise SystemExit("--download is available for voc2007 only; the README's 'Real benchmarks' "
-                         "section says how to get the other datasets")
+        raise SystemExit("--download is available for voc2007 only; docs/real_benchmarks.md "
+                         "says how to get the other datasets")
     if args.glove_path and args.label_features != "glove":
         raise SystemExit("--glove-path goes with --label-features glove")
     if args.test_fraction is not None and args.dataset != "folder":
