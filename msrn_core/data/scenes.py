@@ -1024,7 +1024,7 @@ class SceneDataset(ImageListDataset):
 def _resolve_dir(root: str | os.PathLike, config: SceneConfig | None) -> tuple[Path, SceneConfig]:
     root = Path(root)
     if config is None and (root / "annotations.json").exists():  # root is a dataset folder itself
-        meta = read_json(root / "annotations.json", "regenerate the dataset (python -m msrn_core.scenes --force)")
+        meta = read_json(root / "annotations.json", "regenerate the dataset (python -m msrn_core.data.scenes --force)")
         return root, SceneConfig.from_dict(meta["config"])
     config = config or SceneConfig()
     return dataset_dir(root, config), config
@@ -1053,7 +1053,7 @@ def load_scenes(root: str | os.PathLike = "data", split: str = "train", config: 
                 f"--seed {config.seed}`, or call load_scenes(..., generate=True)."
             )
         generate_scenes(config, root=folder.parent)
-    meta = read_json(annotations, "regenerate the dataset (python -m msrn_core.scenes --force)")
+    meta = read_json(annotations, "regenerate the dataset (python -m msrn_core.data.scenes --force)")
     records = meta["splits"][split]
     n = len(meta["class_names"])
     labels = np.zeros((len(records), n), dtype=np.uint8)
