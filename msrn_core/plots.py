@@ -4,10 +4,13 @@ Each plotting function returns a :class:`matplotlib.figure.Figure` (notebooks di
 ``plt.show()`` here) and, when ``save_as="name"`` is given, also writes it with
 :func:`save_figure` to ``<FIGURES_DIR>/name.png``.
 
-- :func:`save_figure`          the single place that writes a figure (stable PNG bytes)
+- :func:`save_figure`          the single place that writes a figure (stable, palette PNG bytes)
+- :func:`use_compact_inline_figures` the same compact PNGs for figures shown in a notebook
 - :func:`plot_samples`         images with their label names and their object boxes
 - :func:`plot_label_heatmap`   an n x n label statistic: counts, P(j | i), cosine similarity
 - :func:`plot_label_graph`     the thresholded co-occurrence graph, coloured by label group
+- :func:`plot_groups_for_m`    that graph once per number of groups m (one panel a row)
+- :func:`plot_branch_statistics` how focused each attention branch is, and where it points
 - :func:`plot_edge_density`    number of directed edges (and density) versus the threshold t
 - :func:`plot_assignment`      the Diffpool assignment S (n labels x m groups)
 - :func:`plot_per_class_ap`    per-class AP of several models side by side
@@ -16,10 +19,13 @@ Each plotting function returns a :class:`matplotlib.figure.Figure` (notebooks di
 - :func:`plot_metrics_bars`    mAP / CF1 / OF1 ... of several models (ablations)
 
 ``FIGURES_DIR`` is ``figures/`` at the repository root when running from a checkout, else
-``./figures``; the environment variable ``MSRN_FIGURES_DIR`` overrides it.
+``./figures``; the environment variable ``MSRN_FIGURES_DIR`` overrides it. In small mode (the
+smoke-test size, from any client: the runner, JupyterLab, papermill, nbmake) figures go to
+``runs/notebooks/small/figures`` instead, so that a smoke test never overwrites a committed figure.
 """
 from __future__ import annotations
 
+import io
 import math
 import os
 import textwrap
@@ -36,6 +42,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Rectangle
 
+from . import defaults
 from .graph import LabelGraph, edge_density, to_networkx
 from .label_features import cosine_similarity_matrix
 
@@ -44,6 +51,8 @@ __all__ = [
     "class_colors",
     "plot_assignment",
     "plot_attention_maps",
+    "plot_branch_statistics",
+    "plot_groups_for_m",
     "plot_edge_density",
     "plot_label_graph",
     "plot_label_heatmap",
@@ -67,18 +76,49 @@ def _default_figures_dir() -> Path:
 FIGURES_DIR = _default_figures_dir()
 
 
+def small_figures_dir() -> Path:
+    """Where small mode's figures go: beside the runs, never into the committed ``figures/``."""
+    from .utils import project_root
+
+    return project_root() / "runs" / "notebooks" / "small" / "figures"
+
+
 def figures_dir() -> Path:
-    """Where figures go now: ``MSRN_FIGURES_DIR`` (read at call time) or :data:`FIGURES_DIR`."""
-    return Path(os.environ.get("MSRN_FIGURES_DIR") or FIGURES_DIR)
+    """Where figures go now (read at call time): ``MSRN_FIGURES_DIR`` if set, else
+    :func:`small_figures_dir` in small mode (``recipes.small_mode_requested``), else :data:`FIGURES_DIR`."""
+    from .running.recipes import small_mode_requested
+
+    if os.environ.get("MSRN_FIGURES_DIR"):
+        return Path(os.environ["MSRN_FIGURES_DIR"])
+    return small_figures_dir() if small_mode_requested() else FIGURES_DIR
 
 
 # --------------------------------------------------------------------------- saving
-def save_figure(fig: Figure, name: str, directory: str | Path | None = None, dpi: int = 120) -> Path:
-    """Save ``fig`` as ``<directory>/<name>.png`` and return that path.
+INLINE_DPI = 80  # figures shown inside a notebook: readable at notebook width, light to store
 
-    ``directory`` defaults to ``MSRN_FIGURES_DIR`` (read at call time) or :data:`FIGURES_DIR`.
+
+def figure_png(fig: Figure, dpi: int = 120) -> bytes:
+    """``fig`` as a compact PNG: rendered at ``dpi``, flattened to RGB and stored with a 256-colour
+    palette (no dithering). Plots and the noisy scene images alike shrink about four-fold against
+    matplotlib's RGBA PNG with no visible change; the same figure always gives the same bytes."""
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight", facecolor="white")
+    with Image.open(buffer) as image:
+        palette = image.convert("RGB").quantize(256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE)
+    out = io.BytesIO()
+    palette.save(out, format="PNG", optimize=True)
+    return out.getvalue()
+
+
+def save_figure(fig: Figure, name: str, directory: str | Path | None = None, dpi: int = 120) -> Path:
+    """Save ``fig`` as ``<directory>/<name>.png`` (a :func:`figure_png`) and return that path.
+
+    ``directory`` defaults to :func:`figures_dir` (small mode never writes into ``figures/``).
     The PNG carries no matplotlib version, so saving the same figure again gives the same bytes
-    and committed figures only change when the picture does.
+    and committed figures only change when the picture does. The figure is closed in pyplot (it
+    can still be displayed, changed and saved again), so a notebook stores it once.
     """
     name = str(name)
     if name.lower().endswith(".png"):
@@ -89,14 +129,44 @@ def save_figure(fig: Figure, name: str, directory: str | Path | None = None, dpi
         directory = figures_dir()
     path = Path(directory) / f"{name}.png"
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=dpi, bbox_inches="tight", metadata={"Software": None})
+    path.write_bytes(figure_png(fig, dpi))
+    plt.close(fig)  # finished: shown once by the cell that displays or returns it, not again at its end
     return path
 
 
+def use_compact_inline_figures(dpi: int = INLINE_DPI) -> bool:
+    """Show figures in this IPython kernel as :func:`figure_png` at ``dpi`` (notebooks stay light).
+
+    Replaces the inline backend's PNG formatter for figures. The backend installs its own when
+    pyplot first loads it (at the first figure), so that is done here first. Returns False
+    outside IPython.
+    """
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return False
+    shell = get_ipython()
+    if shell is None or not hasattr(shell, "display_formatter"):
+        return False
+    import base64
+
+    plt.close(plt.figure())  # loads the backend now: its formatter set-up must not come after ours
+    formatters = shell.display_formatter.formatters
+    for mime in ("image/svg+xml", "image/jpeg", "application/pdf"):  # one image per figure, PNG
+        formatters[mime].pop(Figure, None)
+    formatters["image/png"].for_type(Figure, lambda fig: base64.b64encode(figure_png(fig, dpi)).decode("ascii"))
+    return True
+
+
 def _finish(fig: Figure, save_as: str | None) -> Figure:
-    """Save the figure when ``save_as`` is given; always return it."""
+    """Save the figure when ``save_as`` is given; return it, closed in pyplot.
+
+    Closed, the figure is shown once: by the cell that displays or returns it, never a second
+    time by the inline backend at the end of the cell (a figure stored twice in the notebook).
+    """
     if save_as:
         save_figure(fig, save_as)
+    plt.close(fig)
     return fig
 
 
@@ -228,13 +298,13 @@ def _cluster_layout(G: nx.DiGraph, seed: int) -> dict:
 
 
 def plot_label_graph(graph: LabelGraph | nx.DiGraph, groups=None, group_names: Sequence[str] | None = None,
-                     layout_seed: int = 0, save_as: str | None = None) -> Figure:
+                     layout_seed: int = 0, save_as: str | None = None, ax=None) -> Figure:
     """The thresholded co-occurrence graph (edges i -> j where P(j | i) >= t).
 
     Edge width grows with P(j | i); node size with the number of images holding the label.
     ``groups`` (n ints, e.g. the argmax of the Diffpool assignment or the ground-truth themes)
     colours the nodes, with a legend naming each group (``group_names``). Labels without any
-    edge are still drawn.
+    edge are still drawn. ``ax`` draws into a panel of another figure (returned, not saved).
     """
     G = to_networkx(graph) if isinstance(graph, LabelGraph) else graph
     nodes = list(G.nodes)
@@ -244,7 +314,8 @@ def plot_label_graph(graph: LabelGraph | nx.DiGraph, groups=None, group_names: S
     sizes = 250 + 1250 * counts / counts.max() if counts.max() > 0 else np.full(n, 600.0)
     sizes = sizes * min(1.0, math.sqrt(20 / max(n, 1)))  # smaller nodes when there are many labels
 
-    fig, ax = plt.subplots(figsize=(11, 9))
+    own_figure = ax is None
+    fig, ax = plt.subplots(figsize=(11, 9)) if own_figure else (ax.figure, ax)
     if groups is None:
         node_colors = ["#7aa6d6"] * n
     else:
@@ -278,16 +349,130 @@ def plot_label_graph(graph: LabelGraph | nx.DiGraph, groups=None, group_names: S
                  "edge width ~ P(j | i), node size ~ number of images with the label")
     ax.axis("off")
     ax.margins(0.08)
+    if not own_figure:
+        return fig
     fig.tight_layout()
     return _finish(fig, save_as)
 
 
-def plot_edge_density(probabilities, thresholds: Sequence[float] | None = None, highlight_t: float = 0.4,
+def plot_groups_for_m(graph: LabelGraph | nx.DiGraph, groups_by_m: Mapping[int, object],
+                      titles: Mapping[int, str] | None = None, save_as: str | None = None) -> Figure:
+    """The label graph once per number of groups m, nodes coloured by that m's groups, one panel a row.
+
+    One column keeps each panel as wide as the notebook, so node labels stay legible (three
+    graphs side by side shrink them to a third).
+    """
+    if not groups_by_m:
+        raise ValueError("plot_groups_for_m needs the groups of at least one m")
+    fig, axes = plt.subplots(len(groups_by_m), 1, figsize=(10, 7.0 * len(groups_by_m)), squeeze=False)
+    for ax, (m, groups) in zip(axes[:, 0], groups_by_m.items()):
+        plot_label_graph(graph, groups=groups, ax=ax)
+        ax.set_title((titles or {}).get(m, f"m = {m}"), fontsize=13)
+    fig.tight_layout()
+    return _finish(fig, save_as)
+
+
+def plot_branch_statistics(stats, save_as: str | None = None) -> Figure:
+    """Semantic guided attention per branch (the rows of ``stats``, named like "layer2 (8x8)").
+
+    ``stats`` has the columns "peak ratio" (HW * max a: 1 for flat attention, HW for all weight on
+    one cell), "mass in boxes", "box area share (= chance)", "pointing hit" and "centre baseline".
+    The peak ratio is drawn as a marker with its value on a log axis whose bars start at 1 (flat
+    attention), so a ratio near 1 stays visible; legends sit below the panels, over no bar.
+    """
+    names = [str(name) for name in stats.index]
+    cells = [int(name.split("(")[1].split("x")[0]) ** 2 for name in names]  # HW of each branch
+    x = np.arange(len(names))
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.8))
+
+    ax = axes[0]
+    ratio = np.asarray(stats["peak ratio"], dtype=float)
+    ax.bar(x, np.asarray(cells, dtype=float) - 1.0, bottom=1.0, width=0.6, color="lightgray",
+           label="all weight on one cell (= HW)")
+    ax.bar(x, np.maximum(ratio - 1.0, 0.0), bottom=1.0, width=0.3, color="tab:blue")
+    ax.plot(x, ratio, "o", color="tab:blue", markersize=8, label="peak ratio HW * max a")
+    for xi, value in zip(x, ratio):
+        ax.annotate(f"{value:.2f}", (xi, value), xytext=(9, 6), textcoords="offset points", va="bottom",
+                    fontsize=9, color="tab:blue")
+    ax.axhline(1.0, color="black", linestyle="--", linewidth=1, label="flat attention (= 1)")
+    ax.set(title="how focused: peak ratio (log scale)", yscale="log", ylim=(0.8, max(cells) * 1.5))
+
+    ax = axes[1]
+    ax.bar(x - 0.2, stats["mass in boxes"], width=0.4, color="tab:blue", label="attention mass in boxes")
+    ax.bar(x + 0.2, stats["box area share (= chance)"], width=0.4, color="tab:orange",
+           label="box area share (flat attention)")
+    ax.set(title="attention inside the label's boxes")
+
+    ax = axes[2]
+    ax.bar(x - 0.2, stats["pointing hit"], width=0.4, color="tab:blue", label="pointing game: hit rate")
+    ax.bar(x + 0.2, stats["box area share (= chance)"], width=0.4, color="tab:orange",
+           label="chance (random point)")
+    ax.axhline(float(np.asarray(stats["centre baseline"])[0]), color="black", linestyle="--", linewidth=1,
+               label="always the image centre")
+    ax.set(title="pointing game: the most attended cell's centre in a box", ylim=(0, 1.05))
+
+    for ax in axes:
+        ax.set_xticks(x)
+        ax.set_xticklabels(names, fontsize=9)
+        ax.grid(axis="y", alpha=0.3)
+        ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.1), frameon=False)
+    fig.suptitle("Semantic guided attention per branch, averaged over test images and true labels")
+    fig.tight_layout()
+    return _finish(fig, save_as)
+
+
+def plot_attention_graph(attention, mask, class_names: Sequence[str], groups, group_names: Sequence[str],
+                         inner: Sequence[str] = (), order: Sequence[str] | None = None, layer: int = 2,
+                         save_as: str | None = None) -> Figure:
+    """A GAT layer's learned attention as a directed graph: an arrow j -> i for every edge of the
+    mask (j's message into i), its width and colour alpha_ij (eq. 2).
+
+    ``attention``: alpha (n x n); ``mask``: the GAT mask (n x n, self loops not drawn); ``groups``
+    (n ints) colours the nodes, ``group_names`` names them in the legend. The classes in ``inner``
+    (e.g. the hub and bridge classes) sit on an inner circle, the others on an outer one, in the
+    order of ``order`` (default: ``class_names``). The strongest edges are drawn last, on top.
+    """
+    from matplotlib.colors import Normalize
+
+    alpha, mask = _to_numpy(attention), _to_numpy(mask).astype(bool)
+    class_names = list(class_names)
+    G = nx.DiGraph()
+    G.add_nodes_from(class_names)
+    for i, j in zip(*np.nonzero(mask)):
+        if i != j:
+            G.add_edge(class_names[j], class_names[i], weight=float(alpha[i, j]))  # j's message into i
+    inner = list(inner)
+    others = [c for c in (order if order is not None else class_names) if c not in inner]
+    pos = nx.shell_layout(G, nlist=[inner, others] if inner else [others])
+
+    palette = class_colors(len(group_names))
+    edges = sorted(G.edges(data="weight"), key=lambda edge: edge[2])  # strongest drawn last, on top
+    weights = np.array([w for _, _, w in edges])
+    norm = Normalize(vmin=0.0, vmax=float(weights.max()) if len(weights) else 1.0)
+    cmap = plt.get_cmap("viridis")
+    fig, ax = plt.subplots(figsize=(12, 11))
+    nx.draw_networkx_edges(G, pos, ax=ax, edgelist=[(u, v) for u, v, _ in edges], width=0.5 + 8.0 * norm(weights),
+                           edge_color=[cmap(norm(w)) for w in weights], alpha=0.85, arrows=True, arrowstyle="-|>",
+                           arrowsize=10, node_size=900, connectionstyle="arc3,rad=0.12")
+    nx.draw_networkx_nodes(G, pos, ax=ax, node_size=900, edgecolors="black", linewidths=0.5,
+                           node_color=[palette[groups[class_names.index(v)]] for v in G.nodes])
+    nx.draw_networkx_labels(G, pos, ax=ax, font_size=9,
+                            bbox=dict(facecolor="white", edgecolor="none", alpha=0.7, pad=0.5))
+    fig.colorbar(plt.cm.ScalarMappable(norm=norm, cmap=cmap), ax=ax, shrink=0.6, label=f"alpha_ij (layer {layer})")
+    ax.legend(handles=[plt.Line2D([], [], marker="o", linestyle="", markersize=10, color=palette[g], label=name)
+                       for g, name in enumerate(group_names)], title="theme", loc="upper left")
+    ax.set_title(f"Learned GAT attention (layer {layer}): arrow j -> i, width and colour = alpha_ij")
+    ax.axis("off")
+    fig.tight_layout()
+    return _finish(fig, save_as)
+
+
+def plot_edge_density(probabilities, thresholds: Sequence[float] | None = None, highlight_t: float | None = defaults.T,
                       save_as: str | None = None) -> Figure:
     """Number of directed edges (left axis) and density (right axis) versus the threshold t.
 
     ``probabilities`` is the matrix P(j | i) (or a :class:`LabelGraph`). A dashed line marks
-    ``highlight_t`` (ML-GCN's t = 0.4).
+    ``highlight_t`` (default: ML-GCN's t = 0.4; None draws no line).
     """
     P = probabilities.probabilities if isinstance(probabilities, LabelGraph) else _to_numpy(probabilities)
     thresholds = np.round(np.arange(0.05, 1.0001, 0.05), 2) if thresholds is None else np.asarray(thresholds)
@@ -431,16 +616,19 @@ def plot_metrics_bars(results: Mapping[str, Mapping], metrics: Sequence[str] = (
     width = 0.8 / k
     colors = class_colors(k)
     x = np.arange(len(metrics))
+    upright = k >= 3
     fig, ax = plt.subplots(figsize=(min(12.0, max(8.0, 1.0 + 0.5 * k * len(metrics))), 5))
     for j, (name, values) in enumerate(results.items()):
         heights = [100.0 * v if isinstance(v, (int, float)) else np.nan
                    for v in (values.get(metric) for metric in metrics)]
         bars = ax.bar(x - 0.4 + width * (j + 0.5), np.nan_to_num(heights), width=width, color=colors[j],
                       label=name)
-        ax.bar_label(bars, labels=["n/a" if np.isnan(h) else f"{h:.1f}" for h in heights], fontsize=8, padding=2)
+        # Side by side, three or more labels per group overlap ("18.618.4"): stand them upright.
+        ax.bar_label(bars, labels=["n/a" if np.isnan(h) else f"{h:.1f}" for h in heights], fontsize=8, padding=2,
+                     rotation=90 if upright else 0)
     ax.set_xticks(x)
     ax.set_xticklabels(metrics)
-    ax.set_ylim(0, 108)
+    ax.set_ylim(0, 118 if upright else 108)
     ax.set_ylabel("score (%)")
     ax.set_title("Model comparison")
     ax.grid(axis="y", alpha=0.3)
@@ -728,11 +916,12 @@ def plot_coefficients(images: Sequence, coefficients, targets, class_names: Sequ
                                rotation_mode="anchor", fontsize=_label_fontsize(n) - 1)
         bar_ax.set_ylabel("coefficient a_j")
         bar_ax.grid(axis="y", alpha=0.3)
-    axes[0, 1].legend(handles=[Rectangle((0, 0), 1, 1, color="tab:green", label="true class"),
-                               Rectangle((0, 0), 1, 1, color="lightgrey", label="absent class")],
-                      loc="upper right", fontsize=9)
-    fig.suptitle("Representation coefficients: f ~ a D (one coefficient per class = its score)", fontsize=12)
-    fig.tight_layout()
+    fig.suptitle("Representation coefficients: f ~ a D (one coefficient per class = its score)", fontsize=12,
+                 x=0.02, ha="left")
+    fig.legend(handles=[Rectangle((0, 0), 1, 1, color="tab:green", label="true class"),
+                        Rectangle((0, 0), 1, 1, color="lightgrey", label="absent class")],
+               loc="upper right", ncol=2, fontsize=9, frameon=False)  # above the panels, over no bar
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.35 / fig.get_figheight()))
     return _finish(fig, save_as)
 
 

@@ -23,6 +23,18 @@ def project_root() -> Path:
     return root if (root / "pyproject.toml").exists() else Path.cwd()
 
 
+def display_path(path: str | os.PathLike) -> str:
+    """``path`` as a reader should see it in a printed line: relative to the checkout (or the
+    working directory) when inside it, so that committed notebook outputs name no machine's folders."""
+    path = Path(path)
+    for base in (project_root(), Path.cwd()):
+        try:
+            return str(path.resolve().relative_to(base.resolve()))
+        except ValueError:
+            continue
+    return str(path)
+
+
 def seed_everything(seed: int = 0) -> None:
     """Seed Python, NumPy and PyTorch (CPU and CUDA) so runs repeat."""
     random.seed(seed)

@@ -17,3 +17,14 @@ def small_scenes(tmp_path_factory):
     transform = build_transform(config.image_size, train=False)
     train, val, test = load_scene_splits(root, config, train_transform=transform, eval_transform=transform)
     return root, config, train, val, test
+
+
+@pytest.fixture
+def one_torch_thread():
+    """Run the test's torch work on one thread (the tests share a small machine)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

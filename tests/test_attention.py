@@ -10,7 +10,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from msrn_core.attention import box_area_fraction, peak_point, pointing_game, pointing_game_score
+from msrn_core.attention import (attention_statistics, box_area_fraction, box_mask, peak_point, pointing_game,
+                                 pointing_game_score)
 
 
 # ----------------------------------------------------------------------------- one trial by hand
@@ -202,6 +203,53 @@ def test_models_without_label_attention_are_refused():
         pointing_game_score(Plain(), BoxDataset())
 
 
+def test_box_mask_is_the_union_of_end_exclusive_boxes():
+    mask = box_mask([(0, 0, 2, 1), (1, 0, 3, 2)], 4)
+    assert mask.sum() == 2 + 4 - 1  # x 0..1 of row 0, the 2 x 2 square at x 1..2, y 0..1; (1, 0) counted once
+    assert mask[0, :3].all() and mask[1, 1:3].all() and not mask[1, 0] and not mask[:, 3].any()
+
+
+class SpreadModel(nn.Module):
+    """Attention spread evenly over the label's boxes (full resolution, and summed over 4x4 cells),
+    or, with ``flat``, evenly over the whole image."""
+
+    def __init__(self, flat=False):
+        super().__init__()
+        self.flat = flat
+
+    def forward(self, images, details=False):
+        maps = torch.ones_like(images) if self.flat else images
+        maps = maps / maps.sum(dim=(2, 3), keepdim=True).clamp_min(1e-12)
+        return SimpleNamespace(logits=None, details={"label_attention": [maps, 16 * F.avg_pool2d(maps, 4)],
+                                                     "branch_stages": [3, 4]})
+
+
+def test_attention_statistics_of_attention_on_the_boxes_and_of_flat_attention():
+    dataset = BoxDataset()
+    areas = np.array(expected_chance(dataset))  # the box area share of each of the 6 trials
+    stats, pairs = attention_statistics(SpreadModel(), dataset, num_images=len(dataset), batch_size=2)
+    assert pairs == 6 and list(stats.index) == ["layer3 (16x16)", "layer4 (4x4)"]
+    np.testing.assert_allclose(stats["mass in boxes"], 1.0)  # all the attention is inside the boxes
+    np.testing.assert_allclose(stats["box area share (= chance)"], areas.mean())
+    np.testing.assert_allclose(stats["lift"], 1.0 / areas.mean())
+    np.testing.assert_allclose(stats["pointing hit"], 1.0)
+    np.testing.assert_allclose(stats["centre baseline"], 2 / 6)  # as in the pointing-game test above
+    full = stats.loc["layer3 (16x16)"]
+    assert full["peak ratio"] == pytest.approx(np.mean(1.0 / areas))  # 256 x 1 / (cells in the boxes)
+    assert full["entropy"] == pytest.approx(np.mean(np.log(256 * areas) / np.log(256)))
+
+    flat, _ = attention_statistics(SpreadModel(flat=True), dataset, num_images=len(dataset))
+    np.testing.assert_allclose(flat["entropy"], 1.0)
+    np.testing.assert_allclose(flat["peak ratio"], 1.0)
+    np.testing.assert_allclose(flat["lift"], 1.0)  # a flat map puts the box area share in the boxes
+    np.testing.assert_allclose(flat["pointing hit"], 2 / 6)  # ties: the top-left cell points
+
+
+def test_attention_statistics_without_a_trial_is_refused():
+    with pytest.raises(ValueError, match="no \\(image, true label\\) pair"):
+        attention_statistics(SpreadModel(), BoxDataset(), num_images=0)
+
+
 def test_real_msrn_on_the_scene_dataset(small_scenes):
     from msrn_core.graph import LabelGraph
     from msrn_core.model import ModelConfig, build_model
@@ -217,3 +265,85 @@ def test_real_msrn_on_the_scene_dataset(small_scenes):
     assert all(0.0 <= rate <= 1.0 for rate in score["hit_rate"].values())
     assert 0.0 < score["random_baseline"] < 1.0
     assert not math.isnan(score["random_baseline"])
+
+
+# ----------------------------------------------------------------------------- image resolution, ceiling, CAM
+from msrn_core.attention import grid_reachable, image_peak_point, upsample_map  # noqa: E402
+
+
+def test_image_resolution_points_at_the_middle_of_the_upsampled_peak():
+    attention = np.zeros((4, 4))
+    attention[1, 2] = 1.0  # interior cell: centre (40, 24) over 64 px
+    x, y = image_peak_point(attention, 64)
+    assert abs(x - 40.0) <= 0.5 and abs(y - 24.0) <= 0.5  # within half a pixel of the cell centre
+    assert upsample_map(attention, 64).shape == (64, 64)
+    corner = np.zeros((2, 2))
+    corner[0, 1] = 1.0  # top-right cell of 8 px: clamped to 1 on x in 6..7, y in 0..1 (align_corners=False)
+    assert image_peak_point(corner, 8) == (7.0, 1.0)
+    assert peak_point(corner, 8) == (6.0, 2.0)
+    box = [(6, 0, 8, 2)]  # the top-right 2 x 2 pixels: the cell centre (6, 2) misses, the upsampled peak hits
+    assert pointing_game(corner, box, 8, resolution="image")
+    assert not pointing_game(corner, box, 8, resolution="cell")
+    assert image_peak_point(np.ones((3, 3)), 12) == (6.0, 6.0)  # a flat map points at the image centre
+    with pytest.raises(ValueError, match="resolution"):
+        pointing_game(corner, box, 8, resolution="pixel")
+
+
+def test_grid_ceiling_on_a_hand_example():
+    # 2 x 2 grid over 8 px: cell centres (2, 2), (6, 2), (2, 6), (6, 6)
+    assert grid_reachable((2, 2), [(1, 1, 3, 3)], 8)  # holds (2, 2)
+    assert not grid_reachable((2, 2), [(3, 3, 5, 5)], 8)  # a central box between all centres
+    assert not grid_reachable((2, 2), [(0, 0, 2, 8)], 8)  # x1 = 2 excluded
+    assert grid_reachable((2, 2), [(3, 3, 5, 5), (5, 5, 7, 7)], 8)  # the second box holds (6, 6)
+    assert grid_reachable((4, 4), [(3, 3, 5, 5)], 8)  # a finer grid has a centre at (3, 3)
+    assert not grid_reachable((2, 2), [(1, 3, 3, 5)], 8)  # x holds 2, but y in [3, 5) holds no centre
+
+
+class CentralBoxDataset(BoxDataset):
+    """One image with one central 4 x 4 px box of class a over 16 px: a 2 x 2 grid cannot reach it."""
+
+    def __init__(self):
+        super().__init__()
+        self.boxes = [[(0, 6, 6, 10, 10)], [(0, 0, 0, 8, 8)]]
+        self.labels = np.array([[1, 0, 0], [1, 0, 0]], dtype=np.uint8)
+
+
+class CoarseModel(nn.Module):
+    """Attention on a 2 x 2 grid (the indicator averaged per quadrant) and a 4 x 4 CAM."""
+
+    def forward(self, images, details=False):
+        return SimpleNamespace(logits=None, details={"label_attention": [F.avg_pool2d(images, 8)],
+                                                     "branch_stages": [4],
+                                                     "class_activation_map": F.avg_pool2d(images, 4)})
+
+
+def test_score_reports_the_ceiling_and_scores_cams():
+    dataset = CentralBoxDataset()
+    attention = pointing_game_score(CoarseModel(), dataset)
+    assert attention["ceiling"] == {"layer4": 0.5}  # the central box holds no 2 x 2 cell centre
+    assert attention["grid"] == {"layer4": (2, 2)}
+    assert attention["hit_rate"]["layer4"] == 0.5  # only the top-left box is hit
+    cam = pointing_game_score(CoarseModel(), dataset, source="cam")
+    assert cam["branches"] == ["cam"] and cam["source"] == "cam"
+    assert cam["ceiling"] == {"cam": 1.0} and cam["hit_rate"] == {"cam": 1.0}  # 4 x 4: centre (6, 6) is in
+    image = pointing_game_score(CoarseModel(), dataset, resolution="image")
+    assert image["grid"] == {"layer4": (16, 16)} and image["ceiling"] == {"layer4": 1.0}
+    assert image["resolution"] == "image"
+    with pytest.raises(ValueError, match="class activation"):
+        pointing_game_score(IndicatorModel(), dataset, source="cam")
+    with pytest.raises(ValueError, match="source"):
+        pointing_game_score(IndicatorModel(), dataset, source="gradcam")
+
+
+def test_cam_of_a_real_plain_resnet_on_the_scene_dataset(small_scenes):
+    from msrn_core.graph import LabelGraph
+    from msrn_core.model import ModelConfig, build_model
+
+    _, _, train, _, test = small_scenes
+    graph = LabelGraph.from_labels(train.labels, train.class_names)
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(kind="plain", backbone="resnet18"),
+                        np.eye(len(train.class_names), dtype=np.float32), graph.adjacency_tensor())
+    score = pointing_game_score(model, test, max_images=4, source="cam")
+    assert score["branches"] == ["cam"] and score["grid"]["cam"] == (2, 2)  # 64 px / 32
+    assert 0.0 <= score["hit_rate"]["cam"] <= score["ceiling"]["cam"] <= 1.0

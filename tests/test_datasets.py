@@ -330,7 +330,7 @@ def test_apparel_missing_names_kaggle(tmp_path):
 # ----------------------------------------------------------------- registry and splits
 def test_registry_loads_every_dataset_by_name(tmp_path, voc_tree):
     root, _, _ = voc_tree
-    assert set(DATASETS) == {"scenes", "voc2007", "coco2014", "nuswide", "apparel"}
+    assert set(DATASETS) == {"scenes", "voc2007", "coco2014", "nuswide", "apparel", "folder"}
     by_name = load_dataset("voc2007", root, val_fraction=0.2)
     direct = load_voc2007(root, val_fraction=0.2)
     for a, b in zip(by_name, direct):

@@ -17,3 +17,91 @@ def test_tutorial_data_of_another_recipe_has_its_image_size_and_the_chosen_label
     assert image.shape[-2:] == (40, 40)
     assert setup.label_features.shape == (len(target), len(target))
     np.testing.assert_array_equal(setup.label_features, np.eye(len(target), dtype=np.float32))
+
+
+# --------------------------------------------------------------------------- small mode and recipes
+import pytest
+import torch
+
+from msrn_core import notebook, plots
+
+
+@pytest.fixture
+def fresh_kernel(monkeypatch):
+    """No mode settled by an earlier notebook_setup, and none left behind for later tests."""
+    monkeypatch.setattr(recipes, "_settled", None)
+    monkeypatch.setattr(recipes, "_settled_device", None)
+    monkeypatch.setattr(notebook, "_runs_root", None)
+    monkeypatch.delenv("MSRN_SMALL", raising=False)
+    monkeypatch.delenv("MSRN_FIGURES_DIR", raising=False)
+    monkeypatch.delenv("MSRN_RUNS", raising=False)
+
+
+def test_small_mode_reads_the_parameter_first_then_msrn_small(fresh_kernel, monkeypatch):
+    assert recipes.parse_small_mode() == recipes.SmallMode(False, "MSRN_SMALL unset")
+    monkeypatch.setenv("MSRN_SMALL", "1")
+    assert recipes.parse_small_mode() == recipes.SmallMode(True, "MSRN_SMALL=1")
+    assert recipes.parse_small_mode(False) == recipes.SmallMode(False, "parameter SMALL=False")
+    monkeypatch.setenv("MSRN_SMALL", "0")
+    assert recipes.parse_small_mode(True).on and recipes.parse_small_mode("yes").on  # papermill -r SMALL yes
+    assert not recipes.parse_small_mode().on
+    with pytest.raises(ValueError, match="SMALL is 'maybe'.*MSRN_SMALL"):
+        recipes.parse_small_mode("maybe")
+
+
+def test_notebook_setup_settles_the_mode_and_says_what_set_it(fresh_kernel, monkeypatch, tmp_path, capsys):
+    monkeypatch.setenv("MSRN_SMALL", "0")
+    monkeypatch.setattr(plots, "small_figures_dir", lambda: tmp_path / "small-figures")
+    notebook.notebook_setup(small=True)
+    assert "mode: small (parameter SMALL=True) | recipe small" in capsys.readouterr().out
+    # later calls without `small` follow the notebook's parameter, not the environment
+    assert recipes.small_mode_requested() and recipes.default_recipe() is recipes.SMALL
+    fig = plots.plot_label_heatmap(np.eye(3), ["a", "b", "c"], "tiny")
+    path = plots.save_figure(fig, "from_a_small_notebook")
+    assert path == tmp_path / "small-figures" / "from_a_small_notebook.png"
+    assert plots.FIGURES_DIR not in path.parents  # small mode never writes the committed figures
+    notebook.notebook_setup(small=None)
+    assert "mode: full (MSRN_SMALL=0) | recipe cpu" in capsys.readouterr().out
+    assert plots.figures_dir() == plots.FIGURES_DIR
+
+
+def test_each_kernel_trains_the_recipe_of_its_device(fresh_kernel, monkeypatch):
+    assert recipes.recipe_for_device(False, torch.device("cuda")) is recipes.GPU
+    assert recipes.recipe_for_device(False, "cpu") is recipes.CPU
+    assert recipes.recipe_for_device(False, "mps") is recipes.CPU
+    assert recipes.recipe_for_device(True, "cuda") is recipes.SMALL
+    assert recipes.default_recipe(False) is recipes.CPU  # nothing settled: the CPU recipe
+    recipes.use_small_mode(False, torch.device("cuda"))  # what notebook_setup does on a CUDA kernel
+    assert recipes.default_recipe(False) is recipes.GPU and notebook.run_folder("msrn").parent.name == "gpu"
+
+
+def test_the_runs_parameter_moves_every_run_folder(fresh_kernel, tmp_path, capsys):
+    assert notebook.run_folder("msrn", small=True) == notebook.project_root() / "runs" / "notebooks" / "small" / "msrn"
+    notebook.notebook_setup(small=True, runs=tmp_path / "drive")
+    assert f"runs: {tmp_path / 'drive'}" in capsys.readouterr().out
+    assert notebook.run_folder("plain") == tmp_path / "drive" / "small" / "plain"
+
+
+def test_real_data_parameters_left_at_none_read_the_environment(monkeypatch, tmp_path):
+    from msrn_core.running.real_data import RealDataRun
+
+    monkeypatch.setenv("MSRN_DATASET", "VOC2007")
+    monkeypatch.setenv("MSRN_DATA_ROOT", str(tmp_path))
+    run = RealDataRun(None, None)  # the notebooks' literal parameters DATASET = None, DATA_ROOT = None
+    assert (run.dataset, run.data_root) == ("voc2007", tmp_path)
+    monkeypatch.delenv("MSRN_DATASET")
+    assert RealDataRun(None, "x").dataset == "scenes"
+def test_figure_png_and_float_tensor():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import torch
+
+    from msrn_core.notebook import figure_png, float_tensor
+
+    fig, ax = plt.subplots(figsize=(1, 1))
+    png = figure_png(fig, dpi=20)
+    assert png.startswith(b"\x89PNG") and not plt.fignum_exists(fig.number)  # PNG bytes, figure closed
+    tensor = float_tensor(np.array([[1, 2]], dtype=np.int64))
+    assert tensor.dtype == torch.float32 and tensor.tolist() == [[1.0, 2.0]]

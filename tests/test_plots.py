@@ -186,6 +186,23 @@ def test_plot_label_graph_layout_is_seeded(label_graph):
     assert positions(0) == positions(0)
 
 
+def test_plot_attention_graph_draws_one_arrow_per_masked_edge(tmp_path, monkeypatch, rng):
+    monkeypatch.setenv("MSRN_FIGURES_DIR", str(tmp_path))
+    n = 5
+    mask = np.eye(n, dtype=bool)
+    mask[0, 1] = mask[1, 0] = mask[2, 3] = True  # three edges besides the self loops
+    attention = rng.random((n, n)) * mask
+    names, groups = CLASS_NAMES[:n], np.array([0, 0, 1, 1, 2])
+    fig = plots.plot_attention_graph(attention, torch.as_tensor(mask), names, groups, ["g0", "g1", "hub"],
+                                     inner=[names[4]], save_as="attention_graph")
+    ax = fig.axes[0]
+    assert len(ax.patches) == 3  # one arrow per off-diagonal edge of the mask, none for self loops
+    assert set(names) <= {text.get_text() for text in ax.texts}
+    assert [text.get_text() for text in ax.get_legend().get_texts()] == ["g0", "g1", "hub"]
+    assert len(fig.axes) == 2 and "layer 2" in ax.get_title()  # the colour bar of alpha
+    _assert_png(tmp_path / "attention_graph.png", "attention_graph.png")
+
+
 def test_plot_edge_density(tmp_path, label_graph):
     fig = plots.plot_edge_density(label_graph.probabilities)
     assert isinstance(fig, Figure)
@@ -304,3 +321,67 @@ def test_graph_layout_does_not_depend_on_the_hash_seed():
                                 check=True)
         outputs.append(result.stdout)
     assert outputs[0] == outputs[1]
+
+
+# --------------------------------------------------------------------------- compact, readable figures
+def _boxes(fig, artists):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    canvas = FigureCanvasAgg(fig)  # the figures come back closed, with a bare canvas
+    canvas.draw()
+    return [artist.get_window_extent(canvas.get_renderer()) for artist in artists]
+
+
+def _overlapping(boxes_a, boxes_b=None):
+    pairs = [(a, b) for i, a in enumerate(boxes_a) for b in (boxes_a[i + 1:] if boxes_b is None else boxes_b)]
+    return [(a, b) for a, b in pairs if a.overlaps(b) and a.width > 0 and b.width > 0]
+
+
+def test_saved_figures_are_palette_pngs_and_closed(tmp_path, rng):
+    fig = plots.plot_label_heatmap(rng.random((4, 4)), CLASS_NAMES[:4], "tiny")
+    assert not plt.fignum_exists(fig.number)  # returned closed: a notebook shows it once
+    fig2, ax = plt.subplots()
+    ax.imshow(rng.random((40, 40, 3)))  # a noisy photo: the case where RGBA PNGs were heavy
+    path = plots.save_figure(fig2, "photo", directory=tmp_path)
+    assert not plt.fignum_exists(fig2.number)
+    with Image.open(path) as image:
+        assert image.mode == "P"
+    assert plots.figure_png(fig2, dpi=60) == plots.figure_png(fig2, dpi=60)
+
+
+def test_metric_bar_labels_never_collide():
+    names = ["SDL (zero-shot)", "random ranking (expected)", "random ranking (20 seeds)", "plain ResNet"]
+    metrics = ("mAP", "P@3", "R@3", "F1@3", "P@5", "R@5", "F1@5")
+    values = [0.585, 0.206, 0.203, 0.83]  # neighbours of nearly equal height, as "18.618.4" was
+    fig = plots.plot_metrics_bars({n: {m: v for m in metrics} for n, v in zip(names, values)}, metrics=metrics)
+    labels = [t for t in fig.axes[0].texts if t.get_text()]
+    assert len(labels) == len(names) * len(metrics)
+    assert not _overlapping(_boxes(fig, labels))
+
+
+def test_legends_cover_no_bar(rng):
+    import pandas as pd
+
+    stats = pd.DataFrame({"peak ratio": [1.02, 1.03, 1.01], "mass in boxes": [0.09, 0.1, 0.09],
+                          "box area share (= chance)": [0.09] * 3, "pointing hit": [0.2, 0.18, 0.1],
+                          "centre baseline": [0.25] * 3}, index=["layer2 (8x8)", "layer3 (4x4)", "layer4 (2x2)"])
+    fig = plots.plot_branch_statistics(stats)
+    for ax in fig.axes:
+        assert not _overlapping(_boxes(fig, [ax.get_legend()]), _boxes(fig, ax.patches))
+    peak_axis = fig.axes[0]
+    ratios = [line for line in peak_axis.lines if line.get_marker() == "o"][0]
+    low, _ = peak_axis.get_ylim()
+    assert low < min(ratios.get_ydata()) and peak_axis.get_yscale() == "log"  # the ratios near 1 stay in view
+    images = [torch.rand(3, 16, 16) for _ in range(2)]
+    coefficients = torch.randn(2, N_CLASSES) + 3.0  # tall bars up to the top-right corner
+    fig = plots.plot_coefficients(images, coefficients, torch.ones(2, N_CLASSES), CLASS_NAMES)
+    bars = [patch for ax in fig.axes for patch in ax.patches]
+    assert not _overlapping(_boxes(fig, fig.legends), _boxes(fig, bars))
+
+
+def test_groups_for_m_draws_one_readable_panel_a_row(label_graph):
+    groups = {m: np.arange(N_CLASSES) % m for m in (2, 4, 6)}
+    fig = plots.plot_groups_for_m(label_graph, groups, {2: "m = 2: ARI 0.50"})
+    assert [ax.get_title() for ax in fig.axes] == ["m = 2: ARI 0.50", "m = 4", "m = 6"]
+    assert fig.get_figwidth() <= 10  # at notebook width the node labels keep their size
+    assert min(t.get_fontsize() for ax in fig.axes for t in ax.texts if t.get_text() in CLASS_NAMES) >= 9

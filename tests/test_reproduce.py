@@ -7,6 +7,7 @@ import pytest
 
 from msrn_core.running import reproduce, train
 from msrn_core.data.real.voc import VOC_CLASSES
+from msrn_core.extras.dsdl import authors_config
 from msrn_core.metrics import compute_all_metrics
 
 EXPECTED = {  # (table, setting) -> (dataset, embeddings, branches)
@@ -29,7 +30,8 @@ def resolved(argv):
 
 
 def test_every_table_setting_resolves_to_the_papers_configuration():
-    settings = {(number, s.key): s for number, table in reproduce.TABLES.items() for s in table.settings}
+    settings = {(number, s.key): s for number, table in reproduce.TABLES.items() for s in table.settings
+                if s.model == "msrn"}
     assert set(settings) == set(EXPECTED)
     for key, setting in settings.items():
         args = resolved(reproduce.train_arguments(setting, runs_dir="runs/r"))
@@ -47,6 +49,32 @@ def test_every_table_setting_resolves_to_the_papers_configuration():
     shared = {settings[k].run_name for k in (("1", "full"), ("5", "full"), ("6", "last3"))}
     assert len(shared) == 1
     assert len({s.run_name for s in settings.values()}) == 8
+
+
+@pytest.mark.parametrize("dataset", ["voc2007", "coco2014"])
+def test_the_dsdl_tables_resolve_to_the_authors_recipe(dataset):
+    setting = reproduce.find_setting(f"dsdl-{dataset}", "full")
+    args = resolved(reproduce.train_arguments(setting, runs_dir="runs/r"))
+    # their demo_*.py defaults and run scripts: ResNet-101, ImageNet weights, 448 px, batch 32, SGD 0.01,
+    # backbone x0.1, GloVe vectors; lambda and beta per dataset
+    assert (args.dataset, args.model, args.backbone, args.pretrained, args.image_size, args.label_features) == (
+        dataset, "dsdl", "resnet101", True, 448, "glove")
+    assert (args.batch_size, args.lr, args.backbone_lr_mult, args.lr_step) == (32, 0.01, 0.1, 40)
+    expected = {"voc2007": (10.0, 1e-4), "coco2014": (0.1, 1e-6)}[dataset]
+    assert (args.dsdl_loss, args.dsdl_lambda, args.dsdl_beta) == ("authors", *expected)
+    assert train.cli_model_config(args) == authors_config(dataset)
+    assert args.out == f"runs/r/{dataset}-dsdl-authors"
+
+
+def test_dsdl_options_need_the_dsdl_model():
+    args = train.build_parser().parse_args(["--dsdl-beta", "1e-4"])
+    with pytest.raises(SystemExit, match="go with --model dsdl"):
+        train.cli_model_config(args)
+
+
+def test_the_dsdl_voc_figures_average_to_the_published_map():
+    figures = reproduce.TABLES["dsdl-voc2007"].paper["full"]
+    assert np.mean([figures[f"AP {name}"] for name in VOC_CLASSES]) == pytest.approx(figures["mAP"], abs=0.1)
 
 
 def test_table_one_lists_the_papers_voc_classes():

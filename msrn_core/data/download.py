@@ -16,7 +16,8 @@ Every download of the repository goes through :func:`download_file`:
   and how to fetch it by hand.
 
 :func:`download_voc2007` fetches and extracts ``VOCtrainval_06-Nov-2007.tar`` and
-``VOCtest_06-Nov-2007.tar`` (md5 checksums as published with torchvision's VOC loader).
+``VOCtest_06-Nov-2007.tar`` (md5 checksums as published with torchvision's VOC loader);
+:func:`download_coco2014` the COCO 2014 images and instance annotations (about 20 GB).
 """
 from __future__ import annotations
 
@@ -38,6 +39,8 @@ __all__ = [
     "RemoteFile",
     "VOC2007_ARCHIVES",
     "download_file",
+    "COCO2014_ARCHIVES",
+    "download_coco2014",
     "download_voc2007",
     "extract_archive",
     "file_digest",
@@ -77,6 +80,18 @@ VOC2007_ARCHIVES = (
         filename="VOCtest_06-Nov-2007.tar",
         md5="b6e924de25625d8de591ea690078ad9f",
     ),
+)
+
+
+# COCO 2014 (cocodataset.org publishes no checksums; the md5s of the two image archives are the
+# ones quoted alike by several independent download scripts; the annotation archive is unchecked).
+COCO2014_ARCHIVES = (
+    RemoteFile(urls=("http://images.cocodataset.org/annotations/annotations_trainval2014.zip",),
+               filename="annotations_trainval2014.zip"),
+    RemoteFile(urls=("http://images.cocodataset.org/zips/val2014.zip",), filename="val2014.zip",
+               md5="a3d79f5ed8d289b7a7554ce06a5782b3"),
+    RemoteFile(urls=("http://images.cocodataset.org/zips/train2014.zip",), filename="train2014.zip",
+               md5="0da8c0bd3d6becc4dcb32757491aca88"),
 )
 
 
@@ -255,6 +270,26 @@ def _refuse_escaping_members(names: Sequence[str], root: Path, archive: Path) ->
                                 "refusing to extract it")
 
 
+def download_archives(archives: Sequence[RemoteFile], root: Path, extract_to: Path, marker_dir: Path,
+                      timeout: float, manual_steps) -> None:
+    """Download (once) each archive into ``root/downloads`` and extract it into ``extract_to``.
+
+    An archive whose extraction finished is marked with a small file in ``marker_dir``, so a
+    second call neither downloads nor extracts it again. ``manual_steps(remote)`` is the hint of
+    the error message.
+    """
+    for remote in archives:
+        marker = marker_dir / f".extracted-{remote.filename}"
+        if marker.exists():
+            continue
+        archive = download_file(remote.urls, root / "downloads" / remote.filename, md5=remote.md5,
+                                sha256=remote.sha256, timeout=timeout, manual_steps=manual_steps(remote))
+        logger.info("extracting %s into %s", archive, extract_to)
+        extract_archive(archive, extract_to)
+        marker_dir.mkdir(parents=True, exist_ok=True)
+        marker.write_text(f"{remote.filename} md5 {remote.md5}\n")
+
+
 def download_voc2007(root: str | os.PathLike = "data", timeout: float = 60.0,
                      archives: Sequence[RemoteFile] = VOC2007_ARCHIVES) -> Path:
     """Download (once) and extract the official VOC 2007 trainval and test archives.
@@ -266,16 +301,20 @@ def download_voc2007(root: str | os.PathLike = "data", timeout: float = 60.0,
     """
     root = Path(root)
     voc_dir = root / "VOCdevkit" / "VOC2007"
-    for remote in archives:
-        marker = voc_dir / f".extracted-{remote.filename}"
-        if marker.exists():
-            continue
-        archive = download_file(
-            remote.urls, root / "downloads" / remote.filename, md5=remote.md5, timeout=timeout,
-            manual_steps=(f"Extract it with `tar -xf {remote.filename} -C {root}` so that "
-                          f"{voc_dir}/JPEGImages exists."),
-        )
-        logger.info("extracting %s into %s", archive, root)
-        extract_archive(archive, root)
-        marker.write_text(f"{remote.filename} md5 {remote.md5}\n")
+    download_archives(archives, root, root, voc_dir, timeout, lambda remote: (
+        f"Extract it with `tar -xf {remote.filename} -C {root}` so that {voc_dir}/JPEGImages exists."))
     return voc_dir
+
+
+def download_coco2014(root: str | os.PathLike = "data", timeout: float = 60.0,
+                      archives: Sequence[RemoteFile] = COCO2014_ARCHIVES) -> Path:
+    """Download (once) and extract COCO 2014 (train2014, val2014, annotations) into ``root/coco``.
+
+    About 20 GB of archives are kept in ``root/downloads/``; ``root/coco`` is returned. As for
+    VOC, a finished extraction is marked, an interrupted download resumes.
+    """
+    root = Path(root)
+    coco_dir = root / "coco"
+    download_archives(archives, root, coco_dir, coco_dir, timeout, lambda remote: (
+        f"Extract it with `unzip -q {remote.filename} -d {coco_dir}`."))
+    return coco_dir

@@ -4,7 +4,10 @@ An image is embedded not as one vector in label-vector space but as a matrix ``A
 *principal vectors* (k x w, w = the width of the label vectors: 300 for GloVe, 384 for the
 tutorial's sentence embeddings). A tag is relevant when *some* principal vector points its way:
 
-- Model: backbone -> global average pooling -> one linear layer -> ``k * w`` numbers -> ``A``.
+- Model: backbone -> global average pooling -> one linear layer without bias (as the authors'
+  ``to_sdl``) -> ``k * w`` numbers -> ``A``. (Theirs reads the ``k * w`` numbers as w x k and
+  takes the columns; we read k x w and take the rows: the same family of heads, the output
+  units permuted.)
 - Score of tag j with label vector ``v_j``::
 
       s_j = max_r  <A_r, v_j>                                      (the relevance score)
@@ -31,14 +34,21 @@ Which variances, precisely (read from the authors' released loss, ``SDL_loss.py`
   per-coordinate variances). Minimising it keeps the k vectors from spreading without bound: it
   balances the diversity weight.
 
-Every tag that is not positive is a negative (the authors' code does the same). An image with no
-negative tag ranks its positives against a score of 0 (``log(1 + exp(-s_p))``), as theirs does.
+A tag is positive when its target is exactly 1; every other tag is a negative, ``-1`` (unknown)
+and soft targets included, and only the positives enter the diversity weight: the authors' code
+does the same (``y == 1`` for the positives, ``(1 - y).bool()`` for the negatives). An image with
+no negative tag ranks its positives against a score of 0 (``log(1 + exp(-s_p))``), as theirs does.
 An image with no positive has nothing to rank: its ranking term is 0 (the authors' code divides
 by zero there; :mod:`msrn_core.extras.zero_shot` removes such images from training, as the field does).
 
 The weight lambda: the paper trains with lambda = 0.01. The released loss file writes the
-combination as ``2 ((1 - w) L_rank + w L_reg)`` with a default ``w = 0.3``; that is the same
-loss as here up to a constant factor, with ``lambda = w / (1 - w)``.
+combination as ``2 ((1 - w) L_rank + w L_reg)`` (the class defaults to ``w = 0.3``, their
+``train.py`` passes ``--var_weight 0.01``); that is the same loss as here up to the factor
+``2 (1 - w)``, with ``lambda = w / (1 - w)``. The factor hardly matters under Adam, which they
+train with (lr 2.5e-5, one-cycle schedule, weight decay 3e-4, 10 epochs, batch 32, 224 px): Adam's
+step does not scale with the loss, except through its epsilon and its L2 weight-decay term. Under
+this repository's SGD it scales the effective step. ``docs/dsdl_sdl_fidelity.md`` lists every
+difference.
 
 The authors train a TResNet-M at 224 px on NUS-WIDE (925 seen, 81 unseen tags) and Open Images
 with GloVe vectors; their repository's README quotes no numbers, so none are repeated here.
@@ -92,12 +102,17 @@ def relevance_scores(principal_vectors: torch.Tensor, tag_vectors: torch.Tensor)
     return tag_products(principal_vectors, tag_vectors).amax(dim=1)
 
 
-def semantic_diversity(tag_vectors: torch.Tensor, positives: torch.Tensor) -> torch.Tensor:
+def positive_tags(targets: torch.Tensor) -> torch.Tensor:
+    """The positives of a target matrix: entries equal to 1 (``-1``, 0 and soft targets are not)."""
+    return targets == 1
+
+
+def semantic_diversity(tag_vectors: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     """Per image, the summed per-coordinate variance of its positive tags' vectors (0 if < 2 positives).
 
-    ``tag_vectors``: n x w; ``positives``: B x n (0/1). Unbiased variance, as ``torch.var``.
+    ``tag_vectors``: n x w; ``targets``: B x n, positive where equal to 1. Unbiased variance, as ``torch.var``.
     """
-    positives = positives.to(tag_vectors.dtype)
+    positives = positive_tags(targets).to(tag_vectors.dtype)
     count = positives.sum(dim=1)  # |P|
     mean = positives @ tag_vectors / count.clamp(min=1).unsqueeze(1)  # B x w
     squared = ((tag_vectors.unsqueeze(0) - mean.unsqueeze(1)) ** 2).sum(dim=2)  # B x n: ||v_j - mean||^2
@@ -112,9 +127,12 @@ def principal_variance(principal_vectors: torch.Tensor) -> torch.Tensor:
     return principal_vectors.var(dim=1).sum(dim=1)
 
 
-def pairwise_ranking_loss(scores: torch.Tensor, positives: torch.Tensor) -> torch.Tensor:
-    """Per image, ``(1/|P|) sum_{p, n} log(1 + exp(s_n - s_p))``; 0 for an image with no positive."""
-    pos = positives > 0
+def pairwise_ranking_loss(scores: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Per image, ``(1/|P|) sum_{p, n} log(1 + exp(s_n - s_p))``; 0 for an image with no positive.
+
+    Positive: a target equal to 1; negative: any other target.
+    """
+    pos = positive_tags(targets)
     neg = ~pos
     count = pos.sum(dim=1)
     pairs = F.softplus(scores.unsqueeze(1) - scores.unsqueeze(2))  # [b, p, n] = log(1 + exp(s_n - s_p))
@@ -150,7 +168,7 @@ class SDL(nn.Module):
         self.register_buffer("label_features", label_features)  # the tags ranked now (n x w)
         self.trunk = ResNetTrunk(config.backbone, config.pretrained)
         self.width = label_features.shape[1]
-        self.head = nn.Linear(self.trunk.channels[4], config.num_principal * self.width)
+        self.head = nn.Linear(self.trunk.channels[4], config.num_principal * self.width, bias=False)
 
     parameter_groups = _GraphModel.parameter_groups  # the trunk at lr * backbone_lr_mult, the head at lr
 

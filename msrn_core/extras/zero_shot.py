@@ -17,8 +17,11 @@ paper):
   P@k and R@k are *overall* (micro) rates, as in the field's evaluation code (Fast0Tag, LESA,
   SDL): each image predicts its k highest-scored tags (all of them when there are fewer than
   k), ``P@k = sum TP / (images x k)``, ``R@k = sum TP / sum positives``, ``F1@k`` their
-  harmonic mean. mAP is the mean over tags of the AP of ranking the *images* for that tag (tags
-  with no positive are left out, :func:`msrn_core.metrics.per_class_ap`).
+  harmonic mean. mAP is the mean over tags of the AP of ranking the *images* for that tag. A tag
+  with no positive among the evaluated images has no AP; by default it is left out of the mean
+  (``tags_without_positive="skip"``, as :func:`msrn_core.metrics.per_class_ap`). The SDL
+  authors' ``mAP`` (``helper_functions.py``) counts such a tag as 0 instead:
+  ``tags_without_positive="zero"`` reproduces theirs. The two agree when every tag has a positive.
 - **Images without a positive** among the ranked tags are excluded (LESA's ``is_exclude``,
   the usual ZSL test set of images that contain an unseen tag): their top-k lists can only be
   wrong, whatever the model, so they would measure the test set instead of the model. ZSL thus
@@ -35,9 +38,10 @@ import numpy as np
 
 from ..data.dataset import ImageListDataset
 from ..graph import LabelGraph
-from ..metrics import _f1, mean_average_precision, precision_recall_f1
+from ..metrics import _f1, _nanmean, per_class_ap, precision_recall_f1
 
 TOP_K = (3, 5)
+TAGS_WITHOUT_POSITIVE = ("skip", "zero")  # left out of the mAP (ours) | counted as AP 0 (the SDL authors')
 
 
 # --------------------------------------------------------------------------------------------
@@ -151,13 +155,29 @@ def _with_positives(scores: np.ndarray, targets: np.ndarray) -> tuple[np.ndarray
     return np.asarray(scores, dtype=np.float64)[keep], np.asarray(targets)[keep]
 
 
-def ranking_metrics(scores, targets, ks: Iterable[int] = TOP_K) -> dict[str, float]:
+def _check_tags_without_positive(tags_without_positive: str) -> None:
+    if tags_without_positive not in TAGS_WITHOUT_POSITIVE:
+        raise ValueError(f"tags_without_positive must be one of {TAGS_WITHOUT_POSITIVE} (skip: left out of "
+                         f"the mAP; zero: counted as AP 0), got {tags_without_positive!r}")
+
+
+def _mean_over_tags(per_tag: np.ndarray, tags_without_positive: str) -> float:
+    """The mean of per-tag APs (``nan`` for a tag without positive), by the convention asked for."""
+    _check_tags_without_positive(tags_without_positive)
+    if tags_without_positive == "zero":
+        return float(np.nan_to_num(per_tag, nan=0.0).mean())
+    return _nanmean(per_tag)
+
+
+def ranking_metrics(scores, targets, ks: Iterable[int] = TOP_K, tags_without_positive: str = "skip") -> dict[str, float]:
     """mAP and overall P/R/F1 at each top-k, over the images with at least one positive.
 
     Returns fractions: ``mAP``, ``P@k``, ``R@k``, ``F1@k`` for every ``k``, and ``num_images``.
+    ``tags_without_positive``: ``"skip"`` leaves a tag with no positive out of the mAP, ``"zero"``
+    counts it as AP 0 (the SDL authors' convention).
     """
     scores, targets = _with_positives(scores, targets)
-    results = {"mAP": mean_average_precision(scores, targets)}
+    results = {"mAP": _mean_over_tags(per_class_ap(scores, targets), tags_without_positive)}
     for k in ks:
         top = precision_recall_f1(scores, targets, threshold=-np.inf, top_k=k)
         results.update({f"P@{k}": top["OP"], f"R@{k}": top["OR"], f"F1@{k}": top["OF1"]})
@@ -165,7 +185,8 @@ def ranking_metrics(scores, targets, ks: Iterable[int] = TOP_K) -> dict[str, flo
     return results
 
 
-def zero_shot_metrics(scores, targets, split: ZeroShotSplit, ks: Iterable[int] = TOP_K) -> dict[str, dict]:
+def zero_shot_metrics(scores, targets, split: ZeroShotSplit, ks: Iterable[int] = TOP_K,
+                      tags_without_positive: str = "skip") -> dict[str, dict]:
     """``{"ZSL": ..., "GZSL": ...}`` from scores over *all* tags (columns in ``split.class_names`` order).
 
     ZSL keeps the unseen columns only: the scores of seen tags play no part in it. The score of a
@@ -177,8 +198,8 @@ def zero_shot_metrics(scores, targets, split: ZeroShotSplit, ks: Iterable[int] =
         raise ValueError(f"scores {scores.shape} and targets {targets.shape} must both be "
                          f"(images x {len(split.class_names)} tags of the split)")
     unseen = split.unseen_indices
-    return {"ZSL": ranking_metrics(scores[:, unseen], targets[:, unseen], ks),
-            "GZSL": ranking_metrics(scores, targets, ks)}
+    return {"ZSL": ranking_metrics(scores[:, unseen], targets[:, unseen], ks, tags_without_positive),
+            "GZSL": ranking_metrics(scores, targets, ks, tags_without_positive)}
 
 
 def expected_random_ap(num_positive: int, num_items: int) -> float:
@@ -197,7 +218,7 @@ def expected_random_ap(num_positive: int, num_items: int) -> float:
     return (p - 1) / (n - 1) + (n - p) * harmonic / (n * (n - 1))
 
 
-def expected_random_metrics(targets, ks: Iterable[int] = TOP_K) -> dict[str, float]:
+def expected_random_metrics(targets, ks: Iterable[int] = TOP_K, tags_without_positive: str = "skip") -> dict[str, float]:
     """The expectation of :func:`ranking_metrics` for a uniformly random ranking, in closed form.
 
     With n tags, an image with m positives has ``min(k, n) m / n`` hits in its top-k on average,
@@ -207,7 +228,8 @@ def expected_random_metrics(targets, ks: Iterable[int] = TOP_K) -> dict[str, flo
     _, targets = _with_positives(np.zeros(np.shape(targets)), targets)
     positives = targets > 0
     n_images, n_tags = positives.shape
-    results = {"mAP": float(np.nanmean([expected_random_ap(int(c), n_images) for c in positives.sum(axis=0)]))}
+    per_tag = np.array([expected_random_ap(int(c), n_images) for c in positives.sum(axis=0)])
+    results = {"mAP": _mean_over_tags(per_tag, tags_without_positive)}
     for k in ks:
         precision = positives.sum() / (n_images * n_tags)
         recall = min(k, n_tags) / n_tags
@@ -216,11 +238,13 @@ def expected_random_metrics(targets, ks: Iterable[int] = TOP_K) -> dict[str, flo
     return results
 
 
-def random_ranking_metrics(targets, ks: Iterable[int] = TOP_K, seeds: Iterable[int] = range(20)) -> dict[str, float]:
+def random_ranking_metrics(targets, ks: Iterable[int] = TOP_K, seeds: Iterable[int] = range(20),
+                           tags_without_positive: str = "skip") -> dict[str, float]:
     """:func:`ranking_metrics` of uniformly random scores, averaged over ``seeds``."""
     targets = np.asarray(targets)
     ks = tuple(ks)
-    runs = [ranking_metrics(np.random.default_rng(seed).random(targets.shape), targets, ks) for seed in seeds]
+    runs = [ranking_metrics(np.random.default_rng(seed).random(targets.shape), targets, ks, tags_without_positive)
+            for seed in seeds]
     return {key: (runs[0][key] if key == "num_images" else float(np.mean([r[key] for r in runs])))
             for key in runs[0]}
 
@@ -256,7 +280,7 @@ def metrics_table(results: dict[str, dict[str, dict]], ks: Iterable[int] = TOP_K
 
 
 __all__ = [
-    "TOP_K", "ZeroShotSplit", "expected_random_ap", "expected_random_metrics", "metrics_table",
+    "TAGS_WITHOUT_POSITIVE", "TOP_K", "ZeroShotSplit", "expected_random_ap", "expected_random_metrics", "metrics_table",
     "random_ranking_metrics", "ranking_metrics", "restrict_to_tags", "scene_split", "score_all_tags",
     "seen_setup", "split_by_family", "zero_shot_metrics",
 ]

@@ -124,12 +124,32 @@ def model_from_checkpoint(path: str | Path, map_location="cpu"):
     Returns ``(model, class_names, checkpoint)``.
     """
     checkpoint = read_checkpoint(path, map_location)
+    model, class_names = model_from_payload(checkpoint)
+    return model, class_names, checkpoint
+
+
+def model_from_payload(checkpoint: dict):
+    """``(model, class_names)`` from a checkpoint already read: its signature and its weights.
+
+    The label features and the label graph are buffers of the weights, so nothing else is needed.
+    """
     signature = checkpoint["signature"]
     config = model_config(**{**signature["config"], "pretrained": False})
     n = len(signature["class_names"])
     model = build_model(config, torch.zeros(n, signature["label_feature_dim"]), torch.eye(n))
     model.load_state_dict(checkpoint["model"])
-    return model, signature["class_names"], checkpoint
+    return model, list(signature["class_names"])
+
+
+def transform_image_size(transform) -> int | None:
+    """The square input size of an evaluation transform (its ``Resize``), else ``None``."""
+    for step in getattr(transform, "transforms", [transform]):
+        size = getattr(step, "size", None)
+        if isinstance(size, int):
+            return size
+        if isinstance(size, (tuple, list)) and len(size) == 2 and size[0] == size[1]:
+            return int(size[0])
+    return None
 
 
 @contextlib.contextmanager

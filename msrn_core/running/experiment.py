@@ -96,7 +96,7 @@ def setup_from_splits(train, val, test, label_features: str | None = None, t: fl
         raise ValueError(
             f"these classes have no positive example in the training split: {', '.join(empty)}. "
             "Their co-occurrence statistics and classifiers would be undefined; add training images "
-            "for them or remove them from the label set."
+            f"for them or remove them from the label set{drop_classes_hint(train.class_names, empty)}."
         )
     if statistics_cache is None:
         graph = LabelGraph.from_labels(train.labels, train.class_names, t=t, p=p)
@@ -107,6 +107,16 @@ def setup_from_splits(train, val, test, label_features: str | None = None, t: fl
         graph = LabelGraph.from_counts(counts, nums, train.class_names, t=t, p=p)
     features, provider = get_label_features(label_features, train.class_names, **(label_feature_options or {}))
     return DataSetup(train, val, test, graph, features, provider)
+
+
+def drop_classes_hint(class_names, empty) -> str:
+    """The exact option that keeps every class except ``empty`` (command line and Python)."""
+    kept = [name for name in class_names if name not in set(empty)]
+    if not kept:
+        return " (no class has a training positive: check the labels of the training images)"
+    listed = ",".join(kept)
+    option = f'--classes "{listed}"' if " " in listed else f"--classes {listed}"
+    return f": {option} (Python: classes={kept!r})"
 
 
 def make_model(setup: DataSetup, config: ModelConfig):

@@ -1,12 +1,14 @@
 """Execute the tutorial notebooks top to bottom, headless, each in a fresh kernel.
 
     python -m msrn_core.running.run_notebooks            # full mode: outputs written back into the notebooks
-    python -m msrn_core.running.run_notebooks --small    # smoke-test size (what CI runs); notebooks untouched
+    python -m msrn_core.running.run_notebooks --small    # smoke-test size (what CI runs); nothing committed is written
     python -m msrn_core.running.run_notebooks 03 05      # only the notebooks whose names start so
 
 Full mode is what ``make tutorial`` runs: it regenerates every figure in ``figures/`` and the
 committed outputs of the notebooks, with volatile metadata (execution times, kernel ids,
-widget state) stripped so that a re-run only changes what really changed.
+widget state) stripped so that a re-run only changes what really changed. Small mode writes
+nothing that is committed: its figures go to ``runs/notebooks/small/figures`` (``msrn_core.plots``
+decides that, for every client) and ``--write`` saves its notebooks under ``runs/notebooks/small/notebooks``.
 """
 from __future__ import annotations
 
@@ -58,8 +60,6 @@ def execute_notebook(path: Path, small: bool, timeout: int = 3600, write: bool =
     notebook = nbformat.read(path, as_version=4)
     previous = os.environ.get("MSRN_SMALL")
     os.environ["MSRN_SMALL"] = "1" if small else "0"
-    if small:  # smoke-test figures must not overwrite the committed ones
-        os.environ.setdefault("MSRN_FIGURES_DIR", str(project_root() / "runs" / "notebooks" / "small" / "figures"))
     os.environ.setdefault("MPLBACKEND", "module://matplotlib_inline.backend_inline")
     try:
         client = NotebookClient(notebook, timeout=timeout, kernel_name="python3",
@@ -73,8 +73,17 @@ def execute_notebook(path: Path, small: bool, timeout: int = 3600, write: bool =
     if write:
         strip_volatile_metadata(notebook)
         nbformat.validate(notebook)
-        nbformat.write(notebook, path)
+        nbformat.write(notebook, output_path(path, small))
     return notebook
+
+
+def output_path(path: Path, small: bool) -> Path:
+    """Where an executed notebook is saved: over the committed one in full mode only."""
+    if not small:
+        return path
+    folder = project_root() / "runs" / "notebooks" / "small" / "notebooks"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder / path.name
 
 
 def main(argv=None) -> int:
@@ -83,7 +92,7 @@ def main(argv=None) -> int:
     parser.add_argument("prefixes", nargs="*", help="run only notebooks whose file names start so (e.g. 03)")
     parser.add_argument("--small", action="store_true",
                         help="smoke-test size (also: MSRN_SMALL=1 in the environment); outputs not saved")
-    parser.add_argument("--write", action="store_true", help="save outputs in small mode too")
+    parser.add_argument("--write", action="store_true", help="save the executed notebooks in small mode too (under runs/notebooks/small/notebooks)")
     parser.add_argument("--timeout", type=int, default=3600, help="seconds allowed per cell")
     parser.add_argument("--debug", action="store_true", help=DEBUG_HELP)
     args = parser.parse_args(argv)

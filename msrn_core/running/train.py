@@ -12,14 +12,17 @@ from pathlib import Path
 from .. import defaults
 from . import distributed
 from .checkpoints import load_model_state
-from ..data.real import DATASETS
+from ..data.real import DATASETS, read_class_list
 from ..data.real.common import DEFAULT_SPLIT_SEED, DEFAULT_VAL_FRACTION
+from ..extras.dsdl import LOSS_FORMS as DSDL_LOSS_FORMS
 from ..metrics import format_metrics_table
 from ..model import EMBEDDING_MODES, HEAD_KINDS, MODEL_KINDS
 from ..utils import atomic_write_json, check_writable_folder, get_device, seed_everything
 from .cli import DEBUG_HELP, run_cli
 from .recipes import CPU, PAPER, SMALL, Recipe
 from .training import AMP_MODES, evaluate, load_best, train_model
+
+CLI_MODEL_KINDS = (*MODEL_KINDS, "dsdl")
 
 EXAMPLES = """\
 examples:
@@ -37,12 +40,18 @@ examples:
   # the paper's recipe (GPU): ResNet-101 with ImageNet weights, 448 px, batch 8, 90 epochs
   python -m msrn_core.running.train --paper
 
+  # DSDL (notebook 07) with the authors' loss and their VOC lambda and beta
+  python -m msrn_core.running.train --model dsdl --dsdl-loss authors --dsdl-lambda 10 --dsdl-beta 1e-4
+
   # an interrupted run continues where its last epoch ended (same --out); --fresh starts over
   python -m msrn_core.running.train --out runs/msrn
 
-  # a real benchmark on disk (README: Real benchmarks); VOC 2007 can be downloaded once
+  # a real benchmark on disk (docs/real_benchmarks.md); VOC 2007 can be downloaded once
   python -m msrn_core.running.train --dataset voc2007 --data-root data --download --paper
   python -m msrn_core.running.train --dataset coco2014 --data-root data/coco --paper --label-features glove
+
+  # your own labelled photos (a folder with labels.csv: docs/own_photos.md), three labels kept
+  python -m msrn_core.running.train --dataset folder --data-root my_photos --classes cat,dog,person
 
   # evaluate a saved checkpoint on the test split only (test_metrics.json goes next to it)
   python -m msrn_core.running.train --evaluate runs/msrn/best.pt
@@ -94,13 +103,19 @@ def build_parser() -> argparse.ArgumentParser:
     data = parser.add_argument_group("data")
     data.add_argument("--dataset", default="scenes", choices=list(DATASETS),
                       help="dataset to use (default: the built-in scene dataset, generated offline); "
-                           "the real benchmarks must be on disk (README: Real benchmarks)")
+                           "the real benchmarks must be on disk (docs/real_benchmarks.md)")
     data.add_argument("--data-root", default="data",
                       help="folder holding the datasets, or the dataset's own folder (default: data)")
     data.add_argument("--val-fraction", type=float, default=DEFAULT_VAL_FRACTION,
                       help="real benchmarks: fraction of the training split held out for validation")
     data.add_argument("--split-seed", type=int, default=DEFAULT_SPLIT_SEED,
                       help="real benchmarks: seed of the held-out validation split (and of Apparel's 50/50 split)")
+    data.add_argument("--classes", default=None, metavar="LIST_OR_FILE",
+                      help="keep only these labels: a comma-separated list (--classes cat,dog,person) or a "
+                           "file with one class per line; any dataset")
+    data.add_argument("--test-fraction", type=float, default=None,
+                      help="folder: fraction of the images for test when labels.csv has no split column "
+                           "(default 0.2)")
     data.add_argument("--download", action="store_true",
                       help="voc2007: download and extract the official archives into --data-root if missing")
     data.add_argument("--image-size", type=positive_int, default=None,
@@ -118,7 +133,8 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--p", type=float, default=defaults.P, help=f"ML-GCN re-weighting factor (default: {defaults.P})")
 
     model = parser.add_argument_group("model")
-    model.add_argument("--model", default="msrn", choices=MODEL_KINDS, help="msrn, plain backbone, or ML-GCN head")
+    model.add_argument("--model", default="msrn", choices=CLI_MODEL_KINDS,
+                       help="msrn, plain backbone, ML-GCN head, or DSDL (notebook 07)")
     model.add_argument("--backbone", default=None,
                        help=f"any torchvision ResNet (default: {CPU.backbone}; paper: {PAPER.backbone})")
     model.add_argument("--pretrained", action="store_true", help="start from ImageNet weights (needs them cached or online)")
@@ -133,6 +149,14 @@ def build_parser() -> argparse.ArgumentParser:
                        help=f"width of fc1 (default: {CPU.fc_hidden}; paper: {PAPER.fc_hidden})")
     model.add_argument("--head", default="paper", choices=HEAD_KINDS,
                        help="MSRN classifier: paper (fc1 over all labels' rows) or per_label (linear in n)")
+
+    dsdl = parser.add_argument_group("DSDL (--model dsdl; msrn_core/extras/dsdl.py)")
+    dsdl.add_argument("--dsdl-loss", default=None, choices=DSDL_LOSS_FORMS,
+                      help="additive (this repository's, the default) or authors (their code's objective)")
+    dsdl.add_argument("--dsdl-lambda", type=float, default=None,
+                      help="ridge lambda of the solve and the loss (default 1; the authors: 10 on VOC, 0.1 on COCO)")
+    dsdl.add_argument("--dsdl-beta", type=float, default=None,
+                      help="weight of the ridge term (default 0.01; the authors: 1e-4 on VOC, 1e-6 on COCO)")
 
     train = parser.add_argument_group("training")
     train.add_argument("--epochs", type=positive_int, default=None,
@@ -227,20 +251,44 @@ def prepare_cli_dataset(args: argparse.Namespace):
     from .experiment import prepare_dataset
 
     if args.download and args.dataset != "voc2007":
-        raise SystemExit("--download is available for voc2007 only; the README's 'Real benchmarks' "
-                         "section says how to get the other datasets")
+        raise SystemExit("--download is available for voc2007 only; docs/real_benchmarks.md "
+                         "says how to get the other datasets")
     if args.glove_path and args.label_features != "glove":
         raise SystemExit("--glove-path goes with --label-features glove")
+    if args.test_fraction is not None and args.dataset != "folder":
+        raise SystemExit("--test-fraction goes with --dataset folder (the others have their own test split)")
     features = dict(label_features=args.label_features, t=args.t, p=args.p,
                     label_feature_options={"vectors_path": args.glove_path} if args.glove_path else None)
+    if args.classes:
+        try:
+            features["classes"] = read_class_list(args.classes)
+        except (OSError, ValueError) as error:
+            raise SystemExit(str(error)) from None
     if args.dataset == "scenes":
         scene_config = replace((SMALL if args.small else CPU).scene_config(), image_size=args.image_size,
                                seed=args.seed)
         return prepare_dataset("scenes", args.data_root, config=scene_config, **features)
     options = dict(val_fraction=args.val_fraction, seed=args.split_seed)
+    if args.test_fraction is not None:
+        options["test_fraction"] = args.test_fraction
     if args.download:
         options["download"] = True
     return prepare_dataset(args.dataset, args.data_root, image_size=args.image_size, **features, **options)
+
+
+def cli_model_config(args: argparse.Namespace):
+    """The model configuration the (resolved) options ask for; ``--dsdl-*`` belong to ``--model dsdl``."""
+    dsdl_options = {name: value for name, value in (("loss_form", args.dsdl_loss), ("ridge_lambda", args.dsdl_lambda),
+                                                    ("beta", args.dsdl_beta)) if value is not None}
+    if args.model == "dsdl":
+        return cli_recipe(args).model_config(kind="dsdl", backbone=args.backbone, pretrained=args.pretrained,
+                                             **dsdl_options)
+    if dsdl_options:
+        raise SystemExit("--dsdl-loss, --dsdl-lambda and --dsdl-beta go with --model dsdl")
+    return cli_recipe(args).model_config(
+        kind=args.model, backbone=args.backbone, pretrained=args.pretrained, embed_dim=args.embed_dim,
+        fc_hidden=args.fc_hidden, branch_stages=tuple(args.branches), num_groups=args.groups,
+        embeddings=args.embeddings, head=args.head)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -260,17 +308,16 @@ def train_and_evaluate(args: argparse.Namespace) -> int:
 
     seed_everything(args.seed)
     out = output_folder(args)
+    if args.evaluate and not Path(args.evaluate).is_file():  # before the dataset is built
+        raise FileNotFoundError(f"no checkpoint at {args.evaluate}: train first, or pass the path of an "
+                                "existing .pt file")
     if distributed.context().is_main:
         check_writable_folder(out)  # before any time is spent on data or training
     with distributed.main_process_first():  # rank 0 generates or caches the data first
         setup = prepare_cli_dataset(args)
     print(setup.describe())
 
-    model_config = cli_recipe(args).model_config(
-        kind=args.model, backbone=args.backbone, pretrained=args.pretrained, embed_dim=args.embed_dim,
-        fc_hidden=args.fc_hidden, branch_stages=tuple(args.branches), num_groups=args.groups,
-        embeddings=args.embeddings, head=args.head)
-    model = make_model(setup, model_config)
+    model = make_model(setup, cli_model_config(args))
 
     if args.evaluate:
         load_model_state(args.evaluate, model, setup.class_names)

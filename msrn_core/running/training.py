@@ -26,16 +26,18 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, RandomSampler, Sampler, Subset
-from tqdm.auto import tqdm
 
 from . import distributed
-from .checkpoints import check_signature, load_model_state, read_checkpoint, save_checkpoint
+from .checkpoints import (check_signature, load_model_state, read_checkpoint, save_checkpoint,
+                          transform_image_size)
 from ..data.dataset import (SeededAugmentation, collate_skip_unreadable, report_unreadable,
                             warnings_above_progress_bars)
 from ..metrics import compute_all_metrics, mean_average_precision
-from ..utils import atomic_write_json, check_writable_folder, get_device, remove_orphan_temporaries
+from ..utils import (atomic_write_json, check_writable_folder, display_path, get_device,
+                     remove_orphan_temporaries)
 from .guards import (DivergenceMonitor, ModelSelectionError, ResumeConflictError, check_validation_split,
                      no_selection_message, non_finite_message, resume_changes, resume_conflict_message)
+from .progress import progress_bar
 
 RUN_FILES = ("last.pt", "best.pt", "history.json", "test_metrics.json")  # what a run folder holds
 
@@ -129,6 +131,18 @@ def make_loader(dataset, batch_size: int, shuffle: bool, num_workers: int, devic
     )
 
 
+def stop_loader_workers(batches) -> None:
+    """Shut down the worker processes of a DataLoader iterator left before its end.
+
+    A ``max_steps_per_epoch`` cap leaves the epoch's iterator with live workers; collected later,
+    possibly inside a process forked meanwhile (the validation loader's workers), it fails with
+    "AssertionError: can only test a child process". Stopped here, in the process that owns them.
+    """
+    shutdown = getattr(batches, "_shutdown_workers", None)
+    if shutdown is not None:
+        shutdown()
+
+
 def make_sgd(params, lr: float, momentum: float, weight_decay: float) -> torch.optim.SGD:
     """SGD with momentum and weight decay, through PyTorch's fused kernel where it has one.
 
@@ -209,7 +223,7 @@ def predict(model, dataset, batch_size: int = 32, device: str | torch.device = "
     logits, targets, indices, skipped = [], [], [], 0
     reported = set() if reported is None else reported
     with warnings_above_progress_bars():
-        for batch in tqdm(loader, desc=desc, disable=not progress or not processes.is_main, leave=False):
+        for batch in progress_bar(loader, desc=desc, disable=not progress or not processes.is_main, leave=False):
             skipped += batch.skipped
             report_unreadable(batch, reported)
             if batch.images.numel() == 0:
@@ -330,7 +344,7 @@ def train_model(model, train_set, val_set, config: TrainConfig, run_dir: str | P
         best_map, best_epoch = checkpoint["best_val_map"], checkpoint["best_epoch"]
         resumed_from = checkpoint["epoch"]
         if processes.is_main:
-            print(f"resuming from {last_path} after epoch {resumed_from + 1}")
+            print(f"resuming from {display_path(last_path)} after epoch {resumed_from + 1}")
             if applied:
                 print("  changed since the checkpoint, applied from now on: " + "; ".join(applied))
             if start_epoch >= config.epochs:
@@ -338,6 +352,9 @@ def train_model(model, train_set, val_set, config: TrainConfig, run_dir: str | P
     else:
         distributed.offset_random_streams(processes.rank)  # each process augments differently
 
+    # the evaluation input size, so that predict rebuilds the preprocessing from the checkpoint alone
+    image_size = transform_image_size(getattr(val_set, "transform", None))
+    input_size = {"image_size": image_size} if image_size is not None else {}
     loader, network = _loader_and_network(model, train_set, val_set, config, device, generator, processes)
     skipped_total = sum(h.get("skipped_images", 0) for h in history)
     seconds_before = history[-1].get("seconds", 0.0) if history else 0.0  # history's seconds span resumes
@@ -349,8 +366,9 @@ def train_model(model, train_set, val_set, config: TrainConfig, run_dir: str | P
         loader.dataset.set_epoch(epoch)
         losses, bces, skipped = [], [], 0
         steps = len(loader) if config.max_steps_per_epoch is None else min(len(loader), config.max_steps_per_epoch)
-        bar = tqdm(loader, total=steps, desc=f"epoch {epoch + 1}/{config.epochs}",
-                   disable=not config.progress or not processes.is_main, leave=False)
+        batches = iter(loader)
+        bar = progress_bar(batches, total=steps, desc=f"epoch {epoch + 1}/{config.epochs}",
+                           disable=not config.progress or not processes.is_main, leave=False)
         for step, batch in enumerate(_above_bar(bar)):
             if step >= steps:
                 break
@@ -373,6 +391,7 @@ def train_model(model, train_set, val_set, config: TrainConfig, run_dir: str | P
             bces.append(bce.item())
             bar.set_postfix(loss=f"{np.mean(losses[-20:]):.4f}", lr=f"{optimizer.param_groups[-1]['lr']:.2g}")
         bar.close()
+        stop_loader_workers(batches)
         scheduler.step()
 
         val_logits, val_targets, val_indices, val_skipped = predict(
@@ -409,12 +428,12 @@ def train_model(model, train_set, val_set, config: TrainConfig, run_dir: str | P
         if processes.is_main:  # one writer; the others wait at the barrier below
             if improved:
                 save_checkpoint(best_path, model, class_names, epoch=epoch, val_mAP=float(val_map),
-                                train_config=asdict(config))
+                                train_config=asdict(config), **input_size)
             save_checkpoint(
                 last_path, model, class_names,
                 optimizer=optimizer.state_dict(), scheduler=scheduler.state_dict(), scaler=scaler.state_dict(),
                 sampler_generator=generator.get_state(), rng=rng_states[0], epoch=epoch, history=history,
-                best_val_map=best_map, best_epoch=best_epoch, train_config=asdict(config),
+                best_val_map=best_map, best_epoch=best_epoch, train_config=asdict(config), **input_size,
                 **({"rng_by_rank": rng_states} if processes.enabled else {}),
             )
             atomic_write_json(run_dir / "history.json", history)
@@ -484,7 +503,7 @@ def load_or_train(model, train_set, val_set, config: TrainConfig, run_dir: str |
     elif training_finished(run_dir, config.epochs):
         load_best(model, run_dir, train_set.class_names)
         last = read_checkpoint(run_dir / "last.pt")
-        print(f"loaded the finished run in {run_dir} (pass force=True to train again)")
+        print(f"loaded the finished run in {display_path(run_dir)} (pass force=True to train again)")
         return TrainResult(last["history"], run_dir / "best.pt", run_dir / "last.pt", last["best_epoch"] + 1,
                            last["best_val_map"], extra={"loaded": True})
     result = train_model(model, train_set, val_set, config, run_dir)

@@ -13,7 +13,12 @@ voc2007     trainval minus a held-out fraction      test
 coco2014    train2014 minus a held-out fraction     val2014
 nuswide     official train list minus a fraction    official test list
 apparel     random 50 % (fixed seed) minus a frac.  the other 50 %
+folder      your photos + labels.csv: its split     its split column, else a seeded random
+            column, else a seeded random split      fraction (``datasets.folder``)
 ==========  ======================================  =============================================
+
+``classes=[...]`` (any dataset; CLI ``--classes``) keeps only those labels, in that order
+(:func:`~msrn_core.data.real.common.select_classes`).
 
 A missing dataset raises :class:`~msrn_core.data.dataset.DatasetNotFoundError` naming the missing path,
 the expected layout and how to get the data.
@@ -25,7 +30,8 @@ from typing import Callable
 
 from .apparel import load_apparel
 from .coco import COCO_CLASSES, load_coco2014
-from .common import BenchmarkDataset, holdout_split
+from .common import BenchmarkDataset, holdout_split, read_class_list, select_classes
+from .folder import load_folder
 from .nuswide import load_nuswide
 from .statistics import cached_label_statistics
 from .voc import VOC_CLASSES, load_voc2007
@@ -40,8 +46,11 @@ __all__ = [
     "load_apparel",
     "load_coco2014",
     "load_dataset",
+    "load_folder",
     "load_nuswide",
     "load_voc2007",
+    "read_class_list",
+    "select_classes",
 ]
 
 
@@ -58,6 +67,7 @@ DATASETS: dict[str, Callable] = {
     "coco2014": load_coco2014,
     "nuswide": load_nuswide,
     "apparel": load_apparel,
+    "folder": load_folder,
 }
 
 
@@ -67,9 +77,14 @@ def load_dataset(name: str, root: str | os.PathLike = "data", train_transform: C
 
     ``options`` go to the loader: ``val_fraction`` and ``seed`` (held-out validation) for the
     real benchmarks, ``download=True`` for voc2007, ``keep_unannotated`` for coco2014,
-    ``keep_unlabeled`` for nuswide, ``config`` for scenes.
+    ``keep_unlabeled`` for nuswide, ``config`` for scenes, ``test_fraction`` for folder.
+    ``classes`` (a list of names, any dataset) keeps only those labels, in that order.
     """
     key = name.strip().lower()
     if key not in DATASETS:
         raise ValueError(f"unknown dataset {name!r}; valid names: {', '.join(DATASETS)}")
-    return DATASETS[key](root, train_transform, eval_transform, **options)
+    classes = options.pop("classes", None)
+    splits = DATASETS[key](root, train_transform, eval_transform, **options)
+    if classes:
+        splits = tuple(select_classes(split, list(classes)) for split in splits)
+    return splits

@@ -116,11 +116,25 @@ def check_categories(annotation_file: Path, names: list[str]) -> None:
                          f"{'; '.join(problems)}); is it a COCO 2014 instances file?")
 
 
+def _complete(root) -> bool:
+    """Whether both splits' images and annotations are there (under root, root/coco or root/coco2014)."""
+    parts = ["annotations/instances_train2014.json", "annotations/instances_val2014.json", "train2014", "val2014"]
+    return any(all((Path(root) / folder / part).exists() for part in parts) for folder in ("", "coco", "coco2014"))
+
+
 def load_coco2014(root: str | os.PathLike = "data", train_transform: Callable | None = None,
                   eval_transform: Callable | None = None, *, val_fraction: float = DEFAULT_VAL_FRACTION,
-                  seed: int = DEFAULT_SPLIT_SEED, keep_unannotated: bool = False,
+                  seed: int = DEFAULT_SPLIT_SEED, keep_unannotated: bool = False, download: bool = False,
                   ) -> tuple[BenchmarkDataset, BenchmarkDataset, BenchmarkDataset]:
-    """``(train, val, test)``: train2014 minus a held-out ``val_fraction`` (val), and val2014 (test)."""
+    """``(train, val, test)``: train2014 minus a held-out ``val_fraction`` (val), and val2014 (test).
+
+    With ``download=True`` a missing dataset is first fetched and extracted into ``root/coco``
+    (:func:`msrn_core.data.download.download_coco2014`, about 20 GB).
+    """
+    if download and not _complete(root):
+        from ..download import download_coco2014
+
+        download_coco2014(root)  # missing or half there: fetches and extracts only what is missing
     coco_dir = find_dataset_dir(root, ["", "coco", "coco2014"], "annotations", "COCO 2014", LAYOUT, HOW_TO_GET)
     train = read_coco_split(coco_dir, "train2014", keep_unannotated)
     test = read_coco_split(coco_dir, "val2014", keep_unannotated)

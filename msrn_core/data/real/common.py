@@ -108,3 +108,53 @@ def build_splits(title: str, root: Path, class_names: Sequence[str],
                                 difficult=test_difficult, name=f"{title}/test", root=root, split="test",
                                 image_ids=test_ids)
     return subset(keep, "train", train_transform), subset(held_out, "val", eval_transform), test_set
+
+
+# per-class attributes of a split (one entry per class) that follow a change of the label set
+PER_CLASS_ATTRIBUTES = ("class_themes", "class_families")
+
+
+def select_classes(dataset, classes: Sequence[str]):
+    """A copy of ``dataset`` that knows only ``classes`` (in that order); every image stays.
+
+    The label matrix, the difficult mask, boxes (their class ids renumbered; boxes of dropped
+    classes removed) and per-class attributes follow. An image left without a positive stays as a
+    negative for every kept class.
+    """
+    import copy
+
+    names = list(dataset.class_names)
+    unknown = [c for c in classes if c not in names]
+    if unknown:
+        raise ValueError(f"{getattr(dataset, 'name', 'the dataset')} has no class {', '.join(map(repr, unknown))}; "
+                         f"its classes: {', '.join(names)}")
+    if len(set(classes)) != len(classes):
+        raise ValueError(f"a class is named twice in {list(classes)}")
+    columns = [names.index(c) for c in classes]
+    selected = copy.copy(dataset)
+    selected.class_names = list(classes)
+    selected.labels = np.ascontiguousarray(np.asarray(dataset.labels)[:, columns])
+    if getattr(dataset, "difficult", None) is not None:
+        selected.difficult = np.ascontiguousarray(dataset.difficult[:, columns])
+    if getattr(dataset, "boxes", None) is not None:
+        new_id = {old: new for new, old in enumerate(columns)}
+        selected.boxes = [[(new_id[int(box[0])], *box[1:]) for box in boxes if int(box[0]) in new_id]
+                          for boxes in dataset.boxes]
+    for attribute in PER_CLASS_ATTRIBUTES:
+        values = getattr(dataset, attribute, None)
+        if values is not None and len(values) == len(names):
+            setattr(selected, attribute, [values[i] for i in columns])
+    if getattr(dataset, "hub_classes", None) is not None:
+        selected.hub_classes = [c for c in dataset.hub_classes if c in classes]
+    return selected
+
+
+def read_class_list(value: str) -> list[str]:
+    """``--classes``: a comma-separated list, or a file with one class per line (or comma-separated)."""
+    path = Path(value)
+    text = path.read_text(encoding="utf-8") if path.is_file() else value
+    separators = text.replace("\n", ",")
+    classes = [c.strip() for c in separators.split(",") if c.strip()]
+    if not classes:
+        raise ValueError(f"--classes {value!r} names no class: give a comma-separated list or a file of names")
+    return classes

@@ -7,10 +7,17 @@ validation; ``test`` (4,952 images) tests. Labels come from ``ImageSets/Main/<cl
 Difficult entries (the VOC convention, :mod:`msrn_core.metrics`) are 0 in the label matrix, so they count as negatives for
 training, for the label graph and for CP/CR/OP/OR, and True in the ``difficult`` mask, so AP
 leaves them out.
+
+Boxes: where ``Annotations/<id>.xml`` exist, each split's ``boxes[i]`` lists image i's objects as
+``(class index, x0, y0, x1, y1)`` in pixels (end exclusive; VOC's 1-based inclusive corners
+converted), read on first use. The pointing game (:func:`msrn_core.attention.pointing_game_score`)
+scores attention maps against them.
 """
 from __future__ import annotations
 
 import os
+import xml.etree.ElementTree as ET
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Callable
 
@@ -79,6 +86,48 @@ def read_image_set(voc_dir: Path, split: str) -> tuple[list[str], np.ndarray, np
     return list(ids or []), labels, np.stack(hard, axis=1)
 
 
+def read_annotation_boxes(path: Path, class_names=VOC_CLASSES) -> list[tuple[int, float, float, float, float]]:
+    """``(class index, x0, y0, x1, y1)`` of every object in one ``Annotations/<id>.xml``.
+
+    VOC corners are 1-based and inclusive (``xmin = 1`` is the first pixel column), so
+    ``x0 = xmin - 1`` and ``x1 = xmax``: the box covers ``x0 <= x < x1`` in 0-based pixels.
+    Objects of classes not in ``class_names`` are skipped.
+    """
+    try:
+        root = ET.parse(path).getroot()
+    except ET.ParseError as error:
+        raise ValueError(f"{path} is not valid XML ({error}); re-extract the VOC archive") from None
+    boxes = []
+    for obj in root.iter("object"):
+        name = (obj.findtext("name") or "").strip()
+        box = obj.find("bndbox")
+        if name not in class_names or box is None:
+            continue
+        x0, y0, x1, y1 = (float(box.findtext(key)) for key in ("xmin", "ymin", "xmax", "ymax"))
+        boxes.append((class_names.index(name), x0 - 1, y0 - 1, x1, y1))
+    return boxes
+
+
+class AnnotationBoxes(Sequence):
+    """``boxes[i]`` of a split, parsed from ``Annotations/<id>.xml`` on first access (then kept)."""
+
+    def __init__(self, annotation_dir: Path, image_ids: list[str]):
+        self.annotation_dir = Path(annotation_dir)
+        self.image_ids = list(image_ids)
+        self._cache: dict[int, list] = {}
+
+    def __len__(self) -> int:
+        return len(self.image_ids)
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        if index not in self._cache:
+            path = self.annotation_dir / f"{self.image_ids[index]}.xml"
+            self._cache[index] = read_annotation_boxes(path) if path.exists() else []
+        return self._cache[index]
+
+
 def _image_paths(voc_dir: Path, ids: list[str], split: str) -> list[Path]:
     return require_images([voc_dir / "JPEGImages" / f"{image_id}.jpg" for image_id in ids],
                           f"PASCAL VOC 2007 {split}", LAYOUT, HOW_TO_GET)
@@ -108,5 +157,9 @@ def load_voc2007(root: str | os.PathLike = "data", train_transform: Callable | N
     for split in ("trainval", "test"):
         ids, labels, difficult = read_image_set(voc_dir, split)
         splits[split] = (_image_paths(voc_dir, ids, split), labels, ids, difficult)
-    return build_splits("voc2007", voc_dir, VOC_CLASSES, splits["trainval"], splits["test"], val_fraction,
-                        seed, train_transform, eval_transform)
+    result = build_splits("voc2007", voc_dir, VOC_CLASSES, splits["trainval"], splits["test"], val_fraction,
+                          seed, train_transform, eval_transform)
+    if (voc_dir / "Annotations").is_dir():
+        for split in result:
+            split.boxes = AnnotationBoxes(voc_dir / "Annotations", split.image_ids)
+    return result
