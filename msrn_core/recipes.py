@@ -55,7 +55,9 @@ class Recipe:
         fields_of_kind = {f.name for f in fields(config_class(kind))}
         values = {name: value for name, value in dict(
             backbone=self.backbone, pretrained=self.pretrained, embed_dim=self.embed_dim,
-            fc_hidden=self.fc_hidden, compactness_form=self.compactness_form).items() if name in fields_of_kind}
+            fc_hidden=self.fc_hidden).items() if name in fields_of_kind}
+        if kind == "msrn":  # the baselines have no groups: their checkpoints don't depend on the form
+            values["compactness_form"] = self.compactness_form
         values.update(overrides)
         return model_config(kind, **values)
 
@@ -84,7 +86,7 @@ class Recipe:
 CPU = Recipe("cpu", image_size=128, backbone="resnet18", pretrained=False, embed_dim=256, fc_hidden=512,
              epochs=2, batch_size=32, lr=0.03, backbone_lr_mult=0.1, lr_step=2, schedule="cosine",
              warmup_epochs=0.3, amp="bf16", channels_last=True, compactness_form="paper_mean",
-             pretrain_epochs=4, pretrain_lr=0.1)
+             pretrain_epochs=6, pretrain_lr=0.1)
 # The former CPU recipe, ResNet-18 from scratch for 3 epochs with a step decay: the defaults of
 # the training command line (``python -m msrn_core.train``), which has no pre-training phase.
 CPU_SCRATCH = Recipe("cpu-scratch", image_size=128, backbone="resnet18", pretrained=False, embed_dim=256,
