@@ -250,6 +250,21 @@ class MSRN(_GraphModel):
         return [branch(features[stage].contiguous(memory_format=torch.channels_last))
                 for stage, branch in zip(self.branch_stages, self.branches)]
 
+    def classify(self, rows: torch.Tensor, assignment: torch.Tensor | None = None) -> torch.Tensor:
+        """Logits (B x n) from ``tanh(M)``, the rows of M = [O || Q] (B x (n+m) x (branches * d)).
+
+        The paper's head flattens all rows into fc1, so every label's logit reads every row; the
+        per-label head gives label c its own row O_c and, with groups, ``S_c Q`` (its groups' rows,
+        weighted by the Diffpool ``assignment``).
+        """
+        if self.config.head == "per_label":
+            split = self.num_classes if self.uses_labels else 0
+            label_rows = ([rows[:, :split]] if self.uses_labels else []) + (
+                [assignment.to(rows.dtype) @ rows[:, split:]] if self.uses_groups else [])
+            return self.classifier(torch.cat(label_rows, dim=-1))  # B x n
+        hidden = F.leaky_relu(self.fc1(rows.flatten(1)), self.config.head_negative_slope)
+        return self.fc2(hidden)
+
     def head(self, features: dict[int, torch.Tensor], details: bool = False) -> ModelOutput:
         """Everything after the trunk, from the outputs of its stages (``ResNetTrunk.forward``)."""
         n = self.num_classes
@@ -276,14 +291,7 @@ class MSRN(_GraphModel):
         m_matrix = torch.cat(representations, dim=-1)  # B x (n+m) x (branches * d)
         split = n if self.uses_labels else 0
         rows = torch.tanh(m_matrix)
-        if self.config.head == "per_label":
-            label_rows = ([rows[:, :split]] if self.uses_labels else []) + (
-                [lge["assignment"].to(rows.dtype) @ rows[:, split:]] if self.uses_groups else [])
-            logits = self.classifier(torch.cat(label_rows, dim=-1))  # B x n
-        else:
-            hidden = F.leaky_relu(self.fc1(rows.flatten(1)), self.config.head_negative_slope)
-            logits = self.fc2(hidden)
-        result = ModelOutput(logits, lge.get("compactness", zero))
+        result = ModelOutput(self.classify(rows, lge.get("assignment")), lge.get("compactness", zero))
         if details:
             result.details = {
                 "gat_attention": [a.detach() for a in lge["gat_attention"]],
@@ -292,6 +300,7 @@ class MSRN(_GraphModel):
                 "branch_stages": list(self.branch_stages),
                 "label_attention": [a[:, :split].detach() for a in attention_maps] if self.uses_labels else None,
                 "group_attention": [a[:, split:].detach() for a in attention_maps] if self.uses_groups else None,
+                "head_rows": rows.detach(),  # tanh(M), B x (n+m) x (branches * d): what classify() reads
             }
         return result
 
