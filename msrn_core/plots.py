@@ -14,7 +14,9 @@ Each plotting function returns a :class:`matplotlib.figure.Figure` (notebooks di
 - :func:`plot_attention_maps`  semantic guided attention of each branch over one image (one colour scale)
 - :func:`plot_pointing_game`   pointing-game hit rates of several maps beside their baselines and ceilings
 - :func:`plot_training_curves` training loss and validation mAP per epoch
-- :func:`plot_metrics_bars`    mAP / CF1 / OF1 ... of several models (ablations)
+- :func:`plot_metrics_bars`    mAP / CF1 / OF1 ... of several models
+- :func:`plot_seed_bars`       one metric per setting over several seeds: mean, spread, each seed
+- :func:`plot_loss_gradient_norms`  both loss terms' gradient norms over the first steps
 
 ``FIGURES_DIR`` is ``figures/`` at the repository root when running from a checkout, else
 ``./figures``; the environment variable ``MSRN_FIGURES_DIR`` overrides it.
@@ -46,6 +48,8 @@ __all__ = [
     "plot_assignment",
     "plot_attention_maps",
     "plot_pointing_game",
+    "plot_seed_bars",
+    "plot_loss_gradient_norms",
     "relative_to_flat",
     "plot_edge_density",
     "plot_label_graph",
@@ -448,6 +452,70 @@ def plot_metrics_bars(results: Mapping[str, Mapping], metrics: Sequence[str] = (
     ax.set_title("Model comparison")
     ax.grid(axis="y", alpha=0.3)
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    fig.tight_layout()
+    return _finish(fig, save_as)
+
+
+def plot_seed_bars(results: Mapping[str, Sequence[float]], reference: Mapping[str, float] | None = None,
+                   metric: str = "test mAP", title: str | None = None, save_as: str | None = None) -> Figure:
+    """One bar per setting: the mean over seeds (%), an error bar of one standard deviation, a dot per seed.
+
+    ``results``: setting -> values (fractions), one per seed, e.g. the test mAPs of the trained
+    ablation study. A setting with a single seed gets no error bar. ``reference`` (setting -> a
+    percentage, e.g. the paper's VOC 2007 mAP) is written under the setting's name.
+    """
+    if not results:
+        raise ValueError("plot_seed_bars needs at least one setting with values")
+    names = list(results)
+    values = [100.0 * np.asarray(results[name], dtype=float) for name in names]
+    if any(len(v) == 0 for v in values):
+        raise ValueError("every setting of plot_seed_bars needs at least one seed's value")
+    means = np.array([v.mean() for v in values])
+    spreads = np.array([v.std(ddof=1) if len(v) > 1 else 0.0 for v in values])
+    fig, ax = plt.subplots(figsize=(max(6.0, 1.4 * len(names) + 1.5), 4.8))
+    x = np.arange(len(names))
+    bars = ax.bar(x, means, yerr=spreads, capsize=6, color=class_colors(len(names)), alpha=0.8)
+    ax.bar_label(bars, labels=[f"{m:.1f}" + (f" ± {sd:.1f}" if len(v) > 1 else "")
+                               for m, sd, v in zip(means, spreads, values)], padding=4, fontsize=9)
+    for i, v in enumerate(values):
+        ax.plot(np.full(len(v), x[i]) + np.linspace(-0.15, 0.15, len(v)), v, "o", color="black", markersize=4)
+    labels = [f"{name}\n({len(v)} seed{'s' if len(v) > 1 else ''})" for name, v in zip(names, values)]
+    if reference:
+        labels = [label + (f"\npaper {reference[name]:.2f}" if name in reference else "")
+                  for label, name in zip(labels, names)]
+    ax.set_xticks(x)
+    ax.set_xticklabels(labels, fontsize=9)
+    low = min(float(v.min()) for v in values)
+    ax.set_ylim(max(0.0, low - 10.0), min(100.0, max(float(v.max()) for v in values) + 6.0))
+    ax.set_ylabel(f"{metric} (%)")
+    ax.set_title(title or f"{metric}: mean ± sd over seeds (dots: single seeds)")
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    return _finish(fig, save_as)
+
+
+def plot_loss_gradient_norms(curves: Mapping[str, Mapping[str, Sequence[float]]], clip_norm: float | None = None,
+                             title: str | None = None, save_as: str | None = None) -> Figure:
+    """Gradient norms of each loss term over the first training steps, one panel per compactness form.
+
+    ``curves``: panel title -> {term name -> norms per step} (e.g. ``"BCE"`` and
+    ``"lambda x compactness"``). A dashed line marks ``clip_norm``: a term above it sets the
+    clipping factor of the whole gradient. Log scale, shared across the panels.
+    """
+    if not curves:
+        raise ValueError("plot_loss_gradient_norms needs at least one set of curves")
+    fig, axes = plt.subplots(1, len(curves), figsize=(5.5 * len(curves), 4.2), sharey=True, squeeze=False)
+    for ax, (panel, terms) in zip(axes[0], curves.items()):
+        for (term, norms), color in zip(terms.items(), class_colors(max(len(terms), 1))):
+            norms = np.asarray(norms, dtype=float)
+            ax.plot(np.arange(len(norms)), np.where(norms > 0, norms, np.nan), marker=".", color=color, label=term)
+        if clip_norm is not None:
+            ax.axhline(clip_norm, color="gray", linestyle="--", linewidth=1, label=f"clip norm {clip_norm:g}")
+        ax.set(title=panel, xlabel="training step", yscale="log")
+        ax.grid(alpha=0.3, which="both")
+        ax.legend(fontsize=8)
+    axes[0, 0].set_ylabel("gradient norm of the term")
+    fig.suptitle(title or "Both loss terms' gradient norms over the first steps", fontsize=11)
     fig.tight_layout()
     return _finish(fig, save_as)
 

@@ -339,3 +339,27 @@ def test_plot_pointing_game(tmp_path):
     _assert_png(plots.save_figure(fig, "pointing", directory=tmp_path), "pointing.png")
     with pytest.raises(ValueError, match="at least one"):
         plots.plot_pointing_game({}, 0.2, 0.1)
+
+
+def test_plot_seed_bars_shows_mean_spread_and_every_seed(tmp_path):
+    fig = plots.plot_seed_bars({"plain": [0.70, 0.72, 0.74], "full": [0.75], "none": [0.6, 0.62]},
+                               reference={"full": 94.85})
+    ax = fig.axes[0]
+    assert np.allclose([bar.get_height() for bar in ax.patches], [72.0, 75.0, 61.0])
+    dots = [line for line in ax.lines if line.get_marker() == "o"]
+    assert [len(d.get_ydata()) for d in dots] == [3, 1, 2]
+    assert "72.0 ± 2.0" in [t.get_text() for t in ax.texts]  # sample sd of 70, 72, 74
+    assert "paper 94.85" in ax.get_xticklabels()[1].get_text()
+    _assert_png(plots.save_figure(fig, "seeds", directory=tmp_path), "seeds.png")
+    with pytest.raises(ValueError, match="at least one seed"):
+        plots.plot_seed_bars({"full": []})
+
+
+def test_plot_loss_gradient_norms(tmp_path):
+    curves = {"paper eq. 6": {"BCE": [1.9, 1.5, 1.2], "compactness": [145.0, 80.0, 40.0]},
+              "adopted": {"BCE": [1.9, 1.6, 1.4], "compactness": [0.5, 0.4, 0.0]}}
+    fig = plots.plot_loss_gradient_norms(curves, clip_norm=10)
+    assert len(fig.axes) == 2 and fig.axes[0].get_yscale() == "log"
+    assert np.allclose(fig.axes[0].lines[1].get_ydata(), [145.0, 80.0, 40.0])
+    assert np.isnan(fig.axes[1].lines[1].get_ydata()[-1])  # a zero norm has no place on a log axis
+    _assert_png(plots.save_figure(fig, "gradnorms", directory=tmp_path), "gradnorms.png")
