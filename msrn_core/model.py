@@ -23,7 +23,7 @@ import torchvision
 from torch import nn
 
 from .graph import gat_mask
-from .layers import (GATLayer, compactness_loss, diffpool, semantic_guided_attention,
+from .layers import (COMPACTNESS_FORMS, GATLayer, compactness_loss, diffpool, semantic_guided_attention,
                      semantic_guided_attention_lean)
 
 EMBEDDING_MODES = ("full", "label", "group", "none")
@@ -51,6 +51,7 @@ class ModelConfig:
     fc_hidden: int = 2048  # width of fc1
     head_negative_slope: float = 0.2  # LeakyReLU between fc1 and fc2
     head: str = "paper"  # paper | per_label (HEAD_KINDS; per_label scales to thousands of labels)
+    compactness_form: str = "paper"  # paper | authors | paper_mean (layers.COMPACTNESS_FORMS)
 
     def __post_init__(self):
         self.branch_stages = tuple(int(s) for s in self.branch_stages)
@@ -63,6 +64,9 @@ class ModelConfig:
             raise ValueError(f"branch_stages must be a non-empty subset of 1..4, got {self.branch_stages}")
         if self.num_groups < 1:
             raise ValueError("num_groups (m) must be at least 1")
+        if self.compactness_form not in COMPACTNESS_FORMS:
+            raise ValueError(f"unknown compactness_form {self.compactness_form!r}; "
+                             f"choose one of {tuple(COMPACTNESS_FORMS)}")
         if self.head not in HEAD_KINDS:
             raise ValueError(f"unknown head {self.head!r}; choose one of {HEAD_KINDS}")
         if self.head == "per_label" and self.embeddings == "none":
@@ -230,11 +234,14 @@ class MSRN(_GraphModel):
         label_embeddings, alpha2 = self.gat2(hidden, mask)  # E_l = GAT_2(GAT_1(V))
         out = {"label_embeddings": label_embeddings, "gat_attention": [alpha1, alpha2]}
         if self.uses_groups:
-            z, _ = self.gat_embed(label_embeddings, mask)
-            assign_logits, _ = self.gat_assign(label_embeddings, mask)
+            form = self.config.compactness_form
+            # the authors' code runs Diffpool on ReLU(E_l); the paper on E_l
+            pooled_input = F.relu(label_embeddings) if form == "authors" else label_embeddings
+            z, _ = self.gat_embed(pooled_input, mask)
+            assign_logits, _ = self.gat_assign(pooled_input, mask)
             group_embeddings, _, assignment = diffpool(z, self.adjacency, assign_logits)  # eq. 5
             out.update(group_embeddings=group_embeddings, assignment=assignment,
-                       compactness=compactness_loss(group_embeddings, label_embeddings, assignment))
+                       compactness=compactness_loss(group_embeddings, label_embeddings, assignment, form))
         return out
 
     def forward(self, images: torch.Tensor, details: bool = False) -> ModelOutput:

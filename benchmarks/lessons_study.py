@@ -1,0 +1,230 @@
+"""The CPU training-recipe study: which recipe trains models well enough to look inside.
+
+Each candidate below is a named configuration: a model kind and its architecture switches, a
+schedule, and optionally a shared backbone (another candidate, a plain ResNet trained once) that
+it is fine-tuned from, as the paper fine-tunes ImageNet weights (section 4.1). A candidate's run
+folder is ``runs/study/<name>/`` (checkpoints; an interrupted run resumes), and its measured row
+is cached in ``benchmarks/results/lessons_study.json``. Selection uses the validation split only;
+the test split is only reported.
+
+    python benchmarks/lessons_study.py              # run what is missing, print the table
+    python benchmarks/lessons_study.py --only NAME  # run (or load) one candidate
+    python benchmarks/lessons_study.py --rescore    # score the finished runs again (new scorers)
+    python benchmarks/lessons_study.py --list       # the candidates and what they change
+
+Columns: training wall seconds (this machine, 2 cores, shared with other work while measured),
+best validation mAP, test mAP, pointing-game hit rates of MSRN's label attention per branch or
+of the plain/ML-GCN model's class activation map (CAM), the centre and random-point baselines
+and the best any 4 x 4 map could do, the ARI of MSRN's Diffpool groups against the dataset's
+themes, and the mean |E_l| of the label embeddings.
+"""
+from __future__ import annotations
+
+import argparse
+import inspect
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from msrn_core import attention, recipes  # noqa: E402
+from msrn_core.checkpoints import load_trunk_weights  # noqa: E402
+from msrn_core.experiment import make_model, prepare_scenes  # noqa: E402
+from msrn_core.groups import score_groups  # noqa: E402
+from msrn_core.scenes import THEME_NAMES, SceneConfig  # noqa: E402
+from msrn_core.training import evaluate, load_or_train  # noqa: E402
+from msrn_core.utils import atomic_write_json, seed_everything  # noqa: E402
+
+RESULTS = ROOT / "benchmarks" / "results" / "lessons_study.json"
+RUNS = ROOT / "runs" / "study"
+
+# What every candidate shares unless it says otherwise: the CPU recipe's narrowed MSRN head
+# (d = 256, fc1 512) on ResNet-18 at 128 px, batch 32, bf16 autocast and channels_last.
+FAST = dict(amp="bf16", channels_last=True, batch_size=32)
+# Fine-tuning from a shared backbone: cosine after a short warm-up, backbone at 0.1 x lr (paper 4.1).
+FINE_TUNE = dict(FAST, epochs=3, lr=0.03, backbone_lr_mult=0.1, schedule="cosine", warmup_epochs=0.3)
+PRETRAIN = dict(FAST, lr=0.1, backbone_lr_mult=1.0, schedule="cosine", warmup_epochs=0.3)
+
+CANDIDATES: dict[str, dict] = {
+    # the shared backbones: a plain ResNet-18 trained from scratch
+    "backbone_6ep": dict(kind="plain", train=dict(PRETRAIN, epochs=6),
+                         note="plain ResNet-18 from scratch, 6 epochs, cosine lr 0.1, bf16"),
+    "backbone_4ep": dict(kind="plain", train=dict(PRETRAIN, epochs=4),
+                         note="plain ResNet-18 from scratch, 4 epochs, cosine lr 0.1, bf16"),
+    # the heads fine-tuned from backbone_6ep, same budget each
+    "ft6_plain": dict(kind="plain", backbone="backbone_6ep", train=FINE_TUNE,
+                      note="plain head, 3 epochs from backbone_6ep"),
+    "ft6_msrn_paper_mean": dict(kind="msrn", model=dict(compactness_form="paper_mean"), backbone="backbone_6ep",
+                                train=FINE_TUNE, note="MSRN, eq. 6 / n (lambda 1e-3), 3 epochs from backbone_6ep"),
+    "ft6_mlgcn": dict(kind="mlgcn", backbone="backbone_6ep", train=FINE_TUNE,
+                      note="ML-GCN head, 3 epochs from backbone_6ep"),
+    "ft6_msrn_paper": dict(kind="msrn", model=dict(compactness_form="paper"), backbone="backbone_6ep",
+                           train=FINE_TUNE, note="MSRN, paper eq. 6 (lambda 1e-3), 3 epochs from backbone_6ep"),
+    "ft6_msrn_authors": dict(kind="msrn", model=dict(compactness_form="authors"), backbone="backbone_6ep",
+                             train=FINE_TUNE, note="MSRN, authors' form (lambda 1e-4), 3 epochs from backbone_6ep"),
+    "ft6_msrn_lambda0": dict(kind="msrn", backbone="backbone_6ep", train=dict(FINE_TUNE, compactness_weight=0.0),
+                             note="MSRN without the compactness term, 3 epochs from backbone_6ep"),
+    # the old recipe's from-scratch MSRN with the new speed levers, for scale
+    "scratch_msrn_3ep": dict(kind="msrn", model=dict(compactness_form="paper_mean"),
+                             train=dict(FAST, epochs=3, lr=0.03, backbone_lr_mult=1.0, schedule="cosine",
+                                        warmup_epochs=0.3),
+                             note="MSRN from scratch, 3 epochs (the old budget), cosine, bf16"),
+}
+
+
+def setup_for(image_size: int, cache: dict = {}):  # noqa: B006 - one setup per size per process
+    if image_size not in cache:
+        cache[image_size] = prepare_scenes(ROOT / "data", SceneConfig(image_size=image_size))
+    return cache[image_size]
+
+
+def build(name: str):
+    spec = CANDIDATES[name]
+    setup = setup_for(spec.get("image_size", 128))
+    seed_everything(spec.get("seed", 0))
+    model = make_model(setup, recipes.CPU.model_config(kind=spec["kind"], **spec.get("model", {})))
+    return spec, setup, model
+
+
+def train(name: str):
+    """Train (or load the finished run of) candidate ``name``; its backbone candidate first."""
+    spec, setup, model = build(name)
+    if spec.get("backbone"):
+        train(spec["backbone"])  # loads it when finished
+        load_trunk_weights(RUNS / spec["backbone"] / "best.pt", model)
+    config = recipes.CPU.train_config(**{"num_workers": 1, "seed": spec.get("seed", 0), **spec["train"]})
+    started = time.perf_counter()
+    result = load_or_train(model, setup.train, setup.val, config, RUNS / name)
+    seconds = None if result.extra.get("loaded") else time.perf_counter() - started
+    return model.eval(), result, seconds, setup
+
+
+def grid_ceiling(dataset, cells: int) -> float:
+    """The best hit rate any ``cells`` x ``cells`` map could reach: the share of (image, label)
+    trials whose boxes contain at least one cell centre."""
+    size = dataset.config.image_size
+    centres = [(j + 0.5) * size / cells for j in range(cells)]
+    trials, hits = 0, 0
+    for index in range(len(dataset)):
+        for c in np.flatnonzero(dataset.labels[index]):
+            boxes = [tuple(box[1:]) for box in dataset.boxes[index] if int(box[0]) == c]
+            if not boxes:
+                continue
+            trials += 1
+            hits += any(x0 <= x < x1 and y0 <= y < y1 for x0, y0, x1, y1 in boxes for x in centres for y in centres)
+    return hits / max(trials, 1)
+
+
+def pointing(model, dataset, kind: str) -> dict:
+    """Hit rates: MSRN's attention per branch, or the CAM of the plain / ML-GCN model when the
+    scorer offers it (``source="cam"``); both at the arg-max cell and, where offered, after
+    upsampling the map to the image (``resolution="image"``)."""
+    parameters = inspect.signature(attention.pointing_game_score).parameters
+    source = "attention" if kind == "msrn" else "cam"
+    if source == "cam" and "source" not in parameters:
+        return {}
+    rates = {}
+    for resolution in (("cell", "image") if "resolution" in parameters else ("cell",)):
+        options = {"source": source} if "source" in parameters else {}
+        if "resolution" in parameters:
+            options["resolution"] = resolution
+        score = attention.pointing_game_score(model, dataset, **options)
+        suffix = "" if resolution == "cell" else "@image"
+        rates.update({f"{branch}{suffix}" if source == "attention" else f"cam{suffix}": value
+                      for branch, value in score["hit_rate"].items()})
+        rates["centre"], rates["random"] = score["center_baseline"], score["random_baseline"]
+    return rates
+
+
+@torch.no_grad()
+def groups_and_embeddings(model, setup) -> dict:
+    if getattr(model, "config", None) is None or model.config.kind != "msrn" or not model.uses_groups:
+        return {}
+    lge = model.label_group_embeddings()
+    score = score_groups(lge["assignment"].argmax(-1), setup.test.class_themes, THEME_NAMES)
+    return {"ari": score["ari"], "ari_single_theme": score["ari_single_theme"],
+            "mean_abs_el": float(lge["label_embeddings"].abs().mean())}
+
+
+def score(name: str, seconds: float | None) -> dict:
+    model, result, trained_seconds, setup = train(name)
+    seconds = trained_seconds if trained_seconds is not None else seconds
+    spec = CANDIDATES[name]
+    test_map = float(evaluate(model, setup.test)["mAP"])
+    row = {"candidate": name, "note": spec.get("note", ""), "kind": spec["kind"], "backbone": spec.get("backbone"),
+           "train_seconds": seconds, "best_val_map": float(result.best_val_map), "best_epoch": result.best_epoch,
+           "test_map": test_map if test_map <= 1 else test_map / 100}
+    row["pointing"] = pointing(model, setup.test, spec["kind"])
+    row.update(groups_and_embeddings(model, setup))
+    return row
+
+
+def load_rows() -> dict:
+    return json.loads(RESULTS.read_text())["rows"] if RESULTS.exists() else {}
+
+
+def save_rows(rows: dict) -> None:
+    setup = setup_for(128)
+    ceilings = {f"{cells}x{cells}": grid_ceiling(setup.test, cells) for cells in (2, 4, 8)}
+    atomic_write_json(RESULTS, {"command": "python benchmarks/lessons_study.py", "grid_ceiling_128px": ceilings,
+                                "rows": rows})
+
+
+def fmt(value, percent=True) -> str:
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return "–"
+    return f"{100 * value:.1f}" if percent else f"{value:.3f}"
+
+
+def table(rows: dict) -> str:
+    lines = ["| candidate | train s | val mAP | test mAP | pointing: layer2 / layer3 / layer4 or CAM "
+             "(cell; image) | centre / random | ARI | mean abs E_l |", "|---|---|---|---|---|---|---|---|"]
+    for name, row in rows.items():
+        p = row.get("pointing", {})
+        cell = " / ".join(fmt(p[k]) for k in ("layer2", "layer3", "layer4", "cam") if k in p) or "–"
+        image = " / ".join(fmt(p[k]) for k in ("layer2@image", "layer3@image", "layer4@image", "cam@image") if k in p)
+        seconds = row.get("train_seconds")
+        lines.append(f"| {name} | {seconds:.0f} | " if seconds is not None else f"| {name} | – | ")
+        lines[-1] += (f"{fmt(row['best_val_map'])} | {fmt(row['test_map'])} | {cell}" + (f"; {image}" if image else "")
+                      + f" | {fmt(p.get('centre'))} / {fmt(p.get('random'))} | {fmt(row.get('ari'), False)} | "
+                      f"{fmt(row.get('mean_abs_el'), False)} |")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--only", action="append", help="run (or load) this candidate only (repeatable)")
+    parser.add_argument("--rescore", action="store_true", help="score the finished runs again")
+    parser.add_argument("--list", action="store_true", help="list the candidates")
+    args = parser.parse_args(argv)
+    if args.list:
+        for name, spec in CANDIDATES.items():
+            print(f"{name}: {spec.get('note', '')}")
+        return
+    torch.set_num_threads(max(1, torch.get_num_threads()))
+    rows = load_rows()
+    unknown = [name for name in args.only or [] if name not in CANDIDATES]
+    if unknown:
+        raise SystemExit(f"unknown candidate(s) {unknown}; see --list")
+    for name in args.only or list(CANDIDATES):
+        if name in rows and not args.rescore:
+            continue
+        finished = (RUNS / name / "last.pt").exists()
+        if args.rescore and not finished:
+            continue
+        print(f"== {name}: {CANDIDATES[name].get('note', '')}", flush=True)
+        rows[name] = score(name, rows.get(name, {}).get("train_seconds"))
+        save_rows(rows)
+    print(table({name: rows[name] for name in CANDIDATES if name in rows}))
+    if RESULTS.exists():
+        print("best possible hit rate of a map at 128 px:", json.loads(RESULTS.read_text())["grid_ceiling_128px"])
+
+
+if __name__ == "__main__":
+    main()
