@@ -68,11 +68,16 @@ def read(directory: str | Path | None = None) -> dict:
     return lessons
 
 
-def _fraction(value, what: str) -> float:
+def _number(value, low: float, high: float, message: str) -> float:
+    """``value`` as a float when it is a finite number in [low, high], else ``ValueError(message)``."""
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
-            or not 0.0 <= value <= 1.0:
-        raise ValueError(f"{what} must be a fraction in [0, 1] (not a percentage), got {value!r}")
+            or not low <= value <= high:
+        raise ValueError(f"{message}, got {value!r}")
     return float(value)
+
+
+def _fraction(value, what: str) -> float:
+    return _number(value, 0.0, 1.0, f"{what} must be a fraction in [0, 1] (not a percentage)")
 
 
 def _fractions(values, what: str) -> list[float]:
@@ -100,16 +105,12 @@ def _checked(key: str, value: Any) -> Any:
             raise ValueError("lessons 'recipe' needs the recipe's fields: a dataclass or a non-empty dict")
         return json.loads(json.dumps(dict(value), default=str))  # tuples -> lists, as the file keeps them
     if key == "main_job_seconds":
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0 or not math.isfinite(value):
-            raise ValueError(f"lessons 'main_job_seconds' must be a positive number of seconds, got {value!r}")
-        return float(value)
+        return _number(value, 1e-9, math.inf, "lessons 'main_job_seconds' must be a positive number of seconds")
     if key == "pointing_game":
         value = _exact_keys(value, POINTING_KEYS, key)
         return {k: _fraction(value[k], f"pointing_game['{k}']") for k in POINTING_KEYS}
     if key == "groups_ari":
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not -1.0 <= value <= 1.0:
-            raise ValueError(f"lessons 'groups_ari' must be an adjusted Rand index in [-1, 1], got {value!r}")
-        return float(value)
+        return _number(value, -1.0, 1.0, "lessons 'groups_ari' must be an adjusted Rand index in [-1, 1]")
     if key == "test_map":
         value = _exact_keys(value, TEST_MAP_KEYS, key)
         return {k: _fractions(value[k], f"test_map['{k}']") for k in TEST_MAP_KEYS}
