@@ -18,17 +18,36 @@ Conventions
   of a ``W x H`` image (the map spans the whole image, as the backbone's feature maps do);
   its centre is ``((j + 0.5) W / w, (i + 0.5) H / h)``.
 - Ties: the first maximal cell in row-major order (``numpy.argmax``).
+- ``resolution="image"`` upsamples the map bilinearly to the image first (as the figures draw it)
+  and points at the middle of its maximal pixels. Bilinear interpolation never peaks between
+  cells, so this moves the point by less than a cell; it is reported to show that the score is
+  not an artefact of the cell centres.
+- A map on an h x w grid can only point at its h x w cell centres: a trial whose boxes hold none
+  of them cannot be hit. The share of trials that can is the grid's **ceiling**, reported beside
+  the score (deep branches of small images have coarse grids: 2 x 2 at 128 px).
 
-- :func:`pointing_game`        one trial: one map, the boxes of its label
+- :func:`pointing_game`        one trial: one map, the boxes of its label (at cell or image resolution)
 - :func:`box_area_fraction`    the chance level of one trial (area of the union of the boxes / image area)
-- :func:`pointing_game_score`  hit rate per branch (and per class) of a model's label attention
+- :func:`grid_reachable`       can a map on an h x w grid hit this trial at all (its ceiling)?
+- :func:`upsample_map`         a map bilinearly upsampled to the image (``resolution="image"``)
+- :func:`pointing_game_score`  hit rate per branch (and per class) of MSRN's label attention, or of a
+  baseline's class activation map (``source="cam"``), at cell or image resolution
+
+Why the maps point where they do:
+
+- :func:`label_map_correlation`  do different labels' maps of one image differ?
+- :func:`normalised_entropy`, :func:`peak_ratio`  how focused is a map?
+- :func:`embedding_cosine`       do the label embeddings that steer the attention differ?
+- :func:`head_label_mixing`      does label c's logit read label c's own row of M?
 """
 from __future__ import annotations
 
+import math
 from typing import Sequence
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch.utils.data import DataLoader, Subset
 
 from .data import collate_skip_unreadable
@@ -44,6 +63,25 @@ def _size(image_size) -> tuple[float, float]:
     return float(width), float(height)
 
 
+def _pixel_grid(image_size) -> tuple[int, int]:
+    """``(height, width)`` of the image in whole pixels."""
+    width, height = _size(image_size)
+    return int(round(height)), int(round(width))
+
+
+POINTING_SOURCES = {"attention": "label_attention", "cam": "class_activation_map"}
+POINTING_RESOLUTIONS = ("cell", "image")
+
+
+def upsample_map(attention_map, image_size) -> torch.Tensor:
+    """An h x w map bilinearly upsampled to the image's ``height x width`` (``align_corners=False``,
+    the convention of the attention figures): one value per pixel, whose centre is ``(x + 0.5, y + 0.5)``."""
+    values = torch.as_tensor(attention_map).detach().float().cpu()
+    if values.ndim != 2 or values.numel() == 0:
+        raise ValueError(f"the attention map must be a non-empty h x w array, got shape {tuple(values.shape)}")
+    return F.interpolate(values[None, None], size=_pixel_grid(image_size), mode="bilinear", align_corners=False)[0, 0]
+
+
 def peak_point(attention_map, image_size) -> tuple[float, float]:
     """``(x, y)`` in image pixels: the centre of the map's arg-max cell (first one on ties)."""
     values = attention_map.detach().float().cpu().numpy() if isinstance(attention_map, torch.Tensor) \
@@ -56,14 +94,31 @@ def peak_point(attention_map, image_size) -> tuple[float, float]:
     return (j + 0.5) * width / w, (i + 0.5) * height / h
 
 
-def pointing_game(attention_map, boxes: Sequence[Box], image_size) -> bool:
-    """True when the centre of the map's arg-max cell lies inside one of ``boxes``.
+def image_peak_point(attention_map, image_size) -> tuple[float, float]:
+    """``(x, y)`` in image pixels: where the map, bilinearly upsampled to the image, is largest.
+
+    A bilinear map takes its maximum on a plateau around the best cell (a single pixel beside an
+    interior cell's centre; at the border, the block that ``align_corners=False`` clamps to the
+    cell's value), so the point is the mean of the maximal pixels' centres: a perfectly flat map
+    points at the image centre, a corner cell at the middle of its clamped block.
+    """
+    upsampled = upsample_map(attention_map, image_size).numpy()
+    rows, cols = np.nonzero(upsampled >= upsampled.max())
+    return float(cols.mean() + 0.5), float(rows.mean() + 0.5)
+
+
+def pointing_game(attention_map, boxes: Sequence[Box], image_size, resolution: str = "cell") -> bool:
+    """True when the map's peak lies inside one of ``boxes``.
 
     ``attention_map``: h x w tensor or array; ``boxes``: the label's boxes ``(x0, y0, x1, y1)``
     in image pixels, end exclusive; ``image_size``: the side of a square image or
-    ``(width, height)``. No box: always a miss.
+    ``(width, height)``. ``resolution="cell"``: the peak is the centre of the arg-max cell
+    (:func:`peak_point`); ``"image"``: the peak of the map upsampled to the image
+    (:func:`image_peak_point`). No box: always a miss.
     """
-    x, y = peak_point(attention_map, image_size)
+    if resolution not in POINTING_RESOLUTIONS:
+        raise ValueError(f"unknown resolution {resolution!r} for the pointing game; choose one of {POINTING_RESOLUTIONS}")
+    x, y = peak_point(attention_map, image_size) if resolution == "cell" else image_peak_point(attention_map, image_size)
     return any(x0 <= x < x1 and y0 <= y < y1 for x0, y0, x1, y1 in boxes)
 
 
@@ -100,29 +155,74 @@ def _dataset_image_size(dataset, index: int):
     return image.size  # (width, height)
 
 
+def grid_reachable(grid_shape, boxes: Sequence[Box], image_size) -> bool:
+    """True when some cell centre of an ``h x w`` grid over the image lies inside one of ``boxes``.
+
+    A map on that grid can only point at its cell centres, so a trial where none of them falls
+    in a box is lost whatever the map holds; the share of reachable trials is the grid's ceiling.
+    """
+    h, w = grid_shape
+    width, height = _size(image_size)
+    xs = (np.arange(w) + 0.5) * width / w
+    ys = (np.arange(h) + 0.5) * height / h
+    return any(((x0 <= xs) & (xs < x1)).any() and ((y0 <= ys) & (ys < y1)).any() for x0, y0, x1, y1 in boxes)
+
+
+def _maps_of(details: dict, source: str) -> tuple[list[torch.Tensor], list[str]]:
+    """The maps the pointing game scores (one B x n x h x w tensor per entry) and their names."""
+    key = POINTING_SOURCES[source]
+    maps = details.get(key) if details else None
+    if maps is None:
+        if source == "attention":
+            raise ValueError("this model returns no label attention maps (details['label_attention']): the pointing "
+                             "game needs an MSRN with label embeddings (embeddings 'full' or 'label'), or "
+                             "source='cam' for a plain ResNet or ML-GCN")
+        raise ValueError("this model returns no class activation maps (details['class_activation_map']): use "
+                         "source='cam' with the plain ResNet or ML-GCN, source='attention' with MSRN")
+    if source == "cam":
+        return [maps], ["cam"]
+    stages = details.get("branch_stages") or [None] * len(maps)
+    return list(maps), [f"layer{s}" if s is not None else f"branch {k}" for k, s in enumerate(stages)]
+
+
 @torch.no_grad()
 def pointing_game_score(model, dataset, branch: int | None = None, max_images: int | None = None,
                         device: str | torch.device = "cpu", batch_size: int = 32,
-                        image_size=None) -> dict:
-    """Pointing-game hit rates of ``model``'s label attention on ``dataset`` (usually the test split).
+                        image_size=None, source: str = "attention", resolution: str = "cell") -> dict:
+    """Pointing-game hit rates of ``model``'s maps on ``dataset`` (usually the test split).
 
-    Each (image, true label) pair whose label has at least one box is one trial. The attention
-    map of that label on a branch is ``model(images, details=True).details["label_attention"]
-    [k][b, c]``; ``branch`` (an index into the model's branches) scores one branch only, ``None``
-    all of them. ``max_images`` takes the first images of ``dataset``. ``image_size`` (the
-    frame of the boxes) defaults to the scene config's image size.
+    Each (image, true label) pair whose label has at least one box is one trial.
+
+    - ``source="attention"``: MSRN's label attention, ``model(images, details=True).details
+      ["label_attention"][k][b, c]``, one entry per branch (``"layer2"``, ...); ``branch`` (an
+      index into the model's branches) scores one branch only, ``None`` all of them.
+    - ``source="cam"``: the class activation map of a plain ResNet or ML-GCN,
+      ``details["class_activation_map"][b, c]``, scored under the name ``"cam"``.
+    - ``resolution="cell"``: the map points at the centre of its arg-max cell (:func:`pointing_game`);
+      ``"image"``: the map is first upsampled bilinearly to the image size (:func:`upsample_map`), so
+      it points at its arg-max pixel, between cell centres where neighbouring cells are both high.
+
+    ``max_images`` takes the first images of ``dataset``. ``image_size`` (the frame of the boxes)
+    defaults to the scene config's image size.
 
     Returns a dict:
 
-    - ``branches``: branch names (``"layer2"``, ...), ``hit_rate``: branch name -> hit rate,
-    - ``per_class``: branch name -> {class name -> hit rate} (classes with a trial only),
+    - ``branches``: map names (``"layer2"``, ... or ``"cam"``), ``hit_rate``: name -> hit rate,
+    - ``per_class``: name -> {class name -> hit rate} (classes with a trial only),
+    - ``ceiling``: name -> the share of trials a map on that grid *could* hit (some cell centre,
+      or pixel centre at ``resolution="image"``, inside a box; :func:`grid_reachable`),
+    - ``grid``: name -> ``(h, w)`` of the map as scored,
     - ``random_baseline``: the chance level, the mean over trials of the boxes' area fraction
       (the expected hit rate of a uniformly random point), ``random_baseline_per_class``,
     - ``center_baseline``: the hit rate of always pointing at the image centre,
       ``center_baseline_per_class``,
     - ``trials_per_class``, ``num_trials``, ``num_images``, ``labels_without_box`` (true labels
-      with no box, not scored).
+      with no box, not scored), ``source``, ``resolution``.
     """
+    if source not in POINTING_SOURCES:
+        raise ValueError(f"unknown source {source!r} for the pointing game; choose one of {tuple(POINTING_SOURCES)}")
+    if resolution not in POINTING_RESOLUTIONS:
+        raise ValueError(f"unknown resolution {resolution!r} for the pointing game; choose one of {POINTING_RESOLUTIONS}")
     device = torch.device(device)
     boxes_of = getattr(dataset, "boxes", None)
     if boxes_of is None:
@@ -136,23 +236,20 @@ def pointing_game_score(model, dataset, branch: int | None = None, max_images: i
 
     names: list[str] | None = None
     hits: dict[str, dict[int, list[bool]]] = {}
+    reachable: dict[str, list[bool]] = {}
+    grids: dict[str, tuple[int, int]] = {}
     chance: dict[int, list[float]] = {}
     centre: dict[int, list[bool]] = {}
     num_images, without_box = 0, 0
     for batch in loader:
         if batch.images.numel() == 0:
             continue
-        details = model(batch.images.to(device), details=True).details
-        maps = details.get("label_attention") if details else None
-        if maps is None:
-            raise ValueError("this model returns no label attention maps (details['label_attention']): "
-                             "the pointing game needs an MSRN with label embeddings (embeddings 'full' or 'label')")
-        stages = details.get("branch_stages") or [None] * len(maps)
-        all_names = [f"layer{s}" if s is not None else f"branch {k}" for k, s in enumerate(stages)]
+        maps, all_names = _maps_of(model(batch.images.to(device), details=True).details, source)
         chosen = range(len(maps)) if branch is None else [branch]
         if names is None:
             names = [all_names[k] for k in chosen]
             hits = {name: {} for name in names}
+            reachable = {name: [] for name in names}
         for b, index in enumerate(batch.indices.tolist()):
             num_images += 1
             size = image_size if image_size is not None else _dataset_image_size(dataset, index)
@@ -164,8 +261,11 @@ def pointing_game_score(model, dataset, branch: int | None = None, max_images: i
                 chance.setdefault(int(c), []).append(box_area_fraction(boxes, size))
                 centre.setdefault(int(c), []).append(pointing_game(np.ones((1, 1)), boxes, size))
                 for k in chosen:
-                    hit = pointing_game(maps[k][b, c], boxes, size)
-                    hits[all_names[k]].setdefault(int(c), []).append(hit)
+                    a = maps[k][b, c].float().cpu()
+                    scored_grid = tuple(a.shape) if resolution == "cell" else _pixel_grid(size)
+                    grids[all_names[k]] = scored_grid
+                    hits[all_names[k]].setdefault(int(c), []).append(pointing_game(a, boxes, size, resolution))
+                    reachable[all_names[k]].append(grid_reachable(scored_grid, boxes, size))
 
     names = names or []
     trials = {class_names[c]: len(v) for c, v in sorted(chance.items())}
@@ -178,6 +278,8 @@ def pointing_game_score(model, dataset, branch: int | None = None, max_images: i
         "branches": names,
         "hit_rate": {name: rate([h for v in hits[name].values() for h in v]) for name in names},
         "per_class": {name: {class_names[c]: rate(v) for c, v in sorted(hits[name].items())} for name in names},
+        "ceiling": {name: rate(reachable[name]) for name in names},
+        "grid": {name: grids.get(name) for name in names},
         "random_baseline": rate(all_chance),
         "random_baseline_per_class": {class_names[c]: rate(v) for c, v in sorted(chance.items())},
         "center_baseline": rate([h for v in centre.values() for h in v]),
@@ -186,4 +288,110 @@ def pointing_game_score(model, dataset, branch: int | None = None, max_images: i
         "num_trials": len(all_chance),
         "num_images": num_images,
         "labels_without_box": without_box,
+        "source": source,
+        "resolution": resolution,
+    }
+
+
+# ============================================================================ why the maps point where they do
+# Three measurements of what ties label c's attention to label c's object: whether the labels'
+# maps differ at all, whether the label embeddings that steer them (eq. 7) differ, and whether
+# label c's logit reads label c's own row of M = [O || Q] (paper eq. 9-10) or mixes them all.
+
+
+def label_map_correlation(maps: torch.Tensor, present=None) -> float:
+    """Mean Pearson correlation between *different* labels' maps of one image.
+
+    ``maps``: B x n x h x w (one branch's ``label_attention``, or a CAM). ``present``: optional
+    B x n boolean mask; then only pairs of labels present in the image count. 1 means every label
+    looks at the same place (the maps are not label-specific), 0 unrelated maps, -1 opposite ones.
+    Maps constant over the positions have no correlation and are left out; ``nan`` when no pair is left.
+    """
+    values = torch.as_tensor(maps).detach().double()
+    if values.ndim != 4:
+        raise ValueError(f"label_map_correlation needs maps B x n x h x w, got shape {tuple(values.shape)}")
+    flat = values.flatten(2)
+    centred = flat - flat.mean(dim=-1, keepdim=True)
+    norms = centred.norm(dim=-1)
+    valid = norms > 1e-12 * (1 + flat.abs().amax(dim=-1))
+    if present is not None:
+        valid &= torch.as_tensor(np.asarray(present), dtype=torch.bool).reshape(valid.shape)
+    unit = centred / norms.clamp_min(1e-300).unsqueeze(-1)
+    correlation = unit @ unit.transpose(1, 2)  # B x n x n
+    pairs = valid.unsqueeze(2) & valid.unsqueeze(1) & ~torch.eye(values.shape[1], dtype=torch.bool)
+    return float(correlation[pairs].mean()) if pairs.any() else float("nan")
+
+
+def normalised_entropy(maps: torch.Tensor) -> torch.Tensor:
+    """``H(a) / log(hw)`` of maps that sum to 1 over their positions (B x n x h x w -> B x n).
+
+    1: flat (attention spread evenly, SGA acts as average pooling); 0: all weight on one cell.
+    A map with a single position has no entropy to speak of: ``nan``.
+    """
+    values = torch.as_tensor(maps).detach().double().flatten(2)
+    if values.shape[-1] < 2:
+        return torch.full(values.shape[:2], float("nan"), dtype=torch.float64)
+    return -(values * values.clamp_min(1e-300).log()).sum(-1) / math.log(values.shape[-1])
+
+
+def peak_ratio(maps: torch.Tensor) -> torch.Tensor:
+    """``hw * max_p a_p`` of maps that sum to 1 (B x n x h x w -> B x n): 1 flat, hw one cell."""
+    values = torch.as_tensor(maps).detach().double().flatten(2)
+    return values.shape[-1] * values.amax(dim=-1)
+
+
+def embedding_cosine(embeddings: torch.Tensor) -> float:
+    """Mean cosine similarity between different rows of ``embeddings`` (e.g. the label embeddings E_l).
+
+    Near 1: the labels steer the attention (eq. 7) in nearly the same direction, so their maps
+    cannot differ much; near 0: unrelated directions.
+    """
+    values = torch.as_tensor(embeddings).detach().double()
+    if values.ndim != 2 or len(values) < 2:
+        raise ValueError(f"embedding_cosine needs at least two rows (n x d), got shape {tuple(values.shape)}")
+    unit = F.normalize(values, dim=1)
+    cosine = unit @ unit.t()
+    return float(cosine[~torch.eye(len(values), dtype=torch.bool)].mean())
+
+
+def head_label_mixing(model, images: torch.Tensor) -> dict:
+    """How much of label c's logit comes from label c's own row of M: a gradient x input attribution.
+
+    The head reads ``tanh(M)``, one row per label (O) and per group (Q). For every image and label
+    c, row r's contribution to logit c is ``sum_j x_rj d logit_c / d x_rj`` (gradient x input; for
+    a head without biases it adds up exactly to the logit, since LeakyReLU is piecewise linear).
+    With shares ``|contribution| / sum over rows``, averaged over images and labels:
+
+    - ``own_row``: the share of label c's own row O_c,
+    - ``other_label_rows``: of the other labels' rows, ``group_rows``: of the group rows Q,
+    - ``uniform``: ``1 / rows``, the own-row share of a head that weighs every row alike.
+
+    The paper's head (fc1 over the flattened M) may mix freely; the per-label head gives label c
+    only O_c and its groups. ``model``: an MSRN with label embeddings; ``images``: B x 3 x H x W.
+    """
+    model.eval()
+    with torch.no_grad():
+        details = model(images, details=True).details
+    if not details or details.get("label_attention") is None:
+        raise ValueError("head_label_mixing needs an MSRN with label embeddings (embeddings 'full' or 'label')")
+    rows = details["head_rows"].float().clone().requires_grad_(True)
+    with torch.enable_grad():
+        logits = model.classify(rows, details["assignment"])
+        n, total = logits.shape[1], rows.shape[1]
+        contributions = []
+        for c in range(n):
+            (gradient,) = torch.autograd.grad(logits[:, c].sum(), rows, retain_graph=c < n - 1)
+            contributions.append((gradient * rows).sum(-1).detach())  # B x rows
+    contribution = torch.stack(contributions, dim=1).double()  # B x n x rows
+    share = contribution.abs() / contribution.abs().sum(-1, keepdim=True).clamp_min(1e-300)
+    own = share[:, torch.arange(n), torch.arange(n)]
+    label_share = share[..., :n].sum(-1)
+    return {
+        "own_row": float(own.mean()),
+        "other_label_rows": float((label_share - own).mean()),
+        "group_rows": float(share[..., n:].sum(-1).mean()),
+        "uniform": 1.0 / total,
+        "rows": total,
+        "contribution": contribution,
+        "logits": logits.detach(),
     }

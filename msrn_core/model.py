@@ -5,9 +5,11 @@
 - :class:`PlainBaseline` the backbone alone: global average pooling + linear classifier
 - :class:`MLGCNBaseline` ML-GCN: a two-layer GCN turns label features into classifiers
 - :func:`build_model`    one factory for all three, driven by :class:`ModelConfig`
+- :func:`class_activation_map`  the CAM of a linear classifier over the last conv map (Zhou et al. 2016)
 
 Every model returns a :class:`ModelOutput`; with ``details=True`` MSRN also returns what a
-reader needs to look inside (GAT attention, Diffpool assignment, per-branch attention maps).
+reader needs to look inside (GAT attention, Diffpool assignment, per-branch attention maps), and
+the two baselines their class activation maps.
 """
 from __future__ import annotations
 
@@ -255,6 +257,21 @@ class MSRN(_GraphModel):
         return [branch(features[stage].contiguous(memory_format=torch.channels_last))
                 for stage, branch in zip(self.branch_stages, self.branches)]
 
+    def classify(self, rows: torch.Tensor, assignment: torch.Tensor | None = None) -> torch.Tensor:
+        """Logits (B x n) from ``tanh(M)``, the rows of M = [O || Q] (B x (n+m) x (branches * d)).
+
+        The paper's head flattens all rows into fc1, so every label's logit reads every row; the
+        per-label head gives label c its own row O_c and, with groups, ``S_c Q`` (its groups' rows,
+        weighted by the Diffpool ``assignment``).
+        """
+        if self.config.head == "per_label":
+            split = self.num_classes if self.uses_labels else 0
+            label_rows = ([rows[:, :split]] if self.uses_labels else []) + (
+                [assignment.to(rows.dtype) @ rows[:, split:]] if self.uses_groups else [])
+            return self.classifier(torch.cat(label_rows, dim=-1))  # B x n
+        hidden = F.leaky_relu(self.fc1(rows.flatten(1)), self.config.head_negative_slope)
+        return self.fc2(hidden)
+
     def head(self, features: dict[int, torch.Tensor], details: bool = False) -> ModelOutput:
         """Everything after the trunk, from the outputs of its stages (``ResNetTrunk.forward``)."""
         n = self.num_classes
@@ -281,14 +298,7 @@ class MSRN(_GraphModel):
         m_matrix = torch.cat(representations, dim=-1)  # B x (n+m) x (branches * d)
         split = n if self.uses_labels else 0
         rows = torch.tanh(m_matrix)
-        if self.config.head == "per_label":
-            label_rows = ([rows[:, :split]] if self.uses_labels else []) + (
-                [lge["assignment"].to(rows.dtype) @ rows[:, split:]] if self.uses_groups else [])
-            logits = self.classifier(torch.cat(label_rows, dim=-1))  # B x n
-        else:
-            hidden = F.leaky_relu(self.fc1(rows.flatten(1)), self.config.head_negative_slope)
-            logits = self.fc2(hidden)
-        result = ModelOutput(logits, lge.get("compactness", zero))
+        result = ModelOutput(self.classify(rows, lge.get("assignment")), lge.get("compactness", zero))
         if details:
             result.details = {
                 "gat_attention": [a.detach() for a in lge["gat_attention"]],
@@ -297,20 +307,43 @@ class MSRN(_GraphModel):
                 "branch_stages": list(self.branch_stages),
                 "label_attention": [a[:, :split].detach() for a in attention_maps] if self.uses_labels else None,
                 "group_attention": [a[:, split:].detach() for a in attention_maps] if self.uses_groups else None,
+                "head_rows": rows.detach(),  # tanh(M), B x (n+m) x (branches * d): what classify() reads
             }
         return result
 
 
+def class_activation_map(features: torch.Tensor, classifiers: torch.Tensor) -> torch.Tensor:
+    """Class activation maps (Zhou et al., CVPR 2016): ``CAM_c = sum_k w_ck F_k``.
+
+    ``features``: the last conv map F, B x C x h x w; ``classifiers``: the class weights w, n x C
+    (a linear layer's weight, or ML-GCN's GCN outputs). Returns B x n x h x w, with no bias and
+    no normalisation. For a classifier on global *average* pooling, the mean of ``CAM_c`` over the
+    positions plus the bias is exactly the logit of class c: the map says where that logit comes from.
+    """
+    if features.ndim != 4 or classifiers.ndim != 2 or classifiers.shape[1] != features.shape[1]:
+        raise ValueError(f"class_activation_map needs features B x C x h x w and classifiers n x C, got "
+                         f"{tuple(features.shape)} and {tuple(classifiers.shape)}")
+    return torch.einsum("bkhw,ck->bchw", features, classifiers.to(features.dtype))
+
+
 class PlainBaseline(_GraphModel):
-    """The backbone alone: global average pooling and a linear classifier."""
+    """The backbone alone: global average pooling and a linear classifier.
+
+    With ``details=True`` it returns its class activation maps,
+    ``details["class_activation_map"]`` (B x n x h x w on the layer4 map).
+    """
 
     def __init__(self, config: ModelConfig, label_features: torch.Tensor, adjacency: torch.Tensor):
         super().__init__(config, label_features, adjacency)
         self.classifier = nn.Linear(self.trunk.channels[4], self.num_classes)
 
     def forward(self, images: torch.Tensor, details: bool = False) -> ModelOutput:
-        pooled = self.trunk(images, (4,))[4].mean(dim=(2, 3))
-        return ModelOutput(self.classifier(pooled), images.new_zeros(()))
+        features = self.trunk(images, (4,))[4]
+        result = ModelOutput(self.classifier(features.mean(dim=(2, 3))), images.new_zeros(()))
+        if details:
+            result.details = {"class_activation_map": class_activation_map(features, self.classifier.weight).detach(),
+                              "branch_stages": [4]}
+        return result
 
 
 class GraphConvolution(nn.Module):
@@ -326,7 +359,13 @@ class GraphConvolution(nn.Module):
 
 
 class MLGCNBaseline(_GraphModel):
-    """ML-GCN head: classifiers W = GCN_2(LeakyReLU(GCN_1(V))), logits = W x (x max-pooled)."""
+    """ML-GCN head: classifiers W = GCN_2(LeakyReLU(GCN_1(V))), logits = W x (x max-pooled).
+
+    With ``details=True`` it returns the class activation maps of its GCN classifiers,
+    ``details["class_activation_map"]`` (B x n x h x w on the layer4 map). ML-GCN max-pools, so the
+    maps do not average to the logits as a plain ResNet's do; they still show, position by
+    position, what the classifier of each label reads.
+    """
 
     def __init__(self, config: ModelConfig, label_features: torch.Tensor, adjacency: torch.Tensor,
                  hidden: int = 1024):
@@ -335,10 +374,15 @@ class MLGCNBaseline(_GraphModel):
         self.gc2 = GraphConvolution(hidden, self.trunk.channels[4])
 
     def forward(self, images: torch.Tensor, details: bool = False) -> ModelOutput:
-        pooled = self.trunk(images, (4,))[4].amax(dim=(2, 3))  # B x C
+        features = self.trunk(images, (4,))[4]
+        pooled = features.amax(dim=(2, 3))  # B x C
         hidden = F.leaky_relu(self.gc1(self.label_features, self.adjacency), 0.2)
         classifiers = self.gc2(hidden, self.adjacency)  # n x C
-        return ModelOutput(pooled @ classifiers.t(), images.new_zeros(()))
+        result = ModelOutput(pooled @ classifiers.t(), images.new_zeros(()))
+        if details:
+            result.details = {"class_activation_map": class_activation_map(features, classifiers).detach(),
+                              "branch_stages": [4]}
+        return result
 
 
 MODEL_CLASSES = {"msrn": MSRN, "plain": PlainBaseline, "mlgcn": MLGCNBaseline}

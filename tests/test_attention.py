@@ -217,3 +217,160 @@ def test_real_msrn_on_the_scene_dataset(small_scenes):
     assert all(0.0 <= rate <= 1.0 for rate in score["hit_rate"].values())
     assert 0.0 < score["random_baseline"] < 1.0
     assert not math.isnan(score["random_baseline"])
+
+
+# ----------------------------------------------------------------------------- image resolution, ceiling, CAM
+from msrn_core.attention import grid_reachable, image_peak_point, upsample_map  # noqa: E402
+
+
+def test_image_resolution_points_at_the_middle_of_the_upsampled_peak():
+    attention = np.zeros((4, 4))
+    attention[1, 2] = 1.0  # interior cell: centre (40, 24) over 64 px
+    x, y = image_peak_point(attention, 64)
+    assert abs(x - 40.0) <= 0.5 and abs(y - 24.0) <= 0.5  # within half a pixel of the cell centre
+    assert upsample_map(attention, 64).shape == (64, 64)
+    corner = np.zeros((2, 2))
+    corner[0, 1] = 1.0  # top-right cell of 8 px: clamped to 1 on x in 6..7, y in 0..1 (align_corners=False)
+    assert image_peak_point(corner, 8) == (7.0, 1.0)
+    assert peak_point(corner, 8) == (6.0, 2.0)
+    box = [(6, 0, 8, 2)]  # the top-right 2 x 2 pixels: the cell centre (6, 2) misses, the upsampled peak hits
+    assert pointing_game(corner, box, 8, resolution="image")
+    assert not pointing_game(corner, box, 8, resolution="cell")
+    assert image_peak_point(np.ones((3, 3)), 12) == (6.0, 6.0)  # a flat map points at the image centre
+    with pytest.raises(ValueError, match="resolution"):
+        pointing_game(corner, box, 8, resolution="pixel")
+
+
+def test_grid_ceiling_on_a_hand_example():
+    # 2 x 2 grid over 8 px: cell centres (2, 2), (6, 2), (2, 6), (6, 6)
+    assert grid_reachable((2, 2), [(1, 1, 3, 3)], 8)  # holds (2, 2)
+    assert not grid_reachable((2, 2), [(3, 3, 5, 5)], 8)  # a central box between all centres
+    assert not grid_reachable((2, 2), [(0, 0, 2, 8)], 8)  # x1 = 2 excluded
+    assert grid_reachable((2, 2), [(3, 3, 5, 5), (5, 5, 7, 7)], 8)  # the second box holds (6, 6)
+    assert grid_reachable((4, 4), [(3, 3, 5, 5)], 8)  # a finer grid has a centre at (3, 3)
+    assert not grid_reachable((2, 2), [(1, 3, 3, 5)], 8)  # x holds 2, but y in [3, 5) holds no centre
+
+
+class CentralBoxDataset(BoxDataset):
+    """One image with one central 4 x 4 px box of class a over 16 px: a 2 x 2 grid cannot reach it."""
+
+    def __init__(self):
+        super().__init__()
+        self.boxes = [[(0, 6, 6, 10, 10)], [(0, 0, 0, 8, 8)]]
+        self.labels = np.array([[1, 0, 0], [1, 0, 0]], dtype=np.uint8)
+
+
+class CoarseModel(nn.Module):
+    """Attention on a 2 x 2 grid (the indicator averaged per quadrant) and a 4 x 4 CAM."""
+
+    def forward(self, images, details=False):
+        return SimpleNamespace(logits=None, details={"label_attention": [F.avg_pool2d(images, 8)],
+                                                     "branch_stages": [4],
+                                                     "class_activation_map": F.avg_pool2d(images, 4)})
+
+
+def test_score_reports_the_ceiling_and_scores_cams():
+    dataset = CentralBoxDataset()
+    attention = pointing_game_score(CoarseModel(), dataset)
+    assert attention["ceiling"] == {"layer4": 0.5}  # the central box holds no 2 x 2 cell centre
+    assert attention["grid"] == {"layer4": (2, 2)}
+    assert attention["hit_rate"]["layer4"] == 0.5  # only the top-left box is hit
+    cam = pointing_game_score(CoarseModel(), dataset, source="cam")
+    assert cam["branches"] == ["cam"] and cam["source"] == "cam"
+    assert cam["ceiling"] == {"cam": 1.0} and cam["hit_rate"] == {"cam": 1.0}  # 4 x 4: centre (6, 6) is in
+    image = pointing_game_score(CoarseModel(), dataset, resolution="image")
+    assert image["grid"] == {"layer4": (16, 16)} and image["ceiling"] == {"layer4": 1.0}
+    assert image["resolution"] == "image"
+    with pytest.raises(ValueError, match="class activation"):
+        pointing_game_score(IndicatorModel(), dataset, source="cam")
+    with pytest.raises(ValueError, match="source"):
+        pointing_game_score(IndicatorModel(), dataset, source="gradcam")
+
+
+def test_cam_of_a_real_plain_resnet_on_the_scene_dataset(small_scenes):
+    from msrn_core.graph import LabelGraph
+    from msrn_core.model import ModelConfig, build_model
+
+    _, _, train, _, test = small_scenes
+    graph = LabelGraph.from_labels(train.labels, train.class_names)
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(kind="plain", backbone="resnet18"),
+                        np.eye(len(train.class_names), dtype=np.float32), graph.adjacency_tensor())
+    score = pointing_game_score(model, test, max_images=4, source="cam")
+    assert score["branches"] == ["cam"] and score["grid"]["cam"] == (2, 2)  # 64 px / 32
+    assert 0.0 <= score["hit_rate"]["cam"] <= score["ceiling"]["cam"] <= 1.0
+
+
+# ----------------------------------------------------------------------------- why the maps point where they do
+from msrn_core.attention import (embedding_cosine, head_label_mixing, label_map_correlation,  # noqa: E402
+                                 normalised_entropy, peak_ratio)
+
+
+def test_label_map_correlation_by_hand():
+    base = torch.tensor([[1.0, 0.0], [0.0, 0.0]])
+    same = torch.stack([base, 3 * base + 1])[None]  # one image, two labels, the same pattern
+    assert label_map_correlation(same) == pytest.approx(1.0)
+    opposite = torch.stack([base, -base])[None]
+    assert label_map_correlation(opposite) == pytest.approx(-1.0)
+    # three labels: a, b = a (corr 1), c orthogonal to both after centring (corr 0): pairs 1, 0, 0 (x2)
+    a = torch.tensor([[1.0, -1.0], [0.0, 0.0]])
+    c = torch.tensor([[0.0, 0.0], [1.0, -1.0]])
+    three = torch.stack([a, a, c])[None]
+    assert label_map_correlation(three) == pytest.approx(1 / 3)
+    assert label_map_correlation(three, present=[[True, True, False]]) == pytest.approx(1.0)
+    flat = torch.stack([torch.ones(2, 2), base])[None]  # a constant map has no correlation: left out
+    assert math.isnan(label_map_correlation(flat))
+    with pytest.raises(ValueError, match="B x n x h x w"):
+        label_map_correlation(base)
+
+
+def test_entropy_and_peak_ratio_of_flat_and_one_hot_maps():
+    maps = torch.zeros(1, 2, 2, 2)
+    maps[0, 0] = 0.25  # flat
+    maps[0, 1, 1, 0] = 1.0  # one cell
+    torch.testing.assert_close(normalised_entropy(maps), torch.tensor([[1.0, 0.0]], dtype=torch.float64))
+    torch.testing.assert_close(peak_ratio(maps), torch.tensor([[1.0, 4.0]], dtype=torch.float64))
+    assert torch.isnan(normalised_entropy(torch.ones(1, 1, 1, 1))).all()
+
+
+def test_embedding_cosine_by_hand():
+    rows = torch.tensor([[1.0, 0.0], [0.0, 2.0], [1.0, 1.0]])  # cosines 0, 1/sqrt2, 1/sqrt2
+    assert embedding_cosine(rows) == pytest.approx(math.sqrt(2) / 3)
+    assert embedding_cosine(torch.ones(4, 3)) == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="two rows"):
+        embedding_cosine(torch.ones(1, 3))
+
+
+def _tiny_msrn(**overrides):
+    from msrn_core.model import ModelConfig, build_model
+
+    n = 5
+    generator = torch.Generator().manual_seed(0)
+    features = torch.randn(n, 8, generator=generator)
+    adjacency = 0.2 * (torch.rand(n, n, generator=generator) > 0.5).float() + torch.eye(n)
+    torch.manual_seed(0)
+    config = ModelConfig(backbone="resnet18", embed_dim=16, gat_hidden=8, fc_hidden=12, num_groups=2, **overrides)
+    return build_model(config, features, adjacency).eval()
+
+
+def test_head_mixing_attributions_add_up_to_the_logits_without_biases():
+    model = _tiny_msrn()
+    with torch.no_grad():
+        model.fc1.bias.zero_()
+        model.fc2.bias.zero_()
+    mixing = head_label_mixing(model, torch.randn(2, 3, 64, 64))
+    # gradient x input of a bias-free piecewise-linear head is exact: the rows' contributions sum to the logit
+    torch.testing.assert_close(mixing["contribution"].sum(-1).float(), mixing["logits"], rtol=1e-4, atol=1e-5)
+    assert mixing["rows"] == 5 + 2 and mixing["uniform"] == pytest.approx(1 / 7)
+    assert mixing["own_row"] + mixing["other_label_rows"] + mixing["group_rows"] == pytest.approx(1.0)
+    assert mixing["other_label_rows"] > 0.2  # the paper's head reads every row
+
+
+def test_the_per_label_head_reads_only_its_own_row():
+    mixing = head_label_mixing(_tiny_msrn(head="per_label", embeddings="label"), torch.randn(2, 3, 64, 64))
+    assert mixing["own_row"] == pytest.approx(1.0)
+    assert mixing["other_label_rows"] == 0.0 and mixing["group_rows"] == 0.0
+    grouped = head_label_mixing(_tiny_msrn(head="per_label"), torch.randn(2, 3, 64, 64))
+    assert grouped["other_label_rows"] == 0.0 and grouped["group_rows"] > 0.0  # its groups' rows S_c Q
+    with pytest.raises(ValueError, match="label embeddings"):
+        head_label_mixing(_tiny_msrn(embeddings="group"), torch.randn(1, 3, 64, 64))

@@ -213,3 +213,52 @@ def test_checkpoint_written_before_the_head_option_still_loads(tmp_path):
     per_label = build_model(ModelConfig(backbone="resnet18", fc_hidden=8, head="per_label"), features, adjacency)
     with pytest.raises(Exception, match="head"):
         load_model_state(tmp_path / "old.pt", per_label, ["a", "b", "c"])
+
+
+# ----------------------------------------------------------------------------- class activation maps
+def test_class_activation_map_is_the_weighted_sum_of_channels_by_hand():
+    from msrn_core.model import class_activation_map
+
+    features = torch.zeros(1, 2, 2, 2)
+    features[0, 0] = torch.tensor([[1.0, 0.0], [0.0, 0.0]])  # channel 0 fires top-left
+    features[0, 1] = torch.tensor([[0.0, 0.0], [0.0, 2.0]])  # channel 1 fires bottom-right
+    weights = torch.tensor([[3.0, 0.0], [1.0, -1.0]])  # class 0 reads channel 0; class 1 = ch0 - ch1
+    cam = class_activation_map(features, weights)
+    torch.testing.assert_close(cam[0, 0], torch.tensor([[3.0, 0.0], [0.0, 0.0]]))
+    torch.testing.assert_close(cam[0, 1], torch.tensor([[1.0, 0.0], [0.0, -2.0]]))
+    with pytest.raises(ValueError, match="n x C"):
+        class_activation_map(features, torch.zeros(2, 3))
+
+
+def test_plain_cam_averages_to_the_logits():
+    """Global average pooling: mean over positions of CAM_c + bias_c = logit_c (Zhou et al. 2016)."""
+    n = 5
+    features, adjacency = random_graph(n)
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(kind="plain", backbone="resnet18"), features, adjacency).eval()
+    with torch.no_grad():
+        output = model(torch.randn(2, 3, 96, 96), details=True)
+    cam = output.details["class_activation_map"]
+    assert cam.shape == (2, n, 3, 3) and output.details["branch_stages"] == [4]
+    torch.testing.assert_close(cam.mean(dim=(2, 3)) + model.classifier.bias, output.logits, rtol=1e-5, atol=1e-5)
+    assert model(torch.randn(1, 3, 64, 64)).details == {}  # only on request
+
+
+def test_mlgcn_cam_uses_the_gcn_classifiers():
+    n = 4
+    features, adjacency = random_graph(n)
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(kind="mlgcn", backbone="resnet18"), features, adjacency).eval()
+    images = torch.randn(2, 3, 96, 96)
+    with torch.no_grad():
+        cam = model(images, details=True).details["class_activation_map"]
+        feature_map = model.trunk(images, (4,))[4]
+        classifiers = model.gc2(torch.nn.functional.leaky_relu(model.gc1(model.label_features, model.adjacency), 0.2),
+                                model.adjacency)
+        torch.testing.assert_close(cam, torch.einsum("bkhw,ck->bchw", feature_map, classifiers))
+        # a spatially constant map: max pooling = every position, so each cell of the CAM is the logit
+        constant = feature_map[:, :, :1, :1].expand_as(feature_map).contiguous()
+        model.trunk.forward = lambda x, stages=(4,): {4: constant}
+        output = model(images, details=True)
+    torch.testing.assert_close(output.details["class_activation_map"],
+                               output.logits[:, :, None, None].expand(2, n, 3, 3), rtol=1e-5, atol=1e-5)
