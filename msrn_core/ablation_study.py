@@ -79,7 +79,10 @@ def planned_runs(settings=None, seeds=None) -> list[tuple[str, int]]:
     if unknown:
         raise ValueError(f"unknown setting(s) {unknown}; choose from {list(SETTINGS)} "
                          f"({', '.join(f'{a} = {b}' for a, b in SAME_RUNS.items())})")
-    return [(setting, seed) for setting in settings for seed in (seeds or SEEDS.get(setting, DEFAULT_SEEDS))]
+    runs = [(setting, seed) for setting in settings for seed in (seeds or SEEDS.get(setting, DEFAULT_SEEDS))]
+    # seed by seed, the main comparison first: a study stopped early still covers every setting
+    order = ["full", "plain", "mlgcn", "none", "label", "group", "last1", "last2", "all4"]
+    return sorted(runs, key=lambda run: (run[1], order.index(run[0])))
 
 
 def run_study(recipe: recipes.Recipe, output: Path, settings=None, seeds=None, setup=None) -> dict:

@@ -41,6 +41,7 @@ class Recipe:
     amp: str = "auto"  # TrainConfig.amp; "bf16" also autocasts on CPUs with native bf16
     channels_last: bool = False
     compactness_form: str = "paper"  # ModelConfig.compactness_form: paper | authors | paper_mean
+    group_link_weight: float = 0.0  # TrainConfig.group_link_weight: Diffpool's link prediction (0: the paper)
     # A backbone trained once on the dataset (a plain ResNet) and shared by every model before
     # its own ``epochs`` of fine-tuning: the offline stand-in for ImageNet weights. 0: none.
     pretrain_epochs: int = 0
@@ -66,7 +67,7 @@ class Recipe:
                       backbone_lr_mult=self.backbone_lr_mult, lr_step=self.lr_step,
                       max_steps_per_epoch=self.max_steps_per_epoch, num_workers=self.num_workers,
                       schedule=self.schedule, warmup_epochs=self.warmup_epochs, amp=self.amp,
-                      channels_last=self.channels_last)
+                      channels_last=self.channels_last, group_link_weight=self.group_link_weight)
         values.update(overrides)
         return TrainConfig(**values)
 
@@ -84,8 +85,8 @@ class Recipe:
 
 
 CPU = Recipe("cpu", image_size=128, backbone="resnet18", pretrained=False, embed_dim=256, fc_hidden=512,
-             epochs=2, batch_size=32, lr=0.03, backbone_lr_mult=0.1, lr_step=2, schedule="cosine",
-             warmup_epochs=0.3, amp="bf16", channels_last=True, compactness_form="paper_mean",
+             epochs=2, batch_size=32, lr=0.1, backbone_lr_mult=0.1, lr_step=2, schedule="cosine",
+             warmup_epochs=0.3, amp="bf16", channels_last=True, compactness_form="paper_mean", group_link_weight=1.0,
              pretrain_epochs=6, pretrain_lr=0.1)
 # The former CPU recipe, ResNet-18 from scratch for 3 epochs with a step decay: the defaults of
 # the training command line (``python -m msrn_core.train``), which has no pre-training phase.
