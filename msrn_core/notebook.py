@@ -64,9 +64,10 @@ SHARED_BACKBONE_KINDS = ("msrn", "plain", "mlgcn", "dsdl")
 
 
 def shared_backbone(setup: DataSetup, recipe: recipes.Recipe | None = None, small: bool | None = None,
-                    force: bool = False) -> Path:
+                    force: bool = False, folder: str | Path | None = None) -> Path:
     """The recipe's backbone, trained once on ``setup``'s training split (a plain ResNet for
-    ``recipe.pretrain_epochs``) in ``runs/notebooks/<recipe>/backbone``; returns its ``best.pt``.
+    ``recipe.pretrain_epochs``) in ``folder`` (default ``runs/notebooks/<recipe>/backbone``);
+    returns its ``best.pt``.
 
     A finished run is loaded, not trained again. It stands in for the ImageNet weights the paper
     starts from (section 4.1): every compared model starts from this same backbone.
@@ -74,7 +75,7 @@ def shared_backbone(setup: DataSetup, recipe: recipes.Recipe | None = None, smal
     recipe = recipe or recipes.default_recipe(small)
     seed_everything(0)
     model = make_model(setup, recipe.model_config(kind="plain"))
-    folder = run_folder("backbone", recipe=recipe)
+    folder = Path(folder) if folder is not None else run_folder("backbone", recipe=recipe)
     load_or_train(model, setup.train, setup.val, recipe.pretrain_config(num_workers=1), folder, force=force)
     return folder / "best.pt"
 

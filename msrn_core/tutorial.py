@@ -75,7 +75,8 @@ def main(argv=None) -> int:
     train_config = recipe.train_config(epochs=epochs, num_workers=args.workers, device=args.device)
     results, histories, models = {}, {}, {}
     # the recipe's shared backbone (trained once, loaded afterwards), as notebook.trained_model does
-    backbone = shared_backbone(setup, recipe) if recipe.pretrain_epochs > 0 else None
+    backbone = (shared_backbone(setup, recipe, folder=Path(args.runs) / "backbone", force=args.force)
+                if recipe.pretrain_epochs > 0 else None)
     for kind in ("msrn", "plain"):
         seed_everything(0)
         model = make_model(setup, recipe.model_config(kind=kind))
