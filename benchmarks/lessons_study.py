@@ -35,12 +35,13 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from msrn_core import attention, recipes  # noqa: E402
-from msrn_core.checkpoints import load_trunk_weights  # noqa: E402
-from msrn_core.experiment import make_model, prepare_scenes  # noqa: E402
+from msrn_core import attention  # noqa: E402
+from msrn_core.data.scenes import THEME_NAMES, SceneConfig  # noqa: E402
 from msrn_core.groups import score_groups  # noqa: E402
-from msrn_core.scenes import THEME_NAMES, SceneConfig  # noqa: E402
-from msrn_core.training import evaluate, load_or_train  # noqa: E402
+from msrn_core.running import recipes  # noqa: E402
+from msrn_core.running.checkpoints import load_trunk_weights  # noqa: E402
+from msrn_core.running.experiment import make_model, prepare_scenes  # noqa: E402
+from msrn_core.running.training import evaluate, load_or_train  # noqa: E402
 from msrn_core.utils import atomic_write_json, seed_everything  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results" / "lessons_study.json"

@@ -16,10 +16,11 @@ from pathlib import Path
 import torch
 import torchvision
 
-from . import __version__, recipes
-from .experiment import DataSetup, make_model, prepare_scenes
-from .checkpoints import load_trunk_weights
-from .training import TrainResult, load_or_train, training_finished
+from . import __version__, defaults
+from .running import recipes
+from .running.checkpoints import load_trunk_weights
+from .running.experiment import DataSetup, make_model, prepare_scenes
+from .running.training import TrainResult, load_or_train, training_finished
 from .utils import get_device, project_root, seed_everything
 
 REPOSITORY = "https://github.com/msrn-tutorial/msrn-tutorial"
@@ -42,11 +43,11 @@ def tutorial_data(small: bool | None = None, label_features: str | None = None, 
                   train_augmentation: bool = True, recipe: recipes.Recipe | None = None) -> DataSetup:
     """The built-in scene dataset of the current mode, its label graph and label features.
 
-    ``label_features`` defaults to ``MSRN_LABEL_FEATURES`` if set, else ``"sentence"``.
+    ``label_features`` defaults to ``MSRN_LABEL_FEATURES`` if set, else ``defaults.LABEL_FEATURES``.
     ``recipe`` picks the images (their size) of another recipe than the mode's, e.g. ``recipes.GPU``.
     """
     recipe = recipe or recipes.default_recipe(small)
-    label_features = label_features or os.environ.get("MSRN_LABEL_FEATURES", "sentence")
+    label_features = label_features or os.environ.get(defaults.LABEL_FEATURES_ENV) or defaults.LABEL_FEATURES
     setup = prepare_scenes(root or project_root() / "data", recipe.scene_config(),
                            label_features=label_features, train_augmentation=train_augmentation)
     print(setup.describe())
