@@ -36,7 +36,9 @@ def test_the_cpu_recipe_fine_tunes_a_shared_backbone_and_small_stays_tiny():
         recipes.GPU.pretrain_config()
     # the training command line keeps the former from-scratch recipe
     from msrn_core.running import train
-    assert train.build_parser().parse_args([]).epochs == recipes.CPU_SCRATCH.epochs == 3
+    resolved = train.resolve_options(train.build_parser().parse_args([]))
+    assert (resolved.epochs, resolved.backbone_lr_mult) == (recipes.CPU_SCRATCH.epochs, 1.0) == (3, 1.0)
+    assert train.cli_recipe(resolved) is recipes.CPU_SCRATCH
 
 
 def test_trained_model_starts_every_head_from_one_shared_backbone(small_scenes, tmp_path, monkeypatch):

@@ -300,8 +300,9 @@ def test_command_line_options_come_from_the_recipes():
     cpu = resolved()
     assert (cpu.backbone, cpu.image_size, cpu.embed_dim, cpu.fc_hidden, cpu.epochs, cpu.batch_size, cpu.lr,
             cpu.backbone_lr_mult, cpu.lr_step, cpu.workers) == (
-        "resnet18", defaults.IMAGE_SIZE, defaults.CPU_EMBED_DIM, defaults.CPU_FC_HIDDEN, recipes.CPU.epochs,
-        recipes.CPU.batch_size, recipes.CPU.lr, 1.0, recipes.CPU.lr_step, recipes.CPU.num_workers)
+        "resnet18", defaults.IMAGE_SIZE, defaults.CPU_EMBED_DIM, defaults.CPU_FC_HIDDEN, recipes.CPU_SCRATCH.epochs,
+        recipes.CPU_SCRATCH.batch_size, recipes.CPU_SCRATCH.lr, 1.0, recipes.CPU_SCRATCH.lr_step,
+        recipes.CPU_SCRATCH.num_workers)  # the CLI trains from scratch: the former CPU recipe
     assert (cpu.t, cpu.p, cpu.label_features) == (defaults.T, defaults.P, defaults.LABEL_FEATURES)
     assert resolved("--pretrained").backbone_lr_mult == recipes.PAPER.backbone_lr_mult  # ImageNet weights: 0.1
     assert resolved("--embed-dim", "64").embed_dim == 64
