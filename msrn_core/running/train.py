@@ -308,6 +308,9 @@ def train_and_evaluate(args: argparse.Namespace) -> int:
 
     seed_everything(args.seed)
     out = output_folder(args)
+    if args.evaluate and not Path(args.evaluate).is_file():  # before the dataset is built
+        raise FileNotFoundError(f"no checkpoint at {args.evaluate}: train first, or pass the path of an "
+                                "existing .pt file")
     if distributed.context().is_main:
         check_writable_folder(out)  # before any time is spent on data or training
     with distributed.main_process_first():  # rank 0 generates or caches the data first
