@@ -79,6 +79,20 @@ class ModelOutput:
     logits: torch.Tensor  # (B, n)
     compactness: torch.Tensor  # paper eq. 6 (0 for models without groups)
     details: dict = field(default_factory=dict)
+    # Diffpool's link-prediction loss ||A - S S^T||_F / n (None for models without groups);
+    # weighted by TrainConfig.group_link_weight, 0 in the paper's recipe
+    group_link: torch.Tensor | None = None
+
+
+def group_link_loss(assignment: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Diffpool's link-prediction loss (Ying et al., 2018), a step beyond the MSRN paper:
+    ``||A - S S^T||_F / n``, with ``A`` the symmetric label graph with self loops (``mask``, the
+    GAT mask) and ``S`` the n x m assignment. ``S S^T[i, j]`` is the probability that labels i
+    and j share a group, so the loss asks labels that co-occur to share one. Divided by n (not
+    n^2 as in Diffpool) it sits on the scale of a per-label mean BCE.
+    """
+    target = (mask | mask.transpose(0, 1)).to(assignment.dtype)
+    return torch.linalg.matrix_norm(target - assignment @ assignment.transpose(0, 1)) / assignment.shape[0]
 
 
 class PretrainedWeightsError(RuntimeError):
@@ -241,7 +255,8 @@ class MSRN(_GraphModel):
             assign_logits, _ = self.gat_assign(pooled_input, mask)
             group_embeddings, _, assignment = diffpool(z, self.adjacency, assign_logits)  # eq. 5
             out.update(group_embeddings=group_embeddings, assignment=assignment,
-                       compactness=compactness_loss(group_embeddings, label_embeddings, assignment, form))
+                       compactness=compactness_loss(group_embeddings, label_embeddings, assignment, form),
+                       group_link=group_link_loss(assignment, mask))
         return out
 
     def forward(self, images: torch.Tensor, details: bool = False) -> ModelOutput:
@@ -298,7 +313,8 @@ class MSRN(_GraphModel):
         m_matrix = torch.cat(representations, dim=-1)  # B x (n+m) x (branches * d)
         split = n if self.uses_labels else 0
         rows = torch.tanh(m_matrix)
-        result = ModelOutput(self.classify(rows, lge.get("assignment")), lge.get("compactness", zero))
+        result = ModelOutput(self.classify(rows, lge.get("assignment")), lge.get("compactness", zero),
+                             group_link=lge.get("group_link"))
         if details:
             result.details = {
                 "gat_attention": [a.detach() for a in lge["gat_attention"]],

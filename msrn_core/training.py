@@ -56,6 +56,7 @@ class TrainConfig:
     schedule: str = "step"  # step (x lr_gamma every lr_step epochs) | cosine (per step, after warm-up)
     warmup_epochs: float = 0.0  # cosine: linear warm-up from 0 over this many epochs
     compactness_weight: float | None = None  # lambda; None: the model's compactness form's own (paper 4.1: 1e-3)
+    group_link_weight: float = 0.0  # Diffpool's link-prediction loss (model.group_link_loss); 0: the paper
     clip_grad_norm: float = 10.0
     amp: str = "auto"  # auto (CUDA: on; CPU: off) | bf16 (CUDA, or a CPU with native bf16) | fp16 | off
     channels_last: bool = False  # NHWC images and weights (faster convolutions on the CPU)
@@ -186,11 +187,13 @@ def compactness_lambda(model, compactness_weight: float | None) -> float:
 
 
 def loss_terms(output, targets: torch.Tensor, compactness_weight: float | None,
-               model: torch.nn.Module | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+               model: torch.nn.Module | None = None,
+               group_link_weight: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
     """``(total, main term)`` of one batch.
 
     MSRN and its baselines: BCE-with-logits (eq. 1) + lambda * compactness (eq. 6); lambda is
-    ``compactness_weight``, or with None the weight of the model's compactness form. A model
+    ``compactness_weight``, or with None the weight of the model's compactness form; plus
+    ``group_link_weight`` * Diffpool's link-prediction loss (``output.group_link``). A model
     with a loss of its own (DSDL, SDL) defines ``training_loss(output, targets)`` returning
     ``(total, main term)``, and that is used instead.
     """
@@ -198,7 +201,10 @@ def loss_terms(output, targets: torch.Tensor, compactness_weight: float | None,
     if own_loss is not None:
         return own_loss(output, targets)
     bce = F.binary_cross_entropy_with_logits(output.logits.float(), targets)
-    return bce + compactness_lambda(model, compactness_weight) * output.compactness.float(), bce
+    total = bce + compactness_lambda(model, compactness_weight) * output.compactness.float()
+    if group_link_weight and output.group_link is not None:
+        total = total + group_link_weight * output.group_link.float()
+    return total, bce
 
 
 def make_scheduler(optimizer: torch.optim.Optimizer, config: TrainConfig, steps_per_epoch: int):
@@ -323,7 +329,8 @@ def _loader_and_network(model, train_set, val_set, config: TrainConfig, device: 
     example = torch.zeros((2, *image.shape), device=device)
     targets = torch.zeros((2, len(train_set.class_names)), device=device)
     unused = distributed.parameters_without_gradient(
-        model, lambda output: loss_terms(output, targets, config.compactness_weight, model)[0], example)
+        model, lambda output: loss_terms(output, targets, config.compactness_weight, model,
+                                         config.group_link_weight)[0], example)
     return loader, distributed.wrap_model(model, device, bool(unused), config.sync_batchnorm)
 
 
@@ -394,7 +401,7 @@ def train_model(model, train_set, val_set, config: TrainConfig, run_dir: str | P
             targets = batch.targets.to(device, non_blocking=True)
             with autocast(device, dtype):
                 output = network(images)
-            loss, bce = loss_terms(output, targets, config.compactness_weight, model)
+            loss, bce = loss_terms(output, targets, config.compactness_weight, model, config.group_link_weight)
             if not torch.isfinite(loss):
                 raise NonFiniteLossError(
                     f"the loss became {loss.item()} at epoch {epoch + 1}, step {step + 1} "
@@ -469,11 +476,12 @@ def loss_gradient_norms(model, train_set, config: TrainConfig, steps: int = 20) 
 
     Trains a copy of ``model`` (``model`` itself is left as it is) exactly as :func:`train_model`
     would for those steps, and before each optimiser step measures the global L2 norm of the
-    gradient of ``bce`` alone and of ``lambda * compactness`` alone (both at full precision scale).
-    Returns per-step lists: ``bce``, ``compactness`` (the weighted term's gradient norm),
-    ``total``, ``clip_scale`` (the factor clip-norm ``config.clip_grad_norm`` multiplied the
-    whole gradient by: 1 when not clipped), ``bce_value`` and ``compactness_value`` (the
-    weighted term), plus ``compactness_weight`` (lambda) and ``form``.
+    gradient of ``bce`` alone, of ``lambda * compactness`` alone and of the weighted Diffpool
+    link-prediction term alone (``config.group_link_weight``; 0 when off).
+    Returns per-step lists: ``bce``, ``compactness``, ``group_link`` (the weighted terms'
+    gradient norms), ``total``, ``clip_scale`` (the factor clip-norm ``config.clip_grad_norm``
+    multiplied the whole gradient by: 1 when not clipped), ``bce_value``, ``compactness_value``
+    and ``group_link_value`` (the weighted terms), plus ``compactness_weight`` (lambda) and ``form``.
     """
     import copy
 
@@ -487,7 +495,8 @@ def loss_gradient_norms(model, train_set, config: TrainConfig, steps: int = 20) 
     loader = make_loader(train_set, config.batch_size, True, 0, device,
                          torch.Generator().manual_seed(config.seed))
     parameters = [p for p in model.parameters() if p.requires_grad]
-    record = {key: [] for key in ("bce", "compactness", "total", "clip_scale", "bce_value", "compactness_value")}
+    record = {key: [] for key in ("bce", "compactness", "group_link", "total", "clip_scale", "bce_value",
+                                  "compactness_value", "group_link_value")}
     batches = iter(loader)
     for _ in range(steps):
         batch = next(batches, None)
@@ -499,20 +508,21 @@ def loss_gradient_norms(model, train_set, config: TrainConfig, steps: int = 20) 
             output = model(batch.images.to(device))
         bce = F.binary_cross_entropy_with_logits(output.logits.float(), targets)
         compactness = weight * output.compactness.float()
+        link = (config.group_link_weight * output.group_link.float() if output.group_link is not None
+                else compactness.new_zeros(()))
+        for name, term in (("compactness", compactness), ("group_link", link), ("bce", bce)):
+            optimizer.zero_grad(set_to_none=True)
+            if term.requires_grad:
+                term.backward(retain_graph=True)
+            record[name].append(_gradient_norm(parameters) if term.requires_grad else 0.0)
         optimizer.zero_grad(set_to_none=True)
-        if compactness.requires_grad:
-            compactness.backward(retain_graph=True)
-        record["compactness"].append(_gradient_norm(parameters))
-        optimizer.zero_grad(set_to_none=True)
-        bce.backward(retain_graph=True)
-        record["bce"].append(_gradient_norm(parameters))
-        optimizer.zero_grad(set_to_none=True)
-        (bce + compactness).backward()
+        (bce + compactness + link).backward()
         total = torch.nn.utils.clip_grad_norm_(model.parameters(), config.clip_grad_norm)
         record["total"].append(float(total))
         record["clip_scale"].append(min(1.0, config.clip_grad_norm / (float(total) + 1e-6)))
         record["bce_value"].append(float(bce.detach()))
         record["compactness_value"].append(float(compactness.detach()))
+        record["group_link_value"].append(float(link.detach()))
         optimizer.step()
         if config.schedule == "cosine":
             scheduler.step()

@@ -1,7 +1,8 @@
 """The tutorial's main job, end to end on the built-in scene dataset (``make tutorial``).
 
 1. generate (or reuse) the built-in scene dataset and build its label graph;
-2. train MSRN and the plain-backbone baseline on the CPU (or a GPU when present);
+2. train MSRN and the plain-backbone baseline on the CPU (or a GPU when present), both
+   fine-tuned from the recipe's shared backbone;
 3. evaluate both on the test split and print the metrics table;
 4. write the figures to ``figures/``: sample images, the co-occurrence graph, the Diffpool
    groups, per-class AP of both models, training curves and attention maps.
@@ -22,9 +23,11 @@ import numpy as np
 import torch
 
 from . import plots, recipes
+from .checkpoints import load_trunk_weights
 from .experiment import make_model, prepare_scenes
 from .graph import graph_summary
 from .metrics import format_metrics_table
+from .notebook import shared_backbone
 from .training import evaluate, load_or_train
 from .utils import atomic_write_json, get_device, seed_everything
 
@@ -71,9 +74,13 @@ def main(argv=None) -> int:
     epochs = args.epochs or recipe.epochs
     train_config = recipe.train_config(epochs=epochs, num_workers=args.workers, device=args.device)
     results, histories, models = {}, {}, {}
+    # the recipe's shared backbone (trained once, loaded afterwards), as notebook.trained_model does
+    backbone = shared_backbone(setup, recipe) if recipe.pretrain_epochs > 0 else None
     for kind in ("msrn", "plain"):
         seed_everything(0)
         model = make_model(setup, recipe.model_config(kind=kind))
+        if backbone is not None:
+            load_trunk_weights(backbone, model)
         print(f"\n== {kind}: {sum(p.numel() for p in model.parameters()) / 1e6:.1f} M parameters ==")
         run = load_or_train(model, setup.train, setup.val, train_config, Path(args.runs) / kind, force=args.force)
         histories[kind] = run.history

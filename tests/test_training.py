@@ -423,3 +423,23 @@ def test_fine_tuning_starts_from_the_saved_backbone_and_not_its_head(setup, tmp_
     other = make_model(setup, ModelConfig(**{**SMALL_MODEL, "backbone": "resnet34"}))
     with pytest.raises(CheckpointMismatchError, match="resnet18 backbone"):
         load_trunk_weights(tmp_path / "backbone.pt", other)
+
+
+def test_group_link_loss_is_zero_for_groups_that_are_the_graphs_components_and_weighted_in_the_loss(setup):
+    from msrn_core.model import group_link_loss
+
+    mask = torch.tensor([[1, 1, 0, 0], [1, 1, 0, 0], [0, 0, 1, 1], [0, 0, 1, 1]], dtype=torch.bool)
+    hard = torch.tensor([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0], [0.0, 1.0]])
+    assert group_link_loss(hard, mask).item() == 0.0
+    # every label in one group: S S^T is all ones, 8 wrong entries of 1 -> ||.||_F = sqrt 8, / n = 4
+    one_group = torch.tensor([[1.0, 0.0]] * 4)
+    assert group_link_loss(one_group, mask).item() == pytest.approx(8 ** 0.5 / 4)
+    seed_everything(0)
+    model = make_model(setup, ModelConfig(**SMALL_MODEL))
+    images = torch.stack([setup.train[i][0] for i in range(2)])
+    targets = torch.stack([setup.train[i][1] for i in range(2)])
+    output = model(images)
+    assert output.group_link is not None and output.group_link.item() > 0
+    plain, bce = loss_terms(output, targets, 0.0, model)
+    linked, _ = loss_terms(output, targets, 0.0, model, group_link_weight=2.0)
+    assert torch.allclose(plain, bce) and torch.allclose(linked, bce + 2.0 * output.group_link)
