@@ -80,6 +80,16 @@ CANDIDATES: dict[str, dict] = {
     "ft6_msrn_link_lr0.1": fine_tuned("backbone_6ep", "msrn", "MSRN, eq. 6 / n + link prediction, lr 0.1",
                                       MEAN, group_link_weight=1.0, lr=0.1),
     "ft6_mlgcn": fine_tuned("backbone_6ep", "mlgcn", "ML-GCN head"),
+    # the compactness forms and the link term at the adopted recipe (lr 0.1): one change each
+    "ft6_msrn_nolink_lr0.1": fine_tuned("backbone_6ep", "msrn", "MSRN, eq. 6 / n without link prediction, lr 0.1",
+                                        MEAN, lr=0.1),
+    "ft6_msrn_paper_lr0.1": fine_tuned("backbone_6ep", "msrn", "MSRN, paper eq. 6 + link prediction, lr 0.1",
+                                       PAPER, group_link_weight=1.0, lr=0.1),
+    "ft6_msrn_authors_lr0.1": fine_tuned("backbone_6ep", "msrn", "MSRN, authors' form + link prediction, lr 0.1",
+                                         AUTHORS, group_link_weight=1.0, lr=0.1),
+    "ft6_msrn_lambda0_lr0.1": fine_tuned("backbone_6ep", "msrn", "MSRN, link prediction only (lambda 0), lr 0.1",
+                                         MEAN, group_link_weight=1.0, lr=0.1, compactness_weight=0.0),
+    "ft6_plain_lr0.1": fine_tuned("backbone_6ep", "plain", "plain head, lr 0.1", lr=0.1),
     "ft6_msrn_paper_mean": fine_tuned("backbone_6ep", "msrn", "MSRN, eq. 6 / n (lambda 1e-3)", MEAN),
     # the old recipe's from-scratch MSRN with the new speed levers, for scale
     "scratch_msrn_3ep": dict(kind="msrn", model=MEAN,
