@@ -20,10 +20,10 @@ $(STAMP): pyproject.toml
 venv: $(STAMP)
 
 tutorial: $(STAMP)
-	$(VENV_PY) -m msrn_core.run_notebooks 01 02 03 04 05 06
+	$(VENV_PY) -m msrn_core.running.run_notebooks 01 02 03 04 05 06
 
 dsdl-sdl: $(STAMP)
-	$(VENV_PY) -m msrn_core.run_notebooks 07 08
+	$(VENV_PY) -m msrn_core.running.run_notebooks 07 08
 
 test: $(STAMP)
 	$(VENV_PY) -m pytest

@@ -23,12 +23,13 @@ import gc
 import multiprocessing
 import statistics
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import torch
 
 from msrn_core.model import ModelConfig, build_model, count_parameters
-from msrn_core.training import make_sgd
+from msrn_core.running.training import make_sgd
 from throughput import synchronize, synthetic_graph, train_step
 
 COCO = dict(labels=80, groups=4, batch=8, d=512, positions=(28 * 28, 14 * 14, 7 * 7))  # 448 px, branches 1-3
@@ -111,18 +112,15 @@ def ratio_rows(times: dict[str, list[float]], reference: str) -> list[list]:
 # ---------------------------------------------------------------- target 1
 def forward_target(args) -> None:
     device = torch.device(args.device)
-    model, images = msrn_and_inputs(args, args.classes, args.image_size, args.batch_size)
+    model, images = msrn_and_inputs(args, args.classes, args.image_size, args.batch_size)  # lean SGA, the default
+    naive = build_model(replace(model.config, sga="naive"), model.label_features, model.adjacency).to(device)
+    naive.load_state_dict(model.state_dict())  # the same weights, eq. 7-9 in the naive form
     model.eval()
-
-    def msrn(form):
-        def call():
-            model.sga_form = form
-            model(images)
-        return call
+    naive.eval()
 
     with torch.inference_mode():
         times = interleaved_times({"trunk (stem..layer4)": lambda: model.trunk(images, (4,)),
-                                   "MSRN, lean SGA": msrn("lean"), "MSRN, naive SGA": msrn("naive")},
+                                   "MSRN, lean SGA": lambda: model(images), "MSRN, naive SGA": lambda: naive(images)},
                                   device, args.repeats)
         # where the rest goes: the head's parts on the trunk's real outputs
         features = model.trunk(images, model.branch_stages)
@@ -146,9 +144,8 @@ def train_target(args) -> None:
     calls = {}
     for name, kind, form in (("plain baseline", "plain", None), ("MSRN, lean SGA", "msrn", "lean"),
                              ("MSRN, naive SGA", "msrn", "naive")):
-        model, images = msrn_and_inputs(args, args.classes, args.image_size, args.batch_size, kind=kind)
-        if form:
-            model.sga_form = form
+        model, images = msrn_and_inputs(args, args.classes, args.image_size, args.batch_size, kind=kind,
+                                        **({"sga": form} if form else {}))
         optimizer = make_sgd(model.parameters(), lr=1e-4, momentum=0.9, weight_decay=1e-4)  # as train_model
         calls[name] = (lambda m=model, o=optimizer, x=images: train_step(m.train(), o, x, targets))
     times = interleaved_times(calls, device, args.repeats)
@@ -168,7 +165,7 @@ def sga_inputs(labels: int, batch: int, d: int, positions, device, generator: to
 
 def sga_job(form: str, labels: int, batch: int, d: int, positions: tuple, device):
     """Forward and backward of SGA over all branches, at the given sizes."""
-    from msrn_core.model import SGA_FORMS
+    from msrn_core.model import sga_function
 
     generator = torch.Generator().manual_seed(0)
     embeddings, branches = sga_inputs(labels, batch, d, positions, device, generator)
@@ -178,7 +175,7 @@ def sga_job(form: str, labels: int, batch: int, d: int, positions: tuple, device
     weights = [torch.randn(batch, labels, d, generator=generator).to(device) for _ in positions]
 
     def call():
-        loss = sum((SGA_FORMS[form](f, embeddings) * w).sum() for f, w in zip(branches, weights))
+        loss = sum((sga_function(form)(f, embeddings) * w).sum() for f, w in zip(branches, weights))
         loss.backward()
         embeddings.grad = None
         for f in branches:
@@ -199,9 +196,9 @@ def sga_target(args) -> None:
 
 # ---------------------------------------------------------------- target 4
 def data_target(args) -> None:
-    from msrn_core.experiment import make_model, prepare_scenes
-    from msrn_core.recipes import CPU
-    from msrn_core.training import make_loader
+    from msrn_core.running.experiment import make_model, prepare_scenes
+    from msrn_core.running.recipes import CPU
+    from msrn_core.running.training import make_loader
 
     device = torch.device(args.device)
     setup = prepare_scenes(args.data_root, CPU.scene_config(), label_features="onehot")
@@ -277,7 +274,7 @@ CHUNK_SIZES = tuple(1 << p for p in range(15, 27))
 
 def chunks_target(args) -> None:
     """Lean SGA time over MSRN's three branches against its chunk size (layers.SGA_CHUNK_ELEMENTS)."""
-    from msrn_core.layers import semantic_guided_attention_lean, sga_chunk_elements
+    from msrn_core.variants.lean_sga import semantic_guided_attention_lean, sga_chunk_elements
 
     device = torch.device(args.device)
     labels, d = args.classes + 4, 512

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 
 from msrn_core.model import HEAD_KINDS, MODEL_KINDS, SGA_FORMS, ModelConfig, build_model, count_parameters
-from msrn_core.training import AMP_MODES, TrainConfig, autocast, autocast_dtype, loss_terms, make_sgd, optimizer_step
+from msrn_core.running.training import AMP_MODES, TrainConfig, autocast, autocast_dtype, loss_terms, make_sgd, optimizer_step
 
 TRAINING = TrainConfig()  # the training loop's loss weight, clipping, momentum and weight decay
 
@@ -150,9 +150,8 @@ def main(argv=None) -> None:
     print(f"{'model':8s} {'params (M)':>10s} {'train img/s':>12s} {'infer img/s':>12s} {'peak GiB':>9s}")
     rates = {}
     for kind in args.models:
-        model = build_model(ModelConfig(kind=kind, backbone=args.backbone, head=args.head), features, adjacency)
-        if kind == "msrn":
-            model.sga_form = args.sga
+        model = build_model(ModelConfig(kind=kind, backbone=args.backbone, head=args.head, sga=args.sga),
+                            features, adjacency)
         model = model.to(device, memory_format=memory_format)
         parameters = count_parameters(model)
         runnable = torch.compile(model) if args.compile else model

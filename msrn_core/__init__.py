@@ -1,21 +1,37 @@
 """msrn_core: the small package behind the MSRN multi-label classification tutorial.
 
-Modules
--------
-- ``utils``           seeding, device selection, atomic file writes
-- ``data``            the dataset interface shared by every dataset, image loading, transforms
-- ``scenes``          the built-in synthetic multi-label scene dataset (offline default)
-- ``datasets``        the real benchmarks: VOC 2007, COCO 2014, NUS-WIDE, Apparel (``load_dataset``)
-- ``download``        the one download helper (cache, checksum, resume) and the VOC 2007 archives
-- ``graph``           label co-occurrence statistics and the ML-GCN / GAT adjacency
-- ``label_features``  label-feature providers (one-hot, sentence embeddings, GloVe)
-- ``layers``          GAT layer, Diffpool, compactness loss, semantic guided attention
-- ``model``           MSRN, its backbone branches, and the two baselines
-- ``dsdl``            DSDL: label vectors as a dictionary, closed-form coefficients as scores
-- ``metrics``         mAP, per-class AP, CP/CR/CF1/OP/OR/OF1 and top-3 variants
-- ``training``        the training loop, checkpoints, evaluation
-- ``train``           the command-line entry point (``python -m msrn_core.train``)
+The teaching core sits at the top: each module is one idea of the paper, short, with its
+equation numbers, and the notebooks check it by hand. The machinery that feeds, trains and
+runs the model lives in the subpackages below it.
+
+The model (read in this order)
+------------------------------
+- ``graph``           label co-occurrence statistics, the ML-GCN adjacency (t, p), the GAT mask
+- ``label_features``  label vectors V: one-hot, sentence embeddings, GloVe
+- ``layers``          GAT layer (eq. 2-4), Diffpool (eq. 5), compactness loss (eq. 6),
+                      semantic guided attention (eq. 7-9), in their plain form
+- ``model``           MSRN, its backbone branches and classifier, the two baselines
+- ``metrics``         AP, mAP, CP/CR/CF1, OP/OR/OF1 and their top-3 variants
+- ``groups``          Diffpool label groups fitted in seconds and scored against the themes
+- ``attention``       the pointing game: do attention maps peak inside a label's boxes?
 - ``plots``           every figure of the tutorial, saved through one helper
+- ``notebook``        what every notebook opens with, and the trained models they share
+- ``utils``           seeding, device choice, atomic file writes
+- ``defaults``        every default value (image size, t, p, label features, widths) in one place
+
+The machinery
+-------------
+- ``data/``           the dataset interface and transforms (``dataset``), the built-in scene
+                      dataset (``scenes``), the real benchmarks (``real/``), downloads (``download``)
+- ``running/``        the training loop (``training``), checkpoints, the recipes, the wiring from
+                      settings to data and model (``experiment``), the command line (``train``),
+                      multi-GPU runs (``distributed``), the paper's tables (``reproduce``), the
+                      headless notebook runner (``run_notebooks``)
+- ``variants/``       optional forms of the model's parts, chosen through ``ModelConfig``: the
+                      memory-lean SGA MSRN trains with (``lean_sga``, same results as
+                      ``layers``' plain eq. 7-9) and the per-label head (``per_label_head``)
+- ``extras/``         the two related methods of notebooks 07-08: DSDL (``dsdl``), SDL and the
+                      zero-shot protocol (``sdl``, ``zero_shot``)
 """
 
 __version__ = "0.1.0"

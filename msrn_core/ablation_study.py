@@ -24,11 +24,11 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-from . import recipes
-from .checkpoints import load_trunk_weights
-from .experiment import make_model
+from .running import recipes
+from .running.checkpoints import load_trunk_weights
+from .running.experiment import make_model
 from .notebook import run_folder, shared_backbone, tutorial_data
-from .training import evaluate, load_or_train
+from .running.training import evaluate, load_or_train
 from .utils import atomic_write_json, project_root, seed_everything
 
 # setting -> model overrides of the main MSRN

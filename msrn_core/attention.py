@@ -50,7 +50,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Subset
 
-from .data import collate_skip_unreadable
+from .data.dataset import collate_skip_unreadable
 
 Box = Sequence[float]  # (x0, y0, x1, y1), image pixels, end exclusive
 

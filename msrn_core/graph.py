@@ -1,4 +1,4 @@
-"""Label co-occurrence statistics and the ML-GCN adjacency (spec section 1).
+"""Label co-occurrence statistics and the ML-GCN adjacency (paper section 3.2; notebook 01).
 
 MSRN builds its label graph exactly as ML-GCN (Chen et al., CVPR 2019, "Multi-Label Image
 Recognition with Graph Convolutional Networks", section 3.3 and the official code's
@@ -31,6 +31,7 @@ import networkx as nx
 import numpy as np
 import torch
 
+from . import defaults
 __all__ = [
     "LabelGraph",
     "binarize",
@@ -46,8 +47,8 @@ __all__ = [
 ]
 
 # ML-GCN's defaults (paper section 4.1 / official code): threshold tau and re-weight p.
-DEFAULT_T = 0.4
-DEFAULT_P = 0.25
+DEFAULT_T = defaults.T  # 0.4
+DEFAULT_P = defaults.P  # 0.25
 _EPS = 1e-6  # the constant ML-GCN adds to the column sums
 
 

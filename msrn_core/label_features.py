@@ -1,4 +1,4 @@
-"""Label features V (n x k): the node inputs of the label graph (spec section 2).
+"""Label features V (n x k): the node inputs of the label graph (paper section 3.2; notebook 02).
 
 MSRN, like ML-GCN, feeds the graph network one feature vector per label. The papers use
 300-d GloVe word vectors (ML-GCN section 4.1; multi-word names averaged); this tutorial
@@ -354,7 +354,7 @@ class GloVeFeatures(LabelFeatureProvider):
     2. the GloVe file: ``vectors_path``, else ``$MSRN_GLOVE_PATH``, else ``glove.6B.300d.txt``
        or ``glove.6B.zip`` in ``cache_dir``; the label words found are added to the cache;
     3. with ``download=True``, ``glove.6B.zip`` (822 MB) downloaded once into ``cache_dir``
-       through :func:`msrn_core.download.download_file`.
+       through :func:`msrn_core.data.download.download_file`.
 
     ``cache_dir`` defaults to ``$MSRN_GLOVE_DIR`` or ``data/glove``. When nothing works (offline,
     no file), :class:`LabelFeatureError` says where it looked and names the alternatives.
@@ -415,7 +415,7 @@ class GloVeFeatures(LabelFeatureProvider):
                     return candidate
         reason = f"no GloVe file at {', '.join(map(str, looked))}"
         if self.download and self.vectors_path is None:
-            from .download import DownloadError, download_file
+            from .data.download import DownloadError, download_file
 
             try:
                 return download_file(self.url, self.cache_dir / Path(self.url).name, timeout=self.timeout)

@@ -22,9 +22,11 @@ import torch.nn.functional as F
 import torchvision
 from torch import nn
 
+from . import defaults
 from .graph import gat_mask
-from .layers import (COMPACTNESS_FORMS, GATLayer, compactness_loss, diffpool, semantic_guided_attention,
-                     semantic_guided_attention_lean)
+from .layers import COMPACTNESS_FORMS, GATLayer, compactness_loss, diffpool, semantic_guided_attention
+from .variants.lean_sga import semantic_guided_attention_lean
+from .variants.per_label_head import PerLabelClassifier, label_rows
 
 EMBEDDING_MODES = ("full", "label", "group", "none")
 # "paper": fc1 over the flattened M = [O || Q] (its weights grow with n + m); "per_label": one
@@ -32,8 +34,15 @@ EMBEDDING_MODES = ("full", "label", "group", "none")
 HEAD_KINDS = ("paper", "per_label")
 MODEL_KINDS = ("msrn", "plain", "mlgcn")
 # Two implementations of eq. 7-9 with the same results: "lean" (the default) never holds the
-# B x HW x (n + m) x d score tensors, "naive" is the reference form the tutorial teaches.
-SGA_FORMS = {"lean": semantic_guided_attention_lean, "naive": semantic_guided_attention}
+# B x HW x (n + m) x d score tensors, "naive" is the plain form the tutorial teaches.
+SGA_FORMS = ("lean", "naive")
+
+
+def sga_function(form: str):
+    """The function that computes eq. 7-9 for ``ModelConfig.sga``: lean or naive."""
+    if form not in SGA_FORMS:
+        raise ValueError(f"unknown SGA form {form!r}; choose one of {SGA_FORMS}")
+    return semantic_guided_attention_lean if form == "lean" else semantic_guided_attention
 
 
 @dataclass
@@ -44,14 +53,15 @@ class ModelConfig:
     backbone: str = "resnet101"  # any torchvision ResNet: resnet18/34/50/101/152, ...
     pretrained: bool = False  # ImageNet weights through torchvision's weights API
     branch_stages: tuple[int, ...] = (2, 3, 4)  # backbone stages (layer2..layer4) feeding branches
-    num_groups: int = 4  # m, the number of Diffpool label groups
-    embed_dim: int = 512  # d
-    gat_hidden: int = 300  # width of the first GAT layer's output
+    num_groups: int = defaults.NUM_GROUPS  # m, the number of Diffpool label groups (4)
+    embed_dim: int = defaults.EMBED_DIM  # d (512)
+    gat_hidden: int = defaults.GAT_HIDDEN  # width of the first GAT layer's output (300)
     embeddings: str = "full"  # ablation (paper Table 5): full | label | group | none
-    fc_hidden: int = 2048  # width of fc1
+    fc_hidden: int = defaults.FC_HIDDEN  # width of fc1 (2048)
     head_negative_slope: float = 0.2  # LeakyReLU between fc1 and fc2
     head: str = "paper"  # paper | per_label (HEAD_KINDS; per_label scales to thousands of labels)
     compactness_form: str = "paper"  # paper | authors | paper_mean (layers.COMPACTNESS_FORMS)
+    sga: str = "lean"  # lean | naive (SGA_FORMS): how eq. 7-9 is computed, same results; not architecture
 
     def __post_init__(self):
         self.branch_stages = tuple(int(s) for s in self.branch_stages)
@@ -69,6 +79,8 @@ class ModelConfig:
                              f"choose one of {tuple(COMPACTNESS_FORMS)}")
         if self.head not in HEAD_KINDS:
             raise ValueError(f"unknown head {self.head!r}; choose one of {HEAD_KINDS}")
+        if self.sga not in SGA_FORMS:
+            raise ValueError(f"unknown sga {self.sga!r}; choose one of {SGA_FORMS}")
         if self.head == "per_label" and self.embeddings == "none":
             raise ValueError("the per_label head reads each label's SGA representation, which embeddings='none' "
                              "does not compute: use head='paper' for that ablation")
@@ -109,12 +121,13 @@ def load_resnet(name: str, pretrained: bool) -> nn.Module:
     try:
         return getattr(torchvision.models, name)(weights=weights)
     except Exception as error:  # network errors come in many types
-        cached = f"{torch.hub.get_dir()}/checkpoints/{weights.url.rsplit('/', 1)[-1]}"
+        folder = f"{torch.hub.get_dir()}/checkpoints"
+        cached = f"{folder}/{weights.url.rsplit('/', 1)[-1]}"
         raise PretrainedWeightsError(
             f"could not load ImageNet weights {weights} for {name} ({type(error).__name__}: {error}). "
             f"Download them once while online (torchvision caches them), or by hand: "
-            f"`curl -L -o {cached} {weights.url}` (the file name must stay as it is: torchvision checks "
-            "its hash). Or train from scratch with pretrained=False (CLI: leave out --pretrained)."
+            f"`mkdir -p {folder} && curl -L -o {cached} {weights.url}` (the file name must stay as it is: "
+            "torchvision checks its hash). Or train from scratch with pretrained=False (CLI: leave out --pretrained)."
         ) from error
 
 
@@ -156,28 +169,6 @@ def make_branch(in_channels: int, embed_dim: int, buffer: bool) -> nn.Sequential
     return nn.Sequential(*layers)
 
 
-class PerLabelClassifier(nn.Module):
-    """A head whose size grows linearly in the number of labels n.
-
-    Each label's own representation x_i (a row built from M = [O || Q]) goes through one shared
-    layer, ``h_i = LeakyReLU(W x_i + b)``, and a weight vector of its own: ``y_i = w_i . h_i + c_i``.
-    Parameters: in x hidden + hidden (shared) + n x (hidden + 1).
-    """
-
-    def __init__(self, in_features: int, hidden: int, num_classes: int, negative_slope: float = 0.2):
-        super().__init__()
-        self.shared = nn.Linear(in_features, hidden)
-        bound = 1 / hidden ** 0.5  # nn.Linear's initialisation for a layer with `hidden` inputs
-        self.weight = nn.Parameter(torch.empty(num_classes, hidden).uniform_(-bound, bound))
-        self.bias = nn.Parameter(torch.empty(num_classes).uniform_(-bound, bound))
-        self.negative_slope = negative_slope
-
-    def forward(self, rows: torch.Tensor) -> torch.Tensor:
-        """``rows``: B x n x in_features, one row per label; returns B x n logits."""
-        hidden = F.leaky_relu(self.shared(rows), self.negative_slope)
-        return (hidden * self.weight).sum(dim=-1) + self.bias
-
-
 class _GraphModel(nn.Module):
     """Shared plumbing: label features and the label graph live in buffers (saved in checkpoints)."""
 
@@ -196,7 +187,7 @@ class _GraphModel(nn.Module):
 
     @property
     def gat_mask(self) -> torch.Tensor:
-        """Label i attends to j where A_hat[i, j] > 0 (spec section 1), self loop always."""
+        """Label i attends to j where A_hat[i, j] > 0 (paper section 3.2; notebook 02), self loop always."""
         return gat_mask(self.adjacency)
 
     def parameter_groups(self, lr: float, backbone_lr_mult: float = 0.1) -> list[dict]:
@@ -239,7 +230,6 @@ class MSRN(_GraphModel):
             rows = (n if self.uses_labels else 0) + (m if self.uses_groups else 0)
             self.fc1 = nn.Linear((rows if config.embeddings != "none" else 1) * width, config.fc_hidden)
             self.fc2 = nn.Linear(config.fc_hidden, n)
-        self.sga_form = "lean"  # a key of SGA_FORMS; not part of the architecture
 
     def label_group_embeddings(self) -> dict:
         """LGE module: label embeddings E_l (eq. 2-4) and group embeddings E_g (eq. 5-6)."""
@@ -280,10 +270,7 @@ class MSRN(_GraphModel):
         weighted by the Diffpool ``assignment``).
         """
         if self.config.head == "per_label":
-            split = self.num_classes if self.uses_labels else 0
-            label_rows = ([rows[:, :split]] if self.uses_labels else []) + (
-                [assignment.to(rows.dtype) @ rows[:, split:]] if self.uses_groups else [])
-            return self.classifier(torch.cat(label_rows, dim=-1))  # B x n
+            return self.classifier(label_rows(rows, self.num_classes, self.uses_labels, assignment))  # B x n
         hidden = F.leaky_relu(self.fc1(rows.flatten(1)), self.config.head_negative_slope)
         return self.fc2(hidden)
 
@@ -301,11 +288,12 @@ class MSRN(_GraphModel):
         used = ([lge["label_embeddings"]] if self.uses_labels else []) + (
             [lge["group_embeddings"]] if self.uses_groups else [])
         embeddings = torch.cat(used, dim=0)  # (n + m) x d: rows of M = [O || Q]
+        sga = sga_function(self.config.sga)
         representations, attention_maps = [], []
         for f in self.branch_maps(features):  # B x d x H x W
             height, width = f.shape[-2:]
             f = f.flatten(2).transpose(1, 2)  # B x HW x d
-            out = SGA_FORMS[self.sga_form](f, embeddings.to(f.dtype), return_attention=details)
+            out = sga(f, embeddings.to(f.dtype), return_attention=details)  # eq. 7-9
             if details:
                 out, attention = out
                 attention_maps.append(attention.unflatten(-1, (height, width)))
@@ -405,7 +393,7 @@ MODEL_CLASSES = {"msrn": MSRN, "plain": PlainBaseline, "mlgcn": MLGCNBaseline}
 CONFIG_CLASSES: dict[str, type] = {kind: ModelConfig for kind in MODEL_CLASSES}
 # Kinds defined in a module of their own: the module calls register_model when imported, and is
 # imported on first use, so a config or checkpoint naming the kind always finds it.
-KIND_MODULES = {"dsdl": ".dsdl", "sdl": ".sdl"}
+KIND_MODULES = {"dsdl": ".extras.dsdl", "sdl": ".extras.sdl"}
 
 
 def register_model(kind: str, model_class: type, config_class: type) -> None:

@@ -16,10 +16,11 @@ from pathlib import Path
 import torch
 import torchvision
 
-from . import __version__, recipes
-from .experiment import DataSetup, make_model, prepare_scenes
-from .checkpoints import load_trunk_weights
-from .training import TrainResult, load_or_train, training_finished
+from . import __version__, defaults
+from .running import recipes
+from .running.checkpoints import load_trunk_weights
+from .running.experiment import DataSetup, make_model, prepare_scenes
+from .running.training import TrainResult, load_or_train, training_finished
 from .utils import get_device, project_root, seed_everything
 
 REPOSITORY = "https://github.com/msrn-tutorial/msrn-tutorial"
@@ -42,11 +43,11 @@ def tutorial_data(small: bool | None = None, label_features: str | None = None, 
                   train_augmentation: bool = True, recipe: recipes.Recipe | None = None) -> DataSetup:
     """The built-in scene dataset of the current mode, its label graph and label features.
 
-    ``label_features`` defaults to ``MSRN_LABEL_FEATURES`` if set, else ``"sentence"``.
+    ``label_features`` defaults to ``MSRN_LABEL_FEATURES`` if set, else ``defaults.LABEL_FEATURES``.
     ``recipe`` picks the images (their size) of another recipe than the mode's, e.g. ``recipes.GPU``.
     """
     recipe = recipe or recipes.default_recipe(small)
-    label_features = label_features or os.environ.get("MSRN_LABEL_FEATURES", "sentence")
+    label_features = label_features or os.environ.get(defaults.LABEL_FEATURES_ENV) or defaults.LABEL_FEATURES
     setup = prepare_scenes(root or project_root() / "data", recipe.scene_config(),
                            label_features=label_features, train_augmentation=train_augmentation)
     print(setup.describe())
@@ -64,9 +65,10 @@ SHARED_BACKBONE_KINDS = ("msrn", "plain", "mlgcn", "dsdl")
 
 
 def shared_backbone(setup: DataSetup, recipe: recipes.Recipe | None = None, small: bool | None = None,
-                    force: bool = False) -> Path:
+                    force: bool = False, folder: str | Path | None = None) -> Path:
     """The recipe's backbone, trained once on ``setup``'s training split (a plain ResNet for
-    ``recipe.pretrain_epochs``) in ``runs/notebooks/<recipe>/backbone``; returns its ``best.pt``.
+    ``recipe.pretrain_epochs``) in ``folder`` (default ``runs/notebooks/<recipe>/backbone``);
+    returns its ``best.pt``.
 
     A finished run is loaded, not trained again. It stands in for the ImageNet weights the paper
     starts from (section 4.1): every compared model starts from this same backbone.
@@ -74,7 +76,7 @@ def shared_backbone(setup: DataSetup, recipe: recipes.Recipe | None = None, smal
     recipe = recipe or recipes.default_recipe(small)
     seed_everything(0)
     model = make_model(setup, recipe.model_config(kind="plain"))
-    folder = run_folder("backbone", recipe=recipe)
+    folder = Path(folder) if folder is not None else run_folder("backbone", recipe=recipe)
     load_or_train(model, setup.train, setup.val, recipe.pretrain_config(num_workers=1), folder, force=force)
     return folder / "best.pt"
 

@@ -407,7 +407,7 @@ def plot_training_curves(histories: Mapping[str, Sequence[Mapping]], save_as: st
     """Training loss and validation mAP (%) per epoch, one line per run.
 
     ``histories`` maps a run name to its history: a list of dicts with ``"epoch"``,
-    ``"train_loss"`` and ``"val_mAP"`` (a fraction, as :func:`msrn_core.training.train` stores it).
+    ``"train_loss"`` and ``"val_mAP"`` (a fraction, as :func:`msrn_core.running.training.train` stores it).
     """
     fig, (loss_ax, map_ax) = plt.subplots(1, 2, figsize=(12, 4.5))
     for name, history in histories.items():

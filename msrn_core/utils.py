@@ -1,6 +1,7 @@
-"""Small helpers used everywhere: seeding, device choice, atomic writes."""
+"""Small helpers used everywhere: seeding, device choice, atomic writes, output folders."""
 from __future__ import annotations
 
+import errno
 import json
 import os
 import random
@@ -47,30 +48,117 @@ def get_device(preferred: str | None = None) -> torch.device:
     return torch.device("cpu")
 
 
+class OutputWriteError(OSError):
+    """A file could not be written; the message names it, the cause and what was kept."""
+
+    def __init__(self, number: int | None, message: str):
+        super().__init__(message)
+        self.errno = number
+
+
+# what an OSError's errno means for a run's outputs, in words
+_OS_ERROR_CAUSES = {
+    errno.EROFS: "the file system is read-only",
+    errno.ENOSPC: "no space left on the device",
+    errno.EACCES: "permission denied",
+    errno.EPERM: "permission denied",
+    errno.EDQUOT: "the disk quota is exceeded",
+    errno.ENOTDIR: "a path component is a file, not a folder",
+}
+
+
+def describe_os_error(error: OSError) -> str:
+    """The cause of ``error`` in words ("no space left on the device", ...), with its errno."""
+    cause = _OS_ERROR_CAUSES.get(error.errno, error.strerror or str(error))
+    return f"{cause} ([Errno {error.errno}])" if error.errno is not None else cause
+
+
+def default_file_mode() -> int:
+    """The mode ``open()`` would give a new file: 0o666 minus the user's umask."""
+    mask = os.umask(0o022)  # reading the umask means setting it; it is put back at once
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+TEMPORARY_PATTERN = ".{name}.*.tmp"  # the temporary files of atomic_write_bytes
+
+
 def atomic_write_bytes(path: str | os.PathLike, write_fn) -> None:
     """Call ``write_fn(file_object)`` on a temporary file beside ``path``, then rename it.
 
     A crash half-way leaves the previous file intact: the rename is atomic on POSIX and Windows.
+    The file gets the user's normal permissions (the umask), not the temporary file's 0600. An
+    ``OSError`` (read-only folder, full disk) becomes an :class:`OutputWriteError` naming the
+    file, the cause and that the previous file is unchanged.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    tmp = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         with os.fdopen(fd, "wb") as handle:
             write_fn(handle)
             handle.flush()
             os.fsync(handle.fileno())
+        os.chmod(tmp, default_file_mode())
         os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
+    except BaseException as error:
+        if tmp is not None and os.path.exists(tmp):
             os.remove(tmp)
+        if isinstance(error, OSError) and not isinstance(error, OutputWriteError):
+            kept = (f"the previous {path.name} is intact" if path.exists()
+                    else f"no earlier {path.name} existed")
+            raise OutputWriteError(error.errno, f"could not write {path}: {describe_os_error(error)}; {kept}. "
+                                   "Free some space or pass a writable folder (--out), then run the same "
+                                   "command again") from error
         raise
+
+
+def remove_orphan_temporaries(folder: str | os.PathLike, names) -> list[Path]:
+    """Delete the temporary files an interrupted :func:`atomic_write_bytes` of ``names`` left in
+    ``folder`` (e.g. ``.last.pt.k3j9.tmp``); returns what was removed."""
+    removed = []
+    for name in names:
+        for leftover in Path(folder).glob(TEMPORARY_PATTERN.format(name=name)):
+            try:
+                leftover.unlink()
+                removed.append(leftover)
+            except OSError:  # another process got there first, or the folder is read-only
+                pass
+    return removed
+
+
+def check_writable_folder(folder: str | os.PathLike, option: str = "--out") -> Path:
+    """Create ``folder`` and prove it takes a file, before any work is spent on what goes there.
+
+    Raises :class:`OutputWriteError` naming the folder, the cause and the fix.
+    """
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(prefix=".write-test.", suffix=".tmp", dir=folder) as probe:
+            probe.write(b"\0" * 4096)
+            probe.flush()
+            os.fsync(probe.fileno())
+    except OSError as error:
+        raise OutputWriteError(error.errno, f"cannot write to {folder} ({option}): {describe_os_error(error)}. "
+                               f"Pass a writable folder with {option}") from error
+    return folder
 
 
 def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:
     """Write ``obj`` as indented JSON atomically."""
     data = json.dumps(obj, indent=2, sort_keys=False, default=_json_default).encode()
     atomic_write_bytes(path, lambda handle: handle.write(data))
+
+
+def read_json(path: str | os.PathLike, fix: str = "regenerate or download it again") -> Any:
+    """The JSON content of ``path``; a truncated or corrupt file raises a ValueError naming it."""
+    path = Path(path)
+    try:
+        return json.loads(path.read_bytes())
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ValueError(f"{path} is not valid JSON ({error}): the file is truncated or corrupt; {fix}") from None
 
 
 def _json_default(value: Any):

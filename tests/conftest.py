@@ -9,11 +9,22 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 @pytest.fixture(scope="session")
 def small_scenes(tmp_path_factory):
     """(root, config, train, val, test) of the small built-in dataset (64 px, evaluation transforms)."""
-    from msrn_core.data import build_transform
-    from msrn_core.scenes import SceneConfig, load_scene_splits
+    from msrn_core.data.dataset import build_transform
+    from msrn_core.data.scenes import SceneConfig, load_scene_splits
 
     root = tmp_path_factory.mktemp("scenes")
     config = SceneConfig.small()
     transform = build_transform(config.image_size, train=False)
     train, val, test = load_scene_splits(root, config, train_transform=transform, eval_transform=transform)
     return root, config, train, val, test
+
+
+@pytest.fixture
+def one_torch_thread():
+    """Run the test's torch work on one thread (the tests share a small machine)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

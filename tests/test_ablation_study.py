@@ -4,8 +4,9 @@ from dataclasses import asdict, replace
 
 import pytest
 
-from msrn_core import ablation_study, notebook, recipes
-from msrn_core.experiment import setup_from_splits
+from msrn_core import ablation_study, notebook
+from msrn_core.running import recipes
+from msrn_core.running.experiment import setup_from_splits
 
 
 def test_the_study_writes_one_row_per_run_shares_full_with_last3_and_resumes(small_scenes, tmp_path, monkeypatch):

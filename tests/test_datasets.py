@@ -10,8 +10,8 @@ import pytest
 import torch
 from PIL import Image
 
-from msrn_core.data import DatasetNotFoundError
-from msrn_core.datasets import (COCO_CLASSES, DATASETS, VOC_CLASSES, cached_label_statistics, holdout_split,
+from msrn_core.data.dataset import DatasetNotFoundError
+from msrn_core.data.real import (COCO_CLASSES, DATASETS, VOC_CLASSES, cached_label_statistics, holdout_split,
                                 load_apparel, load_coco2014, load_dataset, load_nuswide, load_voc2007)
 from msrn_core.graph import LabelGraph, cooccurrence_counts
 
@@ -81,7 +81,7 @@ def test_voc_validation_is_a_fixed_held_out_part_of_trainval(voc_tree):
 
 
 def test_voc_items_follow_the_dataset_interface(voc_tree):
-    from msrn_core.data import build_transform
+    from msrn_core.data.dataset import build_transform
 
     root, _, _ = voc_tree
     train, _, test = load_voc2007(root, build_transform(32, train=True), build_transform(32, train=False))
@@ -119,7 +119,7 @@ def test_voc_missing_test_archive_and_missing_images_are_named(voc_tree):
 
 
 def test_voc_download_completes_a_half_done_download_and_skips_a_complete_one(voc_tree, monkeypatch):
-    from msrn_core import download
+    from msrn_core.data import download
 
     root, voc, truth = voc_tree
     test_files = {path: path.read_text() for path in (voc / "ImageSets" / "Main").glob("*_test.txt")}
@@ -330,7 +330,7 @@ def test_apparel_missing_names_kaggle(tmp_path):
 # ----------------------------------------------------------------- registry and splits
 def test_registry_loads_every_dataset_by_name(tmp_path, voc_tree):
     root, _, _ = voc_tree
-    assert set(DATASETS) == {"scenes", "voc2007", "coco2014", "nuswide", "apparel"}
+    assert set(DATASETS) == {"scenes", "voc2007", "coco2014", "nuswide", "apparel", "folder"}
     by_name = load_dataset("voc2007", root, val_fraction=0.2)
     direct = load_voc2007(root, val_fraction=0.2)
     for a, b in zip(by_name, direct):
@@ -362,7 +362,7 @@ def test_label_statistics_are_cached_beside_the_dataset_and_recomputed_when_stal
     np.fill_diagonal(reference, 0)
     np.testing.assert_array_equal(counts, reference)
 
-    from msrn_core.datasets import statistics
+    from msrn_core.data.real import statistics
 
     def must_not_run(labels):
         raise AssertionError("recomputed although the cache is fresh")
@@ -391,7 +391,7 @@ def test_unwritable_dataset_folder_only_costs_the_cache(voc_tree, tmp_path, capl
 
 
 def test_prepare_dataset_builds_the_graph_from_the_cached_training_statistics(voc_tree):
-    from msrn_core.experiment import prepare_dataset
+    from msrn_core.running.experiment import prepare_dataset
 
     root, voc, _ = voc_tree
     setup = prepare_dataset("voc2007", root, image_size=32, label_features="onehot", val_fraction=0.2)
@@ -403,7 +403,7 @@ def test_prepare_dataset_builds_the_graph_from_the_cached_training_statistics(vo
 
 
 def test_train_cli_runs_on_a_real_benchmark_layout(voc_tree, tmp_path):
-    from msrn_core.train import main
+    from msrn_core.running.train import main
 
     root, _, _ = voc_tree
     out = tmp_path / "run"

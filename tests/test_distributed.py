@@ -9,7 +9,9 @@ Why the comparison is exact in principle:
 - the initial weights are the same (loaded from one file; DDP also broadcasts rank 0's);
 - BatchNorm would normalise over 4 images per process instead of 8 (PyTorch has no CPU
   SyncBatchNorm), so the compared model uses GroupNorm, which has no batch statistics;
-- the training images use the evaluation transform: no random augmentation to differ.
+- the training images use the evaluation transform in the exact comparison; with random
+  augmentation the runs agree too, because each image's crop and flip are drawn from a
+  generator seeded by (seed, epoch, image index), whichever process loads it.
 
 What is left is floating-point summation order, hence the small tolerances. Evaluation is
 sharded over the processes (47 test images: 24 + 23, so the gather's padding is exercised)
@@ -31,12 +33,12 @@ import torch
 import torch.multiprocessing as mp
 from torch import nn
 
-from msrn_core import distributed
-from msrn_core.data import build_transform
-from msrn_core.experiment import make_model, setup_from_splits
+from msrn_core.running import distributed
+from msrn_core.data.dataset import build_transform
+from msrn_core.running.experiment import make_model, setup_from_splits
 from msrn_core.model import ModelConfig
-from msrn_core.scenes import SceneConfig, load_scene_splits
-from msrn_core.training import TrainConfig, evaluate, loss_terms, predict, train_model
+from msrn_core.data.scenes import SceneConfig, load_scene_splits
+from msrn_core.running.training import TrainConfig, evaluate, loss_terms, predict, train_model
 from msrn_core.utils import seed_everything
 
 TINY_MODEL = dict(backbone="resnet18", fc_hidden=32, embed_dim=32, gat_hidden=16)
@@ -172,6 +174,13 @@ def test_two_processes_train_resume_and_evaluate_like_one(small_scenes, tmp_path
     # with augmentation, resuming in two processes continues exactly
     for name, value in outcome["straight"].items():
         torch.testing.assert_close(outcome["resumed"][name], value, rtol=0, atol=0, msg=name)
+    # with augmentation, two processes train the weights of one
+    augmented, _, _ = build_run(root, augment=True)
+    single = model_from(augmented, torch.load(tmp_path / "initial.pt"))
+    seed_everything(0)
+    train_model(single, augmented.train, augmented.val, train_config(2, steps=2), tmp_path / "augmented-single")
+    for name, value in single.state_dict().items():
+        torch.testing.assert_close(outcome["straight"][name], value, rtol=1e-4, atol=1e-5, msg=name)
     # rank 0 alone prints (two resumed runs, two processes)
     assert printed.count("resuming from") == 2
     assert printed.count("epoch 2/2: loss") == 1
@@ -181,7 +190,7 @@ def test_command_line_runs_under_torchrun(small_scenes, tmp_path):
     out = tmp_path / "run"
     command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(WORLD_SIZE),
                "--master_addr", "127.0.0.1", "--master_port", str(free_port()),
-               "-m", "msrn_core.train", "--small", "--data-root", str(small_scenes[0]), "--out", str(out),
+               "-m", "msrn_core.running.train", "--small", "--data-root", str(small_scenes[0]), "--out", str(out),
                "--label-features", "onehot", "--workers", "0", "--device", "cpu",
                "--embed-dim", "32", "--fc-hidden", "32"]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}

@@ -11,7 +11,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from msrn_core.download import DownloadError, RemoteFile, download_file, download_voc2007
+from msrn_core.data.download import DownloadError, RemoteFile, download_file, download_voc2007
 
 PAYLOAD = bytes(range(256)) * 400  # 100 KiB
 
@@ -228,10 +228,48 @@ def test_archive_members_outside_the_destination_are_refused(server, tmp_path):
 def test_official_voc_archives_match_torchvision():
     from torchvision.datasets.voc import DATASET_YEAR_DICT
 
-    from msrn_core.download import VOC2007_ARCHIVES
+    from msrn_core.data.download import VOC2007_ARCHIVES
 
     reference = {entry["filename"]: entry for key, entry in DATASET_YEAR_DICT.items() if key.startswith("2007")}
     assert {remote.filename for remote in VOC2007_ARCHIVES} == set(reference)
     for remote in VOC2007_ARCHIVES:
         assert remote.md5 == reference[remote.filename]["md5"]
         assert reference[remote.filename]["url"] in remote.urls
+
+
+def _zip_folder(folder, parts) -> bytes:
+    """A zip of ``folder``'s sub-paths ``parts`` (paths inside the zip relative to ``folder``)."""
+    import zipfile
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for part in parts:
+            for path in sorted((folder / part).rglob("*")) if (folder / part).is_dir() else [folder / part]:
+                if path.is_file():
+                    archive.write(path, path.relative_to(folder).as_posix())
+    return buffer.getvalue()
+
+
+def test_coco_download_through_the_loader_extracts_once(server, tmp_path, monkeypatch):
+    import functools
+
+    from photo_fixtures import make_coco_tree
+
+    from msrn_core.data import download
+    from msrn_core.data.real import load_dataset
+
+    source = make_coco_tree(tmp_path / "source", images_per_split=6)
+    archives = []
+    for name, parts in (("annotations_trainval2014.zip", ["annotations"]), ("val2014.zip", ["val2014"]),
+                        ("train2014.zip", ["train2014"])):
+        data = _zip_folder(source, parts)
+        server.files[f"/{name}"] = data
+        archives.append(RemoteFile((server.url(f"/{name}"),), name, md5=hashlib.md5(data).hexdigest()))
+    monkeypatch.setattr(download, "download_coco2014",
+                        functools.partial(download.download_coco2014, timeout=5, archives=archives))
+    train, val, test = load_dataset("coco2014", tmp_path / "data", download=True, val_fraction=0.2)
+    assert len(train) + len(val) == 6 and len(test) == 6
+    assert (tmp_path / "data" / "coco" / "annotations" / "instances_val2014.json").exists()
+    requests = len(server.ranges)
+    load_dataset("coco2014", tmp_path / "data", download=True)
+    assert len(server.ranges) == requests  # complete: nothing fetched again

@@ -1,4 +1,4 @@
-"""Tests of msrn_core.graph: co-occurrence statistics and the ML-GCN adjacency (spec section 1)."""
+"""Tests of msrn_core.graph: co-occurrence statistics and the ML-GCN adjacency (paper section 3.2)."""
 from __future__ import annotations
 
 import warnings

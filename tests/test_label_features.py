@@ -1,4 +1,4 @@
-"""Tests of msrn_core.label_features: the label-feature providers (spec section 2)."""
+"""Tests of msrn_core.label_features: the label-feature providers (paper section 3.2)."""
 from __future__ import annotations
 
 import logging

@@ -5,8 +5,9 @@ import math
 import pytest
 import torch
 
-from msrn_core.layers import (SGA_CHUNK_ELEMENTS, GATLayer, _exp_floor, compactness_loss, diffpool,
-                               semantic_guided_attention, semantic_guided_attention_lean, sga_chunk_elements)
+from msrn_core.layers import GATLayer, compactness_loss, diffpool, semantic_guided_attention
+from msrn_core.variants.lean_sga import (SGA_CHUNK_ELEMENTS, _exp_floor, semantic_guided_attention_lean,
+                                         sga_chunk_elements)
 
 
 def four_label_gat():

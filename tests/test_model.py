@@ -1,4 +1,6 @@
 """Shapes, ablation switches, introspection outputs and the parameter count of MSRN."""
+from dataclasses import replace
+
 import pytest
 import torch
 import torchvision
@@ -80,12 +82,12 @@ def test_msrn_resnet101_forward_at_448():
     with torch.no_grad():
         output = model(torch.randn(1, 3, 448, 448), details=True)
     assert output.logits.shape == (1, 20)
-    # 448 px: layer2/3/4 give 56/28/14 px, max-pooled to 28/14/7 (spec section 4)
+    # 448 px: layer2/3/4 give 56/28/14 px, max-pooled to 28/14/7 (paper section 4.1)
     assert [tuple(a.shape[-2:]) for a in output.details["label_attention"]] == [(28, 28), (14, 14), (7, 7)]
 
 
 def expected_paper_parameter_count(n=20, m=4, k=300, d=512, hidden=300, fc=2048):
-    """The parameter count of the paper's VOC configuration, from the spec's layer list."""
+    """The parameter count of the paper's VOC configuration (sections 3 and 4.1), layer by layer."""
     resnet = torchvision.models.resnet101(weights=None)
     trunk = count_parameters(resnet) - count_parameters(resnet.fc)  # stem .. layer4
     conv1x1 = lambda cin, cout: cin * cout + cout  # noqa: E731  (weights + bias)
@@ -103,7 +105,7 @@ def test_paper_configuration_parameter_count():
     expected = expected_paper_parameter_count()
     assert count_parameters(model) == expected
     assert model.fc1.in_features == 36_864
-    assert 121e6 < expected < 122e6  # the spec's "about 121.8 M" for the authors' cleaned model
+    assert 121e6 < expected < 122e6  # the authors' model: about 121.8 M once its unused tensors are removed
 
 
 def test_parameter_groups_split_backbone_and_new_layers():
@@ -129,12 +131,14 @@ def test_invalid_configuration_errors():
 
 def test_msrn_lean_and_naive_sga_give_the_same_model():
     features, adjacency = random_graph(6)
-    model = build_model(ModelConfig(backbone="resnet18", num_groups=2, fc_hidden=32), features, adjacency)
-    assert model.sga_form == "lean"  # the default
+    config = ModelConfig(backbone="resnet18", num_groups=2, fc_hidden=32)
+    assert config.sga == "lean"  # the default
+    lean_model = build_model(config, features, adjacency)
+    naive_model = build_model(replace(config, sga="naive"), features, adjacency)
+    naive_model.load_state_dict(lean_model.state_dict())  # the same weights: the form is not architecture
     images = torch.randn(2, 3, 64, 64)
     results = {}
-    for form in ("naive", "lean"):
-        model.sga_form = form
+    for form, model in (("naive", naive_model), ("lean", lean_model)):
         model.zero_grad()
         output = model(images, details=True)
         output.logits.sum().backward()
@@ -201,7 +205,7 @@ def test_per_label_head_configuration_errors():
 
 
 def test_checkpoint_written_before_the_head_option_still_loads(tmp_path):
-    from msrn_core.checkpoints import load_model_state, save_checkpoint
+    from msrn_core.running.checkpoints import load_model_state, save_checkpoint
 
     features, adjacency = random_graph(3)
     model = build_model(ModelConfig(backbone="resnet18", fc_hidden=8), features, adjacency)
@@ -262,3 +266,17 @@ def test_mlgcn_cam_uses_the_gcn_classifiers():
         output = model(images, details=True)
     torch.testing.assert_close(output.details["class_activation_map"],
                                output.logits[:, :, None, None].expand(2, n, 3, 3), rtol=1e-5, atol=1e-5)
+
+
+def test_sga_form_is_a_config_field_that_checkpoints_do_not_pin(tmp_path):
+    from msrn_core.running.checkpoints import load_model_state, save_checkpoint
+
+    with pytest.raises(ValueError, match="sga"):
+        ModelConfig(sga="fused")
+    features, adjacency = random_graph(3)
+    lean = build_model(ModelConfig(backbone="resnet18", fc_hidden=8), features, adjacency)
+    save_checkpoint(tmp_path / "lean.pt", lean, ["a", "b", "c"])
+    naive = build_model(ModelConfig(backbone="resnet18", fc_hidden=8, sga="naive"), features, adjacency)
+    load_model_state(tmp_path / "lean.pt", naive, ["a", "b", "c"])  # the same model, computed another way
+    torch.testing.assert_close(naive.fc2.weight, lean.fc2.weight)
+    assert naive.config.sga == "naive"

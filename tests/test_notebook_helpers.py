@@ -4,7 +4,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from msrn_core import recipes
+from msrn_core.running import recipes
 from msrn_core.notebook import tutorial_data
 
 
@@ -35,7 +35,7 @@ def test_the_cpu_recipe_fine_tunes_a_shared_backbone_and_small_stays_tiny():
     with pytest.raises(ValueError, match="pretrain_epochs"):
         recipes.GPU.pretrain_config()
     # the training command line keeps the former from-scratch recipe
-    from msrn_core import train
+    from msrn_core.running import train
     assert train.build_parser().parse_args([]).epochs == recipes.CPU_SCRATCH.epochs == 3
 
 
@@ -43,8 +43,8 @@ def test_trained_model_starts_every_head_from_one_shared_backbone(small_scenes, 
     import torch
 
     from msrn_core import notebook
-    from msrn_core.checkpoints import read_checkpoint
-    from msrn_core.experiment import setup_from_splits
+    from msrn_core.running.checkpoints import read_checkpoint
+    from msrn_core.running.experiment import setup_from_splits
 
     monkeypatch.setattr(notebook, "project_root", lambda: tmp_path)
     _, _, train, val, test = small_scenes

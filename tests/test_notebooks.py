@@ -6,7 +6,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from msrn_core.run_notebooks import NOTEBOOK_DIR, execute_notebook, strip_volatile_metadata
+from msrn_core.running.run_notebooks import NOTEBOOK_DIR, execute_notebook, strip_volatile_metadata
 
 NOTEBOOKS = sorted(NOTEBOOK_DIR.glob("[0-9][0-9]_*.ipynb"))
 EXPECTED = ["01_label_cooccurrence_graph", "02_label_embeddings_and_gat", "03_diffpool_label_groups",

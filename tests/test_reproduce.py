@@ -5,8 +5,9 @@ import json
 import numpy as np
 import pytest
 
-from msrn_core import reproduce, train
-from msrn_core.datasets.voc import VOC_CLASSES
+from msrn_core.running import reproduce, train
+from msrn_core.data.real.voc import VOC_CLASSES
+from msrn_core.extras.dsdl import authors_config
 from msrn_core.metrics import compute_all_metrics
 
 EXPECTED = {  # (table, setting) -> (dataset, embeddings, branches)
@@ -24,15 +25,13 @@ EXPECTED = {  # (table, setting) -> (dataset, embeddings, branches)
 
 
 def resolved(argv):
-    """The train CLI's options after parsing, with --paper applied as main() applies it."""
-    args = train.build_parser().parse_args(argv)
-    if args.paper:
-        train.apply_paper_recipe(args)
-    return args
+    """The train CLI's options after parsing, with the recipe applied as main() applies it."""
+    return train.resolve_options(train.build_parser().parse_args(argv))
 
 
 def test_every_table_setting_resolves_to_the_papers_configuration():
-    settings = {(number, s.key): s for number, table in reproduce.TABLES.items() for s in table.settings}
+    settings = {(number, s.key): s for number, table in reproduce.TABLES.items() for s in table.settings
+                if s.model == "msrn"}
     assert set(settings) == set(EXPECTED)
     for key, setting in settings.items():
         args = resolved(reproduce.train_arguments(setting, runs_dir="runs/r"))
@@ -50,6 +49,32 @@ def test_every_table_setting_resolves_to_the_papers_configuration():
     shared = {settings[k].run_name for k in (("1", "full"), ("5", "full"), ("6", "last3"))}
     assert len(shared) == 1
     assert len({s.run_name for s in settings.values()}) == 8
+
+
+@pytest.mark.parametrize("dataset", ["voc2007", "coco2014"])
+def test_the_dsdl_tables_resolve_to_the_authors_recipe(dataset):
+    setting = reproduce.find_setting(f"dsdl-{dataset}", "full")
+    args = resolved(reproduce.train_arguments(setting, runs_dir="runs/r"))
+    # their demo_*.py defaults and run scripts: ResNet-101, ImageNet weights, 448 px, batch 32, SGD 0.01,
+    # backbone x0.1, GloVe vectors; lambda and beta per dataset
+    assert (args.dataset, args.model, args.backbone, args.pretrained, args.image_size, args.label_features) == (
+        dataset, "dsdl", "resnet101", True, 448, "glove")
+    assert (args.batch_size, args.lr, args.backbone_lr_mult, args.lr_step) == (32, 0.01, 0.1, 40)
+    expected = {"voc2007": (10.0, 1e-4), "coco2014": (0.1, 1e-6)}[dataset]
+    assert (args.dsdl_loss, args.dsdl_lambda, args.dsdl_beta) == ("authors", *expected)
+    assert train.cli_model_config(args) == authors_config(dataset)
+    assert args.out == f"runs/r/{dataset}-dsdl-authors"
+
+
+def test_dsdl_options_need_the_dsdl_model():
+    args = train.build_parser().parse_args(["--dsdl-beta", "1e-4"])
+    with pytest.raises(SystemExit, match="go with --model dsdl"):
+        train.cli_model_config(args)
+
+
+def test_the_dsdl_voc_figures_average_to_the_published_map():
+    figures = reproduce.TABLES["dsdl-voc2007"].paper["full"]
+    assert np.mean([figures[f"AP {name}"] for name in VOC_CLASSES]) == pytest.approx(figures["mAP"], abs=0.1)
 
 
 def test_table_one_lists_the_papers_voc_classes():
@@ -97,7 +122,7 @@ def test_run_writes_a_results_file_per_setting_and_collect_fills_only_those(tmp_
     assert record["config"]["embeddings"] == "label" and record["config"]["image_size"] == 448
     assert record["extra_train_options"] == ["--workers", "8"]
     assert record["selection"] == {"best_epoch": 1, "val_mAP": 0.5, "epochs_trained": 2}
-    assert record["command"].startswith("python -m msrn_core.train --dataset voc2007")
+    assert record["command"].startswith("python -m msrn_core.running.train --dataset voc2007")
     assert record["hardware"]["processes"] == 1 and "torch" in record["hardware"]
     assert set(record["commit"]) == {"hash", "dirty"} and "T" in record["date"]
 
@@ -144,7 +169,7 @@ def test_collect_names_a_bad_results_file(tmp_path):
 def test_list_prints_a_train_command_per_setting(capsys):
     assert reproduce.main(["list", "--table", "6"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert len(lines) == 4 and all("python -m msrn_core.train --dataset voc2007" in line for line in lines)
+    assert len(lines) == 4 and all("python -m msrn_core.running.train --dataset voc2007" in line for line in lines)
     assert "--branches 1 2 3 4" in lines[-1]
     with pytest.raises(ValueError, match="reproducible tables are"):
         reproduce.find_setting("3", "full")

@@ -1,4 +1,4 @@
-"""Tests of the synthetic scene dataset (msrn_core.scenes): small configs, fast."""
+"""Tests of the synthetic scene dataset (msrn_core.data.scenes): small configs, fast."""
 from __future__ import annotations
 
 import json
@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from msrn_core.data import DatasetNotFoundError, ImageListDataset, build_transform
-from msrn_core.scenes import (
+from msrn_core.data.dataset import DatasetNotFoundError, ImageListDataset, build_transform
+from msrn_core.data.scenes import (
     CLASS_NAMES,
     CLASSES,
     FAMILIES,
@@ -190,7 +190,7 @@ def test_missing_dataset_raises_with_path_and_fix(tmp_path):
         load_scenes(tmp_path, "train", SMALL, generate=False)
     message = str(error.value)
     assert str(dataset_dir(tmp_path, SMALL)) in message
-    assert "generate_scenes" in message and "python -m msrn_core.scenes" in message
+    assert "generate_scenes" in message and "python -m msrn_core.data.scenes" in message
     # an interrupted generation (images but no annotations.json) is not a dataset either
     folder = dataset_dir(tmp_path, SMALL)
     (folder / "images/train").mkdir(parents=True)

@@ -6,13 +6,13 @@ import numpy as np
 import pytest
 import torch
 
-from msrn_core import zero_shot as zs
-from msrn_core.checkpoints import model_from_checkpoint
-from msrn_core.experiment import make_model, setup_from_splits
+from msrn_core.extras import zero_shot as zs
+from msrn_core.running.checkpoints import model_from_checkpoint
+from msrn_core.running.experiment import make_model, setup_from_splits
 from msrn_core.metrics import average_precision
 from msrn_core.model import build_model, model_config
-from msrn_core.sdl import SDL, SDLConfig, relevance_scores, sdl_loss
-from msrn_core.training import TrainConfig, loss_terms, train_model
+from msrn_core.extras.sdl import SDL, SDLConfig, relevance_scores, sdl_loss
+from msrn_core.running.training import TrainConfig, loss_terms, train_model
 from msrn_core.utils import seed_everything
 
 
@@ -40,29 +40,52 @@ def test_loss_equals_a_hand_computed_example():
     assert total.item() == pytest.approx(expected_total, rel=1e-6)
 
 
-def reference_sdl_loss(principal, tags, targets, lam):
-    """Image by image, as the authors' released loss computes it (torch.var, explicit pairs)."""
+def test_unknown_labels_are_negatives_and_stay_out_of_the_diversity():
+    """The hand example again with -1 (unknown) and a soft 0.5 where it had 0: the same loss, as in the
+    authors' code (positives: y == 1; negatives: every other tag)."""
+    tags = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
+    principal = torch.tensor([[[1.0, 0.0], [0.0, 2.0]], [[0.0, 0.0], [1.0, -1.0]]])
+    targets = torch.tensor([[1.0, 1.0, 0.0], [0.0, 0.0, 1.0]])
+    unknown = torch.tensor([[1.0, 1.0, -1.0], [-1.0, 0.5, 1.0]])
+    expected = sdl_loss(principal, tags, targets, regularization_weight=0.1)
+    total, main = sdl_loss(principal, tags, unknown, regularization_weight=0.1)
+    assert total.item() == pytest.approx(expected[0].item(), rel=1e-6)
+    assert main.item() == pytest.approx(expected[1].item(), rel=1e-6)
+
+
+def authors_sdl_loss(principal, tags, targets, w):
+    """The authors' SDL_loss.py written out in NumPy from its formula, image by image (float64):
+    ``2 ((1 - w) (1 + diversity) sum log(1 + exp(s_n - s_p)) / |P| + w ||Var_rows(A)||_1)``, positives
+    ``y == 1``, negatives ``(1 - y) != 0``, no negative: ``v = -s_p``; variances unbiased."""
     losses = []
-    for a, y in zip(principal, targets):
-        scores = (a @ tags.t()).max(dim=0).values
-        pos, neg = scores[y == 1], scores[y == 0]
-        pairs = torch.log(1 + torch.exp(neg.unsqueeze(0) - pos.unsqueeze(1)))
-        diversity = tags[y == 1].var(dim=0).sum() if len(pos) > 1 else torch.tensor(0.0)
-        regulariser = a.var(dim=0).sum()
-        losses.append((1 + diversity) * pairs.sum() / len(pos) + lam * regulariser)
-    return torch.stack(losses).mean()
+    for a, y, in zip(np.asarray(principal, dtype=np.float64), np.asarray(targets, dtype=np.float64)):
+        v_tags = np.asarray(tags, dtype=np.float64)
+        scores = (a @ v_tags.T).max(axis=0)
+        pos, neg = scores[y == 1], scores[(1 - y) != 0]
+        v = neg[None, :] - pos[:, None] if len(neg) else -pos[:, None]
+        positive_vectors = v_tags[y == 1]
+        diversity = positive_vectors.var(axis=0, ddof=1).sum() if len(positive_vectors) > 1 else 0.0
+        ranking = (1 + diversity) * np.log(1 + np.exp(v)).sum() / len(pos)
+        regulariser = np.abs(a.var(axis=0, ddof=1)).sum()
+        losses.append(2 * ((1 - w) * ranking + w * regulariser))
+    return float(np.mean(losses))
 
 
-def test_vectorised_loss_equals_the_per_image_reference():
+@pytest.mark.parametrize("w", [0.3, 0.01])  # their class default, their train.py's --var_weight
+def test_loss_is_the_authors_up_to_their_constant_factor(w):
+    """Theirs = 2 (1 - w) x ours with lambda = w / (1 - w), with unknown (-1) and soft targets present."""
     generator = torch.Generator().manual_seed(0)
-    principal = torch.randn(6, 4, 5, generator=generator)
-    tags = torch.randn(9, 5, generator=generator)
-    targets = (torch.rand(6, 9, generator=generator) < 0.4).float()
+    principal = torch.randn(6, 4, 5, generator=generator, dtype=torch.float64)
+    tags = torch.randn(9, 5, generator=generator, dtype=torch.float64)
+    targets = (torch.rand(6, 9, generator=generator) < 0.4).double()
     targets[:, 0] = 1  # every image has a positive
     targets[1] = 0
     targets[1, 3] = 1  # one image with a single positive
-    total, _ = sdl_loss(principal, tags, targets, regularization_weight=0.01)
-    assert total.item() == pytest.approx(reference_sdl_loss(principal, tags, targets, 0.01).item(), rel=1e-5)
+    targets[2, 1:] = 1  # one image with no negative
+    targets[3, 5:7] = -1  # unknown labels
+    targets[4, 8] = 0.5  # a soft label
+    total, _ = sdl_loss(principal, tags, targets, regularization_weight=w / (1 - w))
+    assert 2 * (1 - w) * total.item() == pytest.approx(authors_sdl_loss(principal, tags, targets, w), rel=1e-6)
 
 
 def test_degenerate_images_are_defined():
@@ -118,6 +141,16 @@ def test_swapped_tags_rank_any_tag_and_the_trained_tags_come_back():
             pass
 
 
+def test_the_head_has_no_bias_as_the_authors():
+    """Their embedding layer is Linear(num_features, k * w, bias=False): A is linear in the pooled features."""
+    model, _ = tiny_sdl()
+    assert model.head.bias is None
+    pooled = torch.randn(2, model.trunk.channels[4])
+    with torch.no_grad():
+        assert torch.equal(model.head(torch.zeros_like(pooled)), torch.zeros(2, 3 * 6))
+        assert torch.allclose(model.head(2 * pooled), 2 * model.head(pooled))
+
+
 def test_config_is_registered_and_validated():
     config = model_config("sdl", backbone="resnet18", num_principal=2)
     assert isinstance(config, SDLConfig)
@@ -170,6 +203,43 @@ def test_top_k_metrics_against_a_hand_example():
     aps = [average_precision(scores[:2, j], targets[:2, j]) for j in (0, 2, 3)]
     assert metrics["mAP"] == pytest.approx(np.mean(aps))
     assert aps == pytest.approx([1.0, 1.0, 1.0])
+
+
+def authors_map(scores, targets):
+    """The SDL authors' mAP (helper_functions.py) written out: per tag, the precision at each positive of
+    the images ranked by score, summed and divided by (number of positives + 1e-8), averaged over
+    *all* tags, those without a positive counting 0; images without a positive are dropped first."""
+    keep = (targets == 1).any(axis=1)
+    scores, targets = scores[keep], targets[keep]
+    aps = []
+    for j in range(scores.shape[1]):
+        ranked = targets[np.argsort(-scores[:, j]), j] == 1
+        hits = np.cumsum(ranked)
+        aps.append(np.sum(hits / np.arange(1, len(ranked) + 1) * ranked) / (ranked.sum() + 1e-8))
+    return float(np.mean(aps))
+
+
+def test_map_convention_for_tags_without_a_positive():
+    scores = np.array([[0.9, 0.1, 0.5], [0.2, 0.8, 0.4], [0.3, 0.6, 0.7]])
+    targets = np.array([[1, 0, 0], [0, 1, 0], [1, 1, 0]])  # tag 2 has no positive
+    # tag 0: images ranked 0 (+), 2 (+), 1: AP 1; tag 1: ranked 1 (+), 2 (+), 0: AP 1
+    assert zs.ranking_metrics(scores, targets, ks=(1,))["mAP"] == pytest.approx(1.0)  # tag 2 left out
+    assert zs.ranking_metrics(scores, targets, ks=(1,), tags_without_positive="zero")["mAP"] == pytest.approx(2 / 3)
+    assert zs.expected_random_metrics(targets, ks=(1,), tags_without_positive="zero")["mAP"] == pytest.approx(
+        2 / 3 * zs.expected_random_metrics(targets, ks=(1,))["mAP"])
+    with pytest.raises(ValueError, match="tags_without_positive"):
+        zs.ranking_metrics(scores, targets, tags_without_positive="nan")
+
+
+def test_the_authors_map_convention_equals_their_formula():
+    rng = np.random.default_rng(2)
+    scores = rng.random((30, 8))
+    targets = (rng.random((30, 8)) < 0.25).astype(np.int64)
+    targets[:, 5] = 0  # two tags without any positive
+    targets[:, 7] = 0
+    ours = zs.ranking_metrics(scores, targets, tags_without_positive="zero")["mAP"]
+    assert ours == pytest.approx(authors_map(scores, targets), abs=1e-7)
+    assert zs.ranking_metrics(scores, targets)["mAP"] == pytest.approx(8 / 6 * authors_map(scores, targets), abs=1e-7)
 
 
 def test_zero_shot_evaluation_excludes_seen_tags():
@@ -250,7 +320,13 @@ def test_trains_checkpoints_and_ranks_unseen_tags(seen, tmp_path):
     np.testing.assert_allclose(scores, expected, rtol=1e-5, atol=1e-5)
     assert scores.shape == (len(setup.test), len(setup.class_names))
     results = zs.zero_shot_metrics(scores, targets, split)
-    assert 0 <= results["ZSL"]["mAP"] <= 1 and 0 <= results["GZSL"]["F1@5"] <= 1
+    # ZSL mAP: per unseen tag, the AP of ranking the test images that hold an unseen tag
+    unseen_targets = targets[:, split.unseen_indices]
+    kept = unseen_targets.any(axis=1)
+    aps = [average_precision(scores[kept][:, j], targets[kept][:, j]) for j in split.unseen_indices
+           if targets[kept][:, j].any()]
+    assert results["ZSL"]["mAP"] == pytest.approx(np.mean(aps))
+    assert results["ZSL"]["num_images"] == int(kept.sum())
 
 
 # ------------------------------------------------------------------------------------ figures

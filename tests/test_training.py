@@ -7,12 +7,12 @@ import pytest
 import torch
 from PIL import Image
 
-from msrn_core.checkpoints import (CheckpointMismatchError, load_model_state, model_from_checkpoint,
+from msrn_core.running.checkpoints import (CheckpointMismatchError, load_model_state, model_from_checkpoint,
                                    save_checkpoint)
-from msrn_core.data import UnreadableImageWarning
-from msrn_core.experiment import make_model, setup_from_splits
+from msrn_core.data.dataset import UnreadableImageWarning
+from msrn_core.running.experiment import make_model, setup_from_splits
 from msrn_core.model import ModelConfig
-from msrn_core.training import (NonFiniteLossError, TrainConfig, _keep_kernel_choice, evaluate, loss_terms,
+from msrn_core.running.training import (NonFiniteLossError, TrainConfig, _keep_kernel_choice, evaluate, loss_terms,
                                 load_or_train, make_sgd, train_model)
 from msrn_core.utils import atomic_write_bytes, seed_everything
 
@@ -209,7 +209,7 @@ def test_mixed_precision_training_and_resume_on_cuda(setup, tmp_path, amp):
 
 
 def test_command_line_trains_and_evaluates_in_small_mode(small_scenes, tmp_path, capsys):
-    from msrn_core import train
+    from msrn_core.running import train
 
     root = small_scenes[0]
     args = ["--small", "--data-root", str(root), "--out", str(tmp_path / "run"), "--label-features", "onehot",
@@ -224,7 +224,7 @@ def test_command_line_trains_and_evaluates_in_small_mode(small_scenes, tmp_path,
 
 
 def test_command_line_help_explains_the_options(capsys):
-    from msrn_core import train
+    from msrn_core.running import train
 
     with pytest.raises(SystemExit):
         train.main(["--help"])
@@ -279,17 +279,37 @@ def test_resumed_optimiser_keeps_its_own_kernel_choice():
 def test_gpu_recipes_load_data_with_more_processes_than_the_cpu_recipe(monkeypatch):
     import os
 
-    from msrn_core import recipes, train
+    from msrn_core.running import recipes, train
 
     assert recipes.CPU.train_config().num_workers == 2
     assert recipes.GPU.train_config().num_workers == recipes.PAPER.num_workers == min(8, os.cpu_count() or 1)
     # the CLI: --paper brings the recipe's workers unless --workers is given
-    args = train.build_parser().parse_args(["--paper"])
-    train.apply_paper_recipe(args)
+    args = train.resolve_options(train.build_parser().parse_args(["--paper"]))
     assert args.workers == recipes.PAPER.num_workers
-    args = train.build_parser().parse_args(["--paper", "--workers", "3"])
-    train.apply_paper_recipe(args)
+    args = train.resolve_options(train.build_parser().parse_args(["--paper", "--workers", "3"]))
     assert args.workers == 3
+
+
+def test_command_line_options_come_from_the_recipes():
+    from msrn_core import defaults
+    from msrn_core.running import recipes, train
+
+    def resolved(*argv):
+        return train.resolve_options(train.build_parser().parse_args(list(argv)))
+
+    cpu = resolved()
+    assert (cpu.backbone, cpu.image_size, cpu.embed_dim, cpu.fc_hidden, cpu.epochs, cpu.batch_size, cpu.lr,
+            cpu.backbone_lr_mult, cpu.lr_step, cpu.workers) == (
+        "resnet18", defaults.IMAGE_SIZE, defaults.CPU_EMBED_DIM, defaults.CPU_FC_HIDDEN, recipes.CPU.epochs,
+        recipes.CPU.batch_size, recipes.CPU.lr, 1.0, recipes.CPU.lr_step, recipes.CPU.num_workers)
+    assert (cpu.t, cpu.p, cpu.label_features) == (defaults.T, defaults.P, defaults.LABEL_FEATURES)
+    assert resolved("--pretrained").backbone_lr_mult == recipes.PAPER.backbone_lr_mult  # ImageNet weights: 0.1
+    assert resolved("--embed-dim", "64").embed_dim == 64
+    small = resolved("--small", "--epochs", "5")
+    assert (small.image_size, small.epochs) == (recipes.SMALL.image_size, recipes.SMALL.epochs)
+    paper = resolved("--paper", "--embed-dim", "64", "--image-size", "96")  # --paper fixes its options
+    assert all(getattr(paper, name) == getattr(recipes.PAPER, name) for name in train.PAPER_RECIPE_OPTIONS)
+    assert train.cli_recipe(paper).model_config(embed_dim=paper.embed_dim) == recipes.PAPER.model_config()
 
 
 # --- the CPU recipe's training levers (compactness forms, schedules, bf16, a shared backbone) ---
@@ -317,7 +337,7 @@ def test_compactness_forms_match_hand_computed_values_on_four_labels():
 
 def test_each_compactness_form_brings_its_own_weight_and_the_authors_form_pools_relu_embeddings(setup):
     from msrn_core.layers import COMPACTNESS_FORMS
-    from msrn_core.training import compactness_lambda
+    from msrn_core.running.training import compactness_lambda
 
     assert COMPACTNESS_FORMS == {"paper": 1e-3, "authors": 1e-4, "paper_mean": 1e-3}
     images = torch.stack([setup.train[i][0] for i in range(2)])
@@ -334,7 +354,7 @@ def test_each_compactness_form_brings_its_own_weight_and_the_authors_form_pools_
 
 
 def test_loss_gradient_norms_are_finite_per_step_and_leave_the_model_alone(setup):
-    from msrn_core.training import loss_gradient_norms
+    from msrn_core.running.training import loss_gradient_norms
 
     seed_everything(0)
     model = make_model(setup, ModelConfig(**SMALL_MODEL, compactness_form="paper"))
@@ -350,7 +370,7 @@ def test_loss_gradient_norms_are_finite_per_step_and_leave_the_model_alone(setup
 
 
 def test_cosine_schedule_warms_up_then_decays_to_zero():
-    from msrn_core.training import make_scheduler
+    from msrn_core.running.training import make_scheduler
 
     parameter = torch.nn.Parameter(torch.zeros(1))
     optimizer = torch.optim.SGD([parameter], lr=1.0)
@@ -368,7 +388,7 @@ def test_cosine_schedule_warms_up_then_decays_to_zero():
 
 
 def test_cpu_bf16_autocasts_only_where_the_cpu_has_native_bf16(monkeypatch):
-    from msrn_core import training
+    from msrn_core.running import training
 
     cpu = torch.device("cpu")
     assert training.autocast_dtype(cpu, "auto") is None and training.autocast_dtype(cpu, "off") is None
@@ -379,7 +399,7 @@ def test_cpu_bf16_autocasts_only_where_the_cpu_has_native_bf16(monkeypatch):
 
 
 def test_cosine_bf16_channels_last_training_resumes_identically(setup, tmp_path, monkeypatch):
-    from msrn_core import training
+    from msrn_core.running import training
 
     config = small_config(schedule="cosine", warmup_epochs=0.5, amp="bf16", channels_last=True)
     seed_everything(0)
@@ -407,7 +427,7 @@ def test_cosine_bf16_channels_last_training_resumes_identically(setup, tmp_path,
 
 
 def test_fine_tuning_starts_from_the_saved_backbone_and_not_its_head(setup, tmp_path):
-    from msrn_core.checkpoints import load_trunk_weights
+    from msrn_core.running.checkpoints import load_trunk_weights
 
     seed_everything(0)
     plain = make_model(setup, ModelConfig(**SMALL_MODEL, kind="plain"))

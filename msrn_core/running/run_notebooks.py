@@ -1,0 +1,136 @@
+"""Execute the tutorial notebooks top to bottom, headless, each in a fresh kernel.
+
+    python -m msrn_core.running.run_notebooks            # full mode: outputs written back into the notebooks
+    python -m msrn_core.running.run_notebooks --small    # smoke-test size (what CI runs); notebooks untouched
+    python -m msrn_core.running.run_notebooks 03 05      # only the notebooks whose names start so
+
+Full mode is what ``make tutorial`` runs: it regenerates every figure in ``figures/`` and the
+committed outputs of the notebooks, with volatile metadata (execution times, kernel ids,
+widget state) stripped so that a re-run only changes what really changed.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+from .. import lessons
+from .cli import DEBUG_HELP, run_cli
+from .recipes import small_mode_requested
+from ..utils import project_root
+
+NOTEBOOK_DIR = project_root() / "notebooks"
+VOLATILE_CELL_METADATA = ("execution", "collapsed", "scrolled")
+
+
+def notebook_paths(prefixes=()) -> list[Path]:
+    paths = sorted(NOTEBOOK_DIR.glob("[0-9][0-9]_*.ipynb"))
+    if prefixes:
+        paths = [p for p in paths if any(p.name.startswith(prefix) for prefix in prefixes)]
+    if not paths:
+        raise FileNotFoundError(f"no notebooks matching {list(prefixes) or 'NN_*.ipynb'} in {NOTEBOOK_DIR}")
+    return paths
+
+
+def strip_volatile_metadata(notebook) -> None:
+    """Remove what changes on every run without the content changing."""
+    notebook.metadata.pop("widgets", None)
+    notebook.metadata.pop("papermill", None)
+    if "kernelspec" in notebook.metadata:
+        notebook.metadata["kernelspec"] = {"display_name": "Python 3", "language": "python", "name": "python3"}
+    if "language_info" in notebook.metadata:
+        notebook.metadata["language_info"] = {"name": "python"}
+    for cell in notebook.cells:
+        for key in VOLATILE_CELL_METADATA:
+            cell.metadata.pop(key, None)
+        if cell.cell_type == "code":
+            for output in cell.get("outputs", []):
+                output.get("metadata", {}).pop("execution", None)
+
+
+def execute_notebook(path: Path, small: bool, timeout: int = 3600, write: bool = False):
+    """Run ``path`` in a fresh ``python3`` kernel with ``notebooks/`` as working directory."""
+    import nbformat
+    from nbclient import NotebookClient
+
+    notebook = nbformat.read(path, as_version=4)
+    previous = os.environ.get("MSRN_SMALL")
+    os.environ["MSRN_SMALL"] = "1" if small else "0"
+    if small:  # smoke-test figures must not overwrite the committed ones
+        os.environ.setdefault("MSRN_FIGURES_DIR", str(project_root() / "runs" / "notebooks" / "small" / "figures"))
+    os.environ.setdefault("MPLBACKEND", "module://matplotlib_inline.backend_inline")
+    try:
+        client = NotebookClient(notebook, timeout=timeout, kernel_name="python3",
+                                resources={"metadata": {"path": str(path.parent)}})
+        client.execute()
+    finally:
+        if previous is None:
+            os.environ.pop("MSRN_SMALL", None)
+        else:
+            os.environ["MSRN_SMALL"] = previous
+    if write:
+        strip_volatile_metadata(notebook)
+        nbformat.validate(notebook)
+        nbformat.write(notebook, path)
+    return notebook
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m msrn_core.running.run_notebooks", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("prefixes", nargs="*", help="run only notebooks whose file names start so (e.g. 03)")
+    parser.add_argument("--small", action="store_true",
+                        help="smoke-test size (also: MSRN_SMALL=1 in the environment); outputs not saved")
+    parser.add_argument("--write", action="store_true", help="save outputs in small mode too")
+    parser.add_argument("--timeout", type=int, default=3600, help="seconds allowed per cell")
+    parser.add_argument("--debug", action="store_true", help=DEBUG_HELP)
+    args = parser.parse_args(argv)
+    small = args.small or small_mode_requested()
+    timings = {}
+    started = time.perf_counter()
+    for path in notebook_paths(args.prefixes):
+        print(f"running {path.name} ({'small' if small else 'full'} mode) ...", flush=True)
+        begin = time.perf_counter()
+        execute_notebook(path, small, args.timeout, write=args.write or not small)
+        timings[path.name] = time.perf_counter() - begin
+        print(f"  done in {timings[path.name]:.0f} s", flush=True)
+    total = time.perf_counter() - started
+    print("\nexecution times:")
+    for name, seconds in timings.items():
+        print(f"  {name:45s} {seconds:7.0f} s")
+    print(f"  {'total':45s} {total:7.0f} s")
+    summary = project_root() / "runs" / "notebooks" / ("small" if small else "cpu") / "test_metrics_table.txt"
+    if summary.exists():
+        print("\n" + summary.read_text())
+    timing_file = project_root() / "runs" / "notebooks" / f"timings_{'small' if small else 'full'}.json"
+    timing_file.parent.mkdir(parents=True, exist_ok=True)
+    timing_file.write_text(json.dumps({"seconds": timings, "total": total}, indent=2))
+    main_job = record_main_job_seconds(timings, small)
+    if main_job is not None:
+        print(f"main job (notebooks {', '.join(MAIN_JOB)}): {main_job:.0f} s, recorded in lessons.json")
+    return 0
+
+
+MAIN_JOB = ("01", "02", "03", "04", "05", "06")  # what `make tutorial` runs
+
+
+def record_main_job_seconds(timings: dict[str, float], small: bool, directory=None) -> float | None:
+    """Record the main job's wall time in ``lessons.json`` when notebooks 01-06 all ran in full mode."""
+    seconds = {prefix: [t for name, t in timings.items() if name.startswith(prefix)] for prefix in MAIN_JOB}
+    if small or not all(seconds.values()):
+        return None
+    total = sum(t for values in seconds.values() for t in values)
+    lessons.record("main_job_seconds", total, "main job: run_notebooks", directory)
+    return total
+
+
+def cli(argv=None) -> int:
+    """The console entry point: :func:`main`, with the project's errors as one ``error:`` line."""
+    return run_cli(main, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(cli())
