@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import pytest
 
 from msrn_core import lessons
-from msrn_core.run_notebooks import record_main_job_seconds
+from msrn_core.running.run_notebooks import record_main_job_seconds
 
 POINTING = {"layer2": 0.2, "layer3": 0.19, "layer4": 0.1, "centre": 0.23, "random": 0.09, "plain_cam": 0.36}
 
