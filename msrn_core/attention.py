@@ -199,8 +199,8 @@ def pointing_game_score(model, dataset, branch: int | None = None, max_images: i
     - ``source="cam"``: the class activation map of a plain ResNet or ML-GCN,
       ``details["class_activation_map"][b, c]``, scored under the name ``"cam"``.
     - ``resolution="cell"``: the map points at the centre of its arg-max cell (:func:`pointing_game`);
-      ``"image"``: the map is first upsampled bilinearly to the image size (:func:`upsample_map`), so
-      it points at its arg-max pixel, between cell centres where neighbouring cells are both high.
+      ``"image"``: the map is first upsampled bilinearly to the image size (:func:`upsample_map`) and
+      points at the middle of its maximal pixels (:func:`image_peak_point`).
 
     ``max_images`` takes the first images of ``dataset``. ``image_size`` (the frame of the boxes)
     defaults to the scene config's image size.
