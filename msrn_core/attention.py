@@ -34,9 +34,17 @@ Conventions
   baseline's class activation map (``source="cam"``), at cell or image resolution
 - :func:`pointing_game_score`  hit rate per branch (and per class) of a model's label attention
 - :func:`attention_statistics` how focused each branch's attention is, and how much of it is in the boxes
+
+Why the maps point where they do:
+
+- :func:`label_map_correlation`  do different labels' maps of one image differ?
+- :func:`normalised_entropy`, :func:`peak_ratio`  how focused is a map?
+- :func:`embedding_cosine`       do the label embeddings that steer the attention differ?
+- :func:`head_label_mixing`      does label c's logit read label c's own row of M?
 """
 from __future__ import annotations
 
+import math
 from typing import Sequence
 
 import numpy as np
@@ -194,8 +202,8 @@ def pointing_game_score(model, dataset, branch: int | None = None, max_images: i
     - ``source="cam"``: the class activation map of a plain ResNet or ML-GCN,
       ``details["class_activation_map"][b, c]``, scored under the name ``"cam"``.
     - ``resolution="cell"``: the map points at the centre of its arg-max cell (:func:`pointing_game`);
-      ``"image"``: the map is first upsampled bilinearly to the image size (:func:`upsample_map`), so
-      it points at its arg-max pixel, between cell centres where neighbouring cells are both high.
+      ``"image"``: the map is first upsampled bilinearly to the image size (:func:`upsample_map`) and
+      points at the middle of its maximal pixels (:func:`image_peak_point`).
 
     ``max_images`` takes the first images of ``dataset``. ``image_size`` (the frame of the boxes)
     defaults to the scene config's image size.
@@ -346,3 +354,105 @@ def attention_statistics(model, dataset, num_images: int, batch_size: int = 32) 
     stats["lift"] = stats["mass in boxes"] / stats["box area share"]
     stats = stats.rename(columns={"box area share": "box area share (= chance)"})
     return stats, len(records) // len(stages)
+# ============================================================================ why the maps point where they do
+# Three measurements of what ties label c's attention to label c's object: whether the labels'
+# maps differ at all, whether the label embeddings that steer them (eq. 7) differ, and whether
+# label c's logit reads label c's own row of M = [O || Q] (paper eq. 9-10) or mixes them all.
+
+
+def label_map_correlation(maps: torch.Tensor, present=None) -> float:
+    """Mean Pearson correlation between *different* labels' maps of one image.
+
+    ``maps``: B x n x h x w (one branch's ``label_attention``, or a CAM). ``present``: optional
+    B x n boolean mask; then only pairs of labels present in the image count. 1 means every label
+    looks at the same place (the maps are not label-specific), 0 unrelated maps, -1 opposite ones.
+    Maps constant over the positions have no correlation and are left out; ``nan`` when no pair is left.
+    """
+    values = torch.as_tensor(maps).detach().double()
+    if values.ndim != 4:
+        raise ValueError(f"label_map_correlation needs maps B x n x h x w, got shape {tuple(values.shape)}")
+    flat = values.flatten(2)
+    centred = flat - flat.mean(dim=-1, keepdim=True)
+    norms = centred.norm(dim=-1)
+    valid = norms > 1e-12 * (1 + flat.abs().amax(dim=-1))
+    if present is not None:
+        valid &= torch.as_tensor(np.asarray(present), dtype=torch.bool).reshape(valid.shape)
+    unit = centred / norms.clamp_min(1e-300).unsqueeze(-1)
+    correlation = unit @ unit.transpose(1, 2)  # B x n x n
+    pairs = valid.unsqueeze(2) & valid.unsqueeze(1) & ~torch.eye(values.shape[1], dtype=torch.bool)
+    return float(correlation[pairs].mean()) if pairs.any() else float("nan")
+
+
+def normalised_entropy(maps: torch.Tensor) -> torch.Tensor:
+    """``H(a) / log(hw)`` of maps that sum to 1 over their positions (B x n x h x w -> B x n).
+
+    1: flat (attention spread evenly, SGA acts as average pooling); 0: all weight on one cell.
+    A map with a single position has no entropy to speak of: ``nan``.
+    """
+    values = torch.as_tensor(maps).detach().double().flatten(2)
+    if values.shape[-1] < 2:
+        return torch.full(values.shape[:2], float("nan"), dtype=torch.float64)
+    return -(values * values.clamp_min(1e-300).log()).sum(-1) / math.log(values.shape[-1])
+
+
+def peak_ratio(maps: torch.Tensor) -> torch.Tensor:
+    """``hw * max_p a_p`` of maps that sum to 1 (B x n x h x w -> B x n): 1 flat, hw one cell."""
+    values = torch.as_tensor(maps).detach().double().flatten(2)
+    return values.shape[-1] * values.amax(dim=-1)
+
+
+def embedding_cosine(embeddings: torch.Tensor) -> float:
+    """Mean cosine similarity between different rows of ``embeddings`` (e.g. the label embeddings E_l).
+
+    Near 1: the labels steer the attention (eq. 7) in nearly the same direction, so their maps
+    cannot differ much; near 0: unrelated directions.
+    """
+    values = torch.as_tensor(embeddings).detach().double()
+    if values.ndim != 2 or len(values) < 2:
+        raise ValueError(f"embedding_cosine needs at least two rows (n x d), got shape {tuple(values.shape)}")
+    unit = F.normalize(values, dim=1)
+    cosine = unit @ unit.t()
+    return float(cosine[~torch.eye(len(values), dtype=torch.bool)].mean())
+
+
+def head_label_mixing(model, images: torch.Tensor) -> dict:
+    """How much of label c's logit comes from label c's own row of M: a gradient x input attribution.
+
+    The head reads ``tanh(M)``, one row per label (O) and per group (Q). For every image and label
+    c, row r's contribution to logit c is ``sum_j x_rj d logit_c / d x_rj`` (gradient x input; for
+    a head without biases it adds up exactly to the logit, since LeakyReLU is piecewise linear).
+    With shares ``|contribution| / sum over rows``, averaged over images and labels:
+
+    - ``own_row``: the share of label c's own row O_c,
+    - ``other_label_rows``: of the other labels' rows, ``group_rows``: of the group rows Q,
+    - ``uniform``: ``1 / rows``, the own-row share of a head that weighs every row alike.
+
+    The paper's head (fc1 over the flattened M) may mix freely; the per-label head gives label c
+    only O_c and its groups. ``model``: an MSRN with label embeddings; ``images``: B x 3 x H x W.
+    """
+    model.eval()
+    with torch.no_grad():
+        details = model(images, details=True).details
+    if not details or details.get("label_attention") is None:
+        raise ValueError("head_label_mixing needs an MSRN with label embeddings (embeddings 'full' or 'label')")
+    rows = details["head_rows"].float().clone().requires_grad_(True)
+    with torch.enable_grad():
+        logits = model.classify(rows, details["assignment"])
+        n, total = logits.shape[1], rows.shape[1]
+        contributions = []
+        for c in range(n):
+            (gradient,) = torch.autograd.grad(logits[:, c].sum(), rows, retain_graph=c < n - 1)
+            contributions.append((gradient * rows).sum(-1).detach())  # B x rows
+    contribution = torch.stack(contributions, dim=1).double()  # B x n x rows
+    share = contribution.abs() / contribution.abs().sum(-1, keepdim=True).clamp_min(1e-300)
+    own = share[:, torch.arange(n), torch.arange(n)]
+    label_share = share[..., :n].sum(-1)
+    return {
+        "own_row": float(own.mean()),
+        "other_label_rows": float((label_share - own).mean()),
+        "group_rows": float(share[..., n:].sum(-1).mean()),
+        "uniform": 1.0 / total,
+        "rows": total,
+        "contribution": contribution,
+        "logits": logits.detach(),
+    }

@@ -74,14 +74,35 @@ def diffpool(z: torch.Tensor, adjacency: torch.Tensor, assign_logits: torch.Tens
     return s_t @ z, s_t @ adjacency @ s, s
 
 
-def compactness_loss(group_embeddings: torch.Tensor, label_embeddings: torch.Tensor,
-                     assignment: torch.Tensor) -> torch.Tensor:
-    """Paper eq. 6: ``sum_k sum_{i in C_k} ||E_g^k - E_l^i||^2`` (squared L2).
+# The compactness loss in three forms (ModelConfig.compactness_form), each with the weight
+# lambda it is used with (TrainConfig.compactness_weight=None takes this one):
+# - "paper":      eq. 6 as printed, sum_i ||E_g^{k(i)} - E_l^i||^2 (squared), lambda = 1e-3 (paper 4.1);
+#                 the paper pairs it with eq. 1, a BCE *summed* over the n labels.
+# - "authors":    the authors' code, sum_i ||E_l^i - E_g^{k(i)}|| (unsquared), lambda = 1e-4, with
+#                 Diffpool run on ReLU(E_l).
+# - "paper_mean": eq. 6 divided by n, lambda = 1e-3: the paper's balance of the two terms when the BCE
+#                 is a per-label *mean* (ours, and the authors' MultiLabelSoftMarginLoss), since
+#                 sum-BCE + lambda * L2 = n * (mean-BCE + lambda * L2 / n).
+# k(i) = argmax_k S[i, k], the group of label i.
+COMPACTNESS_FORMS = {"paper": 1e-3, "authors": 1e-4, "paper_mean": 1e-3}
 
-    Label i belongs to cluster ``C_k`` with ``k = argmax_k S[i, k]``.
+
+def compactness_loss(group_embeddings: torch.Tensor, label_embeddings: torch.Tensor,
+                     assignment: torch.Tensor, form: str = "paper") -> torch.Tensor:
+    """The compactness loss (paper eq. 6) in one of :data:`COMPACTNESS_FORMS`, without its weight.
+
+    ``"paper"``: ``sum_k sum_{i in C_k} ||E_g^k - E_l^i||^2`` (squared L2), where label i belongs
+    to cluster ``C_k`` with ``k = argmax_k S[i, k]``; ``"paper_mean"``: the same divided by n;
+    ``"authors"``: ``sum_i ||E_l^i - E_g^k||`` (unsquared L2).
     """
+    if form not in COMPACTNESS_FORMS:
+        raise ValueError(f"unknown compactness form {form!r}; choose one of {tuple(COMPACTNESS_FORMS)}")
     cluster = assignment.argmax(dim=-1)  # (n,)
-    return (group_embeddings[cluster] - label_embeddings).pow(2).sum()
+    difference = group_embeddings[cluster] - label_embeddings
+    if form == "authors":
+        return difference.norm(dim=-1).sum()
+    squared = difference.pow(2).sum()
+    return squared / label_embeddings.shape[0] if form == "paper_mean" else squared
 
 
 def semantic_guided_attention(features: torch.Tensor, embeddings: torch.Tensor,

@@ -24,7 +24,7 @@ from torch import nn
 
 from . import defaults
 from .graph import gat_mask
-from .layers import GATLayer, compactness_loss, diffpool, semantic_guided_attention
+from .layers import COMPACTNESS_FORMS, GATLayer, compactness_loss, diffpool, semantic_guided_attention
 from .variants.lean_sga import semantic_guided_attention_lean
 from .variants.per_label_head import PerLabelClassifier, label_rows
 
@@ -60,6 +60,7 @@ class ModelConfig:
     fc_hidden: int = defaults.FC_HIDDEN  # width of fc1 (2048)
     head_negative_slope: float = 0.2  # LeakyReLU between fc1 and fc2
     head: str = "paper"  # paper | per_label (HEAD_KINDS; per_label scales to thousands of labels)
+    compactness_form: str = "paper"  # paper | authors | paper_mean (layers.COMPACTNESS_FORMS)
     sga: str = "lean"  # lean | naive (SGA_FORMS): how eq. 7-9 is computed, same results; not architecture
 
     def __post_init__(self):
@@ -73,6 +74,9 @@ class ModelConfig:
             raise ValueError(f"branch_stages must be a non-empty subset of 1..4, got {self.branch_stages}")
         if self.num_groups < 1:
             raise ValueError("num_groups (m) must be at least 1")
+        if self.compactness_form not in COMPACTNESS_FORMS:
+            raise ValueError(f"unknown compactness_form {self.compactness_form!r}; "
+                             f"choose one of {tuple(COMPACTNESS_FORMS)}")
         if self.head not in HEAD_KINDS:
             raise ValueError(f"unknown head {self.head!r}; choose one of {HEAD_KINDS}")
         if self.sga not in SGA_FORMS:
@@ -87,6 +91,20 @@ class ModelOutput:
     logits: torch.Tensor  # (B, n)
     compactness: torch.Tensor  # paper eq. 6 (0 for models without groups)
     details: dict = field(default_factory=dict)
+    # Diffpool's link-prediction loss ||A - S S^T||_F / n (None for models without groups);
+    # weighted by TrainConfig.group_link_weight, 0 in the paper's recipe
+    group_link: torch.Tensor | None = None
+
+
+def group_link_loss(assignment: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Diffpool's link-prediction loss (Ying et al., 2018), a step beyond the MSRN paper:
+    ``||A - S S^T||_F / n``, with ``A`` the symmetric label graph with self loops (``mask``, the
+    GAT mask) and ``S`` the n x m assignment. ``S S^T[i, j]`` is the probability that labels i
+    and j share a group, so the loss asks labels that co-occur to share one. Divided by n (not
+    n^2 as in Diffpool) it sits on the scale of a per-label mean BCE.
+    """
+    target = (mask | mask.transpose(0, 1)).to(assignment.dtype)
+    return torch.linalg.matrix_norm(target - assignment @ assignment.transpose(0, 1)) / assignment.shape[0]
 
 
 class PretrainedWeightsError(RuntimeError):
@@ -220,11 +238,15 @@ class MSRN(_GraphModel):
         label_embeddings, alpha2 = self.gat2(hidden, mask)  # E_l = GAT_2(GAT_1(V))
         out = {"label_embeddings": label_embeddings, "gat_attention": [alpha1, alpha2]}
         if self.uses_groups:
-            z, _ = self.gat_embed(label_embeddings, mask)
-            assign_logits, _ = self.gat_assign(label_embeddings, mask)
+            form = self.config.compactness_form
+            # the authors' code runs Diffpool on ReLU(E_l); the paper on E_l
+            pooled_input = F.relu(label_embeddings) if form == "authors" else label_embeddings
+            z, _ = self.gat_embed(pooled_input, mask)
+            assign_logits, _ = self.gat_assign(pooled_input, mask)
             group_embeddings, _, assignment = diffpool(z, self.adjacency, assign_logits)  # eq. 5
             out.update(group_embeddings=group_embeddings, assignment=assignment,
-                       compactness=compactness_loss(group_embeddings, label_embeddings, assignment))
+                       compactness=compactness_loss(group_embeddings, label_embeddings, assignment, form),
+                       group_link=group_link_loss(assignment, mask))
         return out
 
     def forward(self, images: torch.Tensor, details: bool = False) -> ModelOutput:
@@ -239,6 +261,18 @@ class MSRN(_GraphModel):
         """
         return [branch(features[stage].contiguous(memory_format=torch.channels_last))
                 for stage, branch in zip(self.branch_stages, self.branches)]
+
+    def classify(self, rows: torch.Tensor, assignment: torch.Tensor | None = None) -> torch.Tensor:
+        """Logits (B x n) from ``tanh(M)``, the rows of M = [O || Q] (B x (n+m) x (branches * d)).
+
+        The paper's head flattens all rows into fc1, so every label's logit reads every row; the
+        per-label head gives label c its own row O_c and, with groups, ``S_c Q`` (its groups' rows,
+        weighted by the Diffpool ``assignment``).
+        """
+        if self.config.head == "per_label":
+            return self.classifier(label_rows(rows, self.num_classes, self.uses_labels, assignment))  # B x n
+        hidden = F.leaky_relu(self.fc1(rows.flatten(1)), self.config.head_negative_slope)
+        return self.fc2(hidden)
 
     def head(self, features: dict[int, torch.Tensor], details: bool = False) -> ModelOutput:
         """Everything after the trunk, from the outputs of its stages (``ResNetTrunk.forward``)."""
@@ -267,12 +301,8 @@ class MSRN(_GraphModel):
         m_matrix = torch.cat(representations, dim=-1)  # B x (n+m) x (branches * d)
         split = n if self.uses_labels else 0
         rows = torch.tanh(m_matrix)
-        if self.config.head == "per_label":
-            logits = self.classifier(label_rows(rows, n, self.uses_labels, lge.get("assignment")))
-        else:
-            hidden = F.leaky_relu(self.fc1(rows.flatten(1)), self.config.head_negative_slope)
-            logits = self.fc2(hidden)
-        result = ModelOutput(logits, lge.get("compactness", zero))
+        result = ModelOutput(self.classify(rows, lge.get("assignment")), lge.get("compactness", zero),
+                             group_link=lge.get("group_link"))
         if details:
             result.details = {
                 "gat_attention": [a.detach() for a in lge["gat_attention"]],
@@ -281,6 +311,7 @@ class MSRN(_GraphModel):
                 "branch_stages": list(self.branch_stages),
                 "label_attention": [a[:, :split].detach() for a in attention_maps] if self.uses_labels else None,
                 "group_attention": [a[:, split:].detach() for a in attention_maps] if self.uses_groups else None,
+                "head_rows": rows.detach(),  # tanh(M), B x (n+m) x (branches * d): what classify() reads
             }
         return result
 

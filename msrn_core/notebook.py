@@ -3,7 +3,8 @@
 - :func:`notebook_setup`  versions, device and seeding (the "versions-and-device" cell)
 - :func:`tutorial_data`   the built-in dataset with its label graph and label features
 - :func:`trained_model`   ``load_or_train`` with the shared recipe and run folders, so that a
-  model trained by one notebook is loaded by the next instead of trained again
+  model trained by one notebook is loaded by the next instead of trained again; every model
+  starts from the recipe's shared backbone (:func:`shared_backbone`), trained once
 - :func:`runs_root`       where those run folders live: ``runs/notebooks`` in the checkout, or the
   folder a notebook's ``RUNS`` parameter names (on Colab, a Google Drive folder keeps the runs
   between notebooks, which each run on their own machine)
@@ -22,8 +23,9 @@ import torchvision
 
 from . import __version__, defaults, plots
 from .running import recipes
+from .running.checkpoints import load_trunk_weights
 from .running.experiment import DataSetup, make_model, prepare_scenes
-from .running.training import TrainResult, load_or_train
+from .running.training import TrainResult, load_or_train, training_finished
 from .utils import get_device, project_root, seed_everything
 
 REPOSITORY = "https://github.com/msrn-tutorial/msrn-tutorial"
@@ -86,26 +88,60 @@ def tutorial_data(small: bool | None = None, label_features: str | None = None, 
     return setup
 
 
-def run_folder(name: str, small: bool | None = None) -> Path:
-    recipe = recipes.default_recipe(small)
+def run_folder(name: str, small: bool | None = None, recipe: recipes.Recipe | None = None) -> Path:
+    recipe = recipe or recipes.default_recipe(small)
     return runs_root() / recipe.name / name
+
+
+# Kinds fine-tuned from the recipe's shared backbone. SDL is left out: it is trained on the seen
+# classes of a zero-shot split, and a backbone trained on every class would leak the unseen ones.
+SHARED_BACKBONE_KINDS = ("msrn", "plain", "mlgcn", "dsdl")
+
+
+def shared_backbone(setup: DataSetup, recipe: recipes.Recipe | None = None, small: bool | None = None,
+                    force: bool = False, folder: str | Path | None = None) -> Path:
+    """The recipe's backbone, trained once on ``setup``'s training split (a plain ResNet for
+    ``recipe.pretrain_epochs``) in ``folder`` (default ``runs/notebooks/<recipe>/backbone``);
+    returns its ``best.pt``.
+
+    A finished run is loaded, not trained again. It stands in for the ImageNet weights the paper
+    starts from (section 4.1): every compared model starts from this same backbone.
+    """
+    recipe = recipe or recipes.default_recipe(small)
+    seed_everything(0)
+    model = make_model(setup, recipe.model_config(kind="plain"))
+    folder = Path(folder) if folder is not None else run_folder("backbone", recipe=recipe)
+    load_or_train(model, setup.train, setup.val, recipe.pretrain_config(num_workers=1), folder, force=force)
+    return folder / "best.pt"
 
 
 def trained_model(setup: DataSetup, name: str = "msrn", small: bool | None = None, force: bool = False,
                   model_overrides: dict | None = None, train_overrides: dict | None = None,
-                  train_set=None, val_set=None):
+                  train_set=None, val_set=None, recipe: recipes.Recipe | None = None):
     """Load the finished run ``name`` or train it with the shared recipe; returns ``(model, result)``.
 
+    ``recipe`` defaults to the mode's (``CPU``, or ``SMALL`` in small mode). When the recipe
+    pre-trains a shared backbone (``pretrain_epochs > 0``) and the run has to be trained, that
+    backbone is loaded, or trained once first (:func:`shared_backbone`), and the model starts
+    from it; ``force`` retrains the run ``name``, not the backbone.
     ``model_overrides`` change the architecture (``kind="plain"``, ``embeddings="label"``, ...),
     ``train_overrides`` the schedule. ``train_set``/``val_set`` replace the setup's splits (for
     compact ablation runs on a subset).
     """
-    recipe = recipes.default_recipe(small)
-    seed_everything(0)
-    model = make_model(setup, recipe.model_config(**(model_overrides or {})))
+    recipe = recipe or recipes.default_recipe(small)
+    model_config = recipe.model_config(**(model_overrides or {}))
     config = recipe.train_config(**{"num_workers": 1, **(train_overrides or {})})
+    folder = run_folder(name, recipe=recipe)
+    backbone = None
+    if (recipe.pretrain_epochs > 0 and not recipe.pretrained and model_config.kind in SHARED_BACKBONE_KINDS
+            and (force or not training_finished(folder, config.epochs))):
+        backbone = shared_backbone(setup, recipe)
+    seed_everything(0)  # the same start whether the backbone was just trained or loaded
+    model = make_model(setup, model_config)
+    if backbone is not None:
+        load_trunk_weights(backbone, model)
     result: TrainResult = load_or_train(model, train_set or setup.train, val_set or setup.val, config,
-                                        run_folder(name, small), force=force)
+                                        folder, force=force)
     return model.eval(), result
 
 

@@ -14,9 +14,12 @@ Each plotting function returns a :class:`matplotlib.figure.Figure` (notebooks di
 - :func:`plot_edge_density`    number of directed edges (and density) versus the threshold t
 - :func:`plot_assignment`      the Diffpool assignment S (n labels x m groups)
 - :func:`plot_per_class_ap`    per-class AP of several models side by side
-- :func:`plot_attention_maps`  semantic guided attention of each branch over one image
+- :func:`plot_attention_maps`  semantic guided attention of each branch over one image (one colour scale)
+- :func:`plot_pointing_game`   pointing-game hit rates of several maps beside their baselines and ceilings
 - :func:`plot_training_curves` training loss and validation mAP per epoch
-- :func:`plot_metrics_bars`    mAP / CF1 / OF1 ... of several models (ablations)
+- :func:`plot_metrics_bars`    mAP / CF1 / OF1 ... of several models
+- :func:`plot_seed_bars`       one metric per setting over several seeds: mean, spread, each seed
+- :func:`plot_loss_gradient_norms`  both loss terms' gradient norms over the first steps
 
 ``FIGURES_DIR`` is ``figures/`` at the repository root when running from a checkout, else
 ``./figures``; the environment variable ``MSRN_FIGURES_DIR`` overrides it. In small mode (the
@@ -53,6 +56,10 @@ __all__ = [
     "plot_attention_maps",
     "plot_branch_statistics",
     "plot_groups_for_m",
+    "plot_pointing_game",
+    "plot_seed_bars",
+    "plot_loss_gradient_norms",
+    "relative_to_flat",
     "plot_edge_density",
     "plot_label_graph",
     "plot_label_heatmap",
@@ -637,6 +644,70 @@ def plot_metrics_bars(results: Mapping[str, Mapping], metrics: Sequence[str] = (
     return _finish(fig, save_as)
 
 
+def plot_seed_bars(results: Mapping[str, Sequence[float]], reference: Mapping[str, float] | None = None,
+                   metric: str = "test mAP", title: str | None = None, save_as: str | None = None) -> Figure:
+    """One bar per setting: the mean over seeds (%), an error bar of one standard deviation, a dot per seed.
+
+    ``results``: setting -> values (fractions), one per seed, e.g. the test mAPs of the trained
+    ablation study. A setting with a single seed gets no error bar. ``reference`` (setting -> a
+    percentage, e.g. the paper's VOC 2007 mAP) is written under the setting's name.
+    """
+    if not results:
+        raise ValueError("plot_seed_bars needs at least one setting with values")
+    names = list(results)
+    values = [100.0 * np.asarray(results[name], dtype=float) for name in names]
+    if any(len(v) == 0 for v in values):
+        raise ValueError("every setting of plot_seed_bars needs at least one seed's value")
+    means = np.array([v.mean() for v in values])
+    spreads = np.array([v.std(ddof=1) if len(v) > 1 else 0.0 for v in values])
+    fig, ax = plt.subplots(figsize=(max(6.0, 1.4 * len(names) + 1.5), 4.8))
+    x = np.arange(len(names))
+    bars = ax.bar(x, means, yerr=spreads, capsize=6, color=class_colors(len(names)), alpha=0.8)
+    ax.bar_label(bars, labels=[f"{m:.1f}" + (f" ± {sd:.1f}" if len(v) > 1 else "")
+                               for m, sd, v in zip(means, spreads, values)], padding=4, fontsize=9)
+    for i, v in enumerate(values):
+        ax.plot(np.full(len(v), x[i]) + np.linspace(-0.15, 0.15, len(v)), v, "o", color="black", markersize=4)
+    labels = [f"{name}\n({len(v)} seed{'s' if len(v) > 1 else ''})" for name, v in zip(names, values)]
+    if reference:
+        labels = [label + (f"\npaper {reference[name]:.2f}" if name in reference else "")
+                  for label, name in zip(labels, names)]
+    ax.set_xticks(x)
+    ax.set_xticklabels(labels, fontsize=9)
+    low = min(float(v.min()) for v in values)
+    ax.set_ylim(max(0.0, low - 10.0), min(100.0, max(float(v.max()) for v in values) + 6.0))
+    ax.set_ylabel(f"{metric} (%)")
+    ax.set_title(title or f"{metric}: mean ± sd over seeds (dots: single seeds)")
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    return _finish(fig, save_as)
+
+
+def plot_loss_gradient_norms(curves: Mapping[str, Mapping[str, Sequence[float]]], clip_norm: float | None = None,
+                             title: str | None = None, save_as: str | None = None) -> Figure:
+    """Gradient norms of each loss term over the first training steps, one panel per compactness form.
+
+    ``curves``: panel title -> {term name -> norms per step} (e.g. ``"BCE"`` and
+    ``"lambda x compactness"``). A dashed line marks ``clip_norm``: a term above it sets the
+    clipping factor of the whole gradient. Log scale, shared across the panels.
+    """
+    if not curves:
+        raise ValueError("plot_loss_gradient_norms needs at least one set of curves")
+    fig, axes = plt.subplots(1, len(curves), figsize=(5.5 * len(curves), 4.2), sharey=True, squeeze=False)
+    for ax, (panel, terms) in zip(axes[0], curves.items()):
+        for (term, norms), color in zip(terms.items(), class_colors(max(len(terms), 1))):
+            norms = np.asarray(norms, dtype=float)
+            ax.plot(np.arange(len(norms)), np.where(norms > 0, norms, np.nan), marker=".", color=color, label=term)
+        if clip_norm is not None:
+            ax.axhline(clip_norm, color="gray", linestyle="--", linewidth=1, label=f"clip norm {clip_norm:g}")
+        ax.set(title=panel, xlabel="training step", yscale="log")
+        ax.grid(alpha=0.3, which="both")
+        ax.legend(fontsize=8)
+    axes[0, 0].set_ylabel("gradient norm of the term")
+    fig.suptitle(title or "Both loss terms' gradient norms over the first steps", fontsize=11)
+    fig.tight_layout()
+    return _finish(fig, save_as)
+
+
 # --------------------------------------------------------------------------- attention
 def _image_array(image) -> np.ndarray:
     """A PIL image or a (3, H, W) tensor / array in [0, 1] as an H x W x 3 float array."""
@@ -649,10 +720,70 @@ def _image_array(image) -> np.ndarray:
     return np.asarray(image.convert("RGB"), dtype=float) / 255.0
 
 
+def plot_pointing_game(rates: Mapping[str, float], centre: float, random: float,
+                       ceilings: Mapping[str, float] | None = None, num_trials: int | None = None,
+                       title: str | None = None, save_as: str | None = None) -> Figure:
+    """Pointing-game hit rates (%) of several maps beside the image-centre and random-point baselines.
+
+    ``rates``: map name -> hit rate (a fraction), e.g. MSRN's branches and a plain ResNet's CAM
+    (:func:`msrn_core.attention.pointing_game_score`); ``ceilings``: map name -> the share of
+    trials a map on that grid can hit at all, drawn as a black tick above the bar. Dashed lines
+    carry both baselines across the figure.
+    """
+    if not rates:
+        raise ValueError("plot_pointing_game needs at least one map's hit rate")
+    names = [*rates, "image centre", "random point"]
+    values = [100.0 * float(v) for v in rates.values()] + [100.0 * centre, 100.0 * random]
+    colors = [*class_colors(len(rates)), "darkgray", "lightgray"]
+    fig, ax = plt.subplots(figsize=(max(7.0, 1.3 * len(names) + 1.5), 4.8))
+    x = np.arange(len(names))
+    bars = ax.bar(x, values, color=colors)
+    ax.bar_label(bars, labels=[f"{v:.1f}" for v in values], padding=2, fontsize=9)
+    for value, style, label in ((centre, "--", "image centre"), (random, ":", "random point")):
+        ax.axhline(100.0 * value, color="gray", linestyle=style, linewidth=1, label=label)
+    if ceilings:
+        xs = [i for i, name in enumerate(rates) if name in ceilings]
+        ax.plot(xs, [100.0 * ceilings[names[i]] for i in xs], "_", color="black", markersize=28, mew=2.5,
+                label="ceiling of the map's grid")
+    ax.set_xticks(x)
+    ax.set_xticklabels([textwrap.fill(n, 14) for n in names], fontsize=9)
+    ax.set(ylabel="pointing-game hit rate (%)", ylim=(0, 105))
+    ax.set_title(title or "Does the map point at the label's object?"
+                 + (f"\n({num_trials} (image, true label) trials)" if num_trials else ""))
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(loc="upper right", fontsize=8)
+    fig.tight_layout()
+    return _finish(fig, save_as)
+
+
+def relative_to_flat(attention_map) -> torch.Tensor:
+    """A non-negative map divided by its mean: 1 everywhere for a flat map, ``hw`` on the only
+    non-zero cell of a one-hot one. For an SGA attention map (it sums to 1) this is ``hw * a``.
+
+    This is the one scale every attention figure uses, so maps of grids of different sizes, and
+    of different models, compare directly. A map that is zero everywhere counts as flat.
+    """
+    values = torch.as_tensor(attention_map).detach().float().cpu()
+    if (values < 0).any():
+        raise ValueError("relative_to_flat needs a non-negative map: pass relu(CAM) or an attention map")
+    mean = values.mean(dim=(-2, -1), keepdim=True)
+    return torch.where(mean > 0, values / mean.clamp_min(1e-30), torch.ones_like(values))
+
+
+def _map_rows(branch, what: str) -> torch.Tensor:
+    branch = torch.as_tensor(branch).detach().float().cpu()
+    if branch.ndim == 4 and branch.shape[0] == 1:
+        branch = branch[0]
+    if branch.ndim != 3:
+        raise ValueError(f"each {what} must be (rows, h, w) for one image, got {tuple(branch.shape)}")
+    return branch
+
+
 def plot_attention_maps(image, attention_maps: Sequence, class_names: Sequence[str], labels: Sequence[int],
-                        branch_stages: Sequence[int], scores=None, boxes=None,
+                        branch_stages: Sequence[int], scores=None, boxes=None, cam=None,
+                        cam_title: str = "plain ResNet: CAM", title: str | None = None,
                         save_as: str | None = None) -> Figure:
-    """Where each branch looks for each label: one row per label, columns = image + branches.
+    """Where each branch looks for each label: one row per label, columns = image + branches (+ CAM).
 
     Args:
         image: a PIL image or a (3, H, W) tensor in [0, 1] (use ``data.denormalize`` first).
@@ -664,9 +795,13 @@ def plot_attention_maps(image, attention_maps: Sequence, class_names: Sequence[s
         scores: optional per-label probabilities, shown next to the class name.
         boxes: optional ``(class_idx, x0, y0, x1, y1)`` boxes in image pixels; each row shows
             the boxes of its own class on the image.
+        cam: optional class activation maps of another model for the same image (rows, h, w),
+            e.g. a plain ResNet's ``details["class_activation_map"][b]``, drawn in a last column
+            as ``relu(CAM)`` (where the evidence for the label is).
 
-    Each map is bilinearly upsampled to the image size and overlaid (alpha 0.5), scaled to its
-    own minimum and maximum.
+    Every map is bilinearly upsampled to the image size, divided by its mean
+    (:func:`relative_to_flat`: 1 = a flat map) and overlaid on **one colour scale for the whole
+    figure**, from 0 to the largest value shown, with a colour bar: a flat map looks flat.
     """
     if len(attention_maps) != len(branch_stages):
         raise ValueError(f"got {len(attention_maps)} attention maps but {len(branch_stages)} branch_stages "
@@ -676,39 +811,41 @@ def plot_attention_maps(image, attention_maps: Sequence, class_names: Sequence[s
         raise ValueError("labels must name at least one label row to show")
     picture = _image_array(image)
     height, width = picture.shape[:2]
-    maps = []
-    for branch in attention_maps:
-        branch = torch.as_tensor(branch).detach().float().cpu()
-        if branch.ndim == 4 and branch.shape[0] == 1:
-            branch = branch[0]
-        if branch.ndim != 3:
-            raise ValueError(f"each attention map must be (rows, h, w) for one image, got {tuple(branch.shape)}")
-        maps.append(branch)
+    columns = [(f"layer{stage} ({branch.shape[-2]}x{branch.shape[-1]})", branch)
+               for stage, branch in zip(branch_stages, (_map_rows(b, "attention map") for b in attention_maps))]
+    if cam is not None:
+        cam = _map_rows(cam, "class activation map").clamp_min(0.0)
+        columns.append((f"{cam_title} ({cam.shape[-2]}x{cam.shape[-1]})", cam))
+    overlays = [[F.interpolate(relative_to_flat(branch[c])[None, None], size=(height, width), mode="bilinear",
+                               align_corners=False)[0, 0].numpy() for _, branch in columns] for c in labels]
+    vmax = max(1.0, max(float(o.max()) for row in overlays for o in row))
     scores = None if scores is None else _to_numpy(scores).ravel()
     colors = class_colors(len(class_names))
 
-    ncols = 1 + len(maps)
-    cell = min(2.8, 12.0 / ncols)
-    fig, axes = plt.subplots(len(labels), ncols, figsize=(cell * ncols, cell * len(labels) + 0.4), squeeze=False)
+    ncols = 1 + len(columns)
+    cell = min(2.8, 13.0 / ncols)
+    fig, axes = plt.subplots(len(labels), ncols, figsize=(cell * ncols + 0.8, cell * len(labels) + 0.5),
+                             squeeze=False)
     for row, c in enumerate(labels):
         axes[row, 0].imshow(picture)
         if boxes is not None:
             _draw_boxes(axes[row, 0], boxes, class_names, colors, only_class=c)
         name = class_names[c] + (f"\np = {scores[c]:.2f}" if scores is not None else "")
         axes[row, 0].set_ylabel(name, fontsize=10)
-        for col, (stage, branch) in enumerate(zip(branch_stages, maps), start=1):
-            upsampled = F.interpolate(branch[c][None, None], size=(height, width), mode="bilinear",
-                                      align_corners=False)[0, 0].numpy()
+        for col, ((heading, _), overlay) in enumerate(zip(columns, overlays[row]), start=1):
             axes[row, col].imshow(picture)
-            axes[row, col].imshow(upsampled, cmap="jet", alpha=0.5)
+            shown = axes[row, col].imshow(overlay, cmap="magma", alpha=0.6, vmin=0.0, vmax=vmax)
             if row == 0:
-                axes[row, col].set_title(f"layer{stage} ({branch.shape[-2]}x{branch.shape[-1]})", fontsize=10)
+                axes[row, col].set_title(textwrap.fill(heading, 24), fontsize=9)
     axes[0, 0].set_title("image", fontsize=10)
     for ax in axes.flat:
         ax.set_xticks([])
         ax.set_yticks([])
-    fig.suptitle("Semantic guided attention per branch (each map scaled to its own range)", fontsize=11)
+    fig.suptitle(title or "Semantic guided attention per branch (one colour scale: 1 = a flat map)", fontsize=11)
     fig.tight_layout()
+    bar = fig.colorbar(shown, ax=axes.ravel().tolist(), shrink=0.8, pad=0.02)
+    bar.solids.set_alpha(1.0)
+    bar.set_label("weight / mean weight (1 = flat)")
     return _finish(fig, save_as)
 
 

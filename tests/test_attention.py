@@ -347,3 +347,78 @@ def test_cam_of_a_real_plain_resnet_on_the_scene_dataset(small_scenes):
     score = pointing_game_score(model, test, max_images=4, source="cam")
     assert score["branches"] == ["cam"] and score["grid"]["cam"] == (2, 2)  # 64 px / 32
     assert 0.0 <= score["hit_rate"]["cam"] <= score["ceiling"]["cam"] <= 1.0
+
+
+# ----------------------------------------------------------------------------- why the maps point where they do
+from msrn_core.attention import (embedding_cosine, head_label_mixing, label_map_correlation,  # noqa: E402
+                                 normalised_entropy, peak_ratio)
+
+
+def test_label_map_correlation_by_hand():
+    base = torch.tensor([[1.0, 0.0], [0.0, 0.0]])
+    same = torch.stack([base, 3 * base + 1])[None]  # one image, two labels, the same pattern
+    assert label_map_correlation(same) == pytest.approx(1.0)
+    opposite = torch.stack([base, -base])[None]
+    assert label_map_correlation(opposite) == pytest.approx(-1.0)
+    # three labels: a, b = a (corr 1), c orthogonal to both after centring (corr 0): pairs 1, 0, 0 (x2)
+    a = torch.tensor([[1.0, -1.0], [0.0, 0.0]])
+    c = torch.tensor([[0.0, 0.0], [1.0, -1.0]])
+    three = torch.stack([a, a, c])[None]
+    assert label_map_correlation(three) == pytest.approx(1 / 3)
+    assert label_map_correlation(three, present=[[True, True, False]]) == pytest.approx(1.0)
+    flat = torch.stack([torch.ones(2, 2), base])[None]  # a constant map has no correlation: left out
+    assert math.isnan(label_map_correlation(flat))
+    with pytest.raises(ValueError, match="B x n x h x w"):
+        label_map_correlation(base)
+
+
+def test_entropy_and_peak_ratio_of_flat_and_one_hot_maps():
+    maps = torch.zeros(1, 2, 2, 2)
+    maps[0, 0] = 0.25  # flat
+    maps[0, 1, 1, 0] = 1.0  # one cell
+    torch.testing.assert_close(normalised_entropy(maps), torch.tensor([[1.0, 0.0]], dtype=torch.float64))
+    torch.testing.assert_close(peak_ratio(maps), torch.tensor([[1.0, 4.0]], dtype=torch.float64))
+    assert torch.isnan(normalised_entropy(torch.ones(1, 1, 1, 1))).all()
+
+
+def test_embedding_cosine_by_hand():
+    rows = torch.tensor([[1.0, 0.0], [0.0, 2.0], [1.0, 1.0]])  # cosines 0, 1/sqrt2, 1/sqrt2
+    assert embedding_cosine(rows) == pytest.approx(math.sqrt(2) / 3)
+    assert embedding_cosine(torch.ones(4, 3)) == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="two rows"):
+        embedding_cosine(torch.ones(1, 3))
+
+
+def _tiny_msrn(**overrides):
+    from msrn_core.model import ModelConfig, build_model
+
+    n = 5
+    generator = torch.Generator().manual_seed(0)
+    features = torch.randn(n, 8, generator=generator)
+    adjacency = 0.2 * (torch.rand(n, n, generator=generator) > 0.5).float() + torch.eye(n)
+    torch.manual_seed(0)
+    config = ModelConfig(backbone="resnet18", embed_dim=16, gat_hidden=8, fc_hidden=12, num_groups=2, **overrides)
+    return build_model(config, features, adjacency).eval()
+
+
+def test_head_mixing_attributions_add_up_to_the_logits_without_biases():
+    model = _tiny_msrn()
+    with torch.no_grad():
+        model.fc1.bias.zero_()
+        model.fc2.bias.zero_()
+    mixing = head_label_mixing(model, torch.randn(2, 3, 64, 64))
+    # gradient x input of a bias-free piecewise-linear head is exact: the rows' contributions sum to the logit
+    torch.testing.assert_close(mixing["contribution"].sum(-1).float(), mixing["logits"], rtol=1e-4, atol=1e-5)
+    assert mixing["rows"] == 5 + 2 and mixing["uniform"] == pytest.approx(1 / 7)
+    assert mixing["own_row"] + mixing["other_label_rows"] + mixing["group_rows"] == pytest.approx(1.0)
+    assert mixing["other_label_rows"] > 0.2  # the paper's head reads every row
+
+
+def test_the_per_label_head_reads_only_its_own_row():
+    mixing = head_label_mixing(_tiny_msrn(head="per_label", embeddings="label"), torch.randn(2, 3, 64, 64))
+    assert mixing["own_row"] == pytest.approx(1.0)
+    assert mixing["other_label_rows"] == 0.0 and mixing["group_rows"] == 0.0
+    grouped = head_label_mixing(_tiny_msrn(head="per_label"), torch.randn(2, 3, 64, 64))
+    assert grouped["other_label_rows"] == 0.0 and grouped["group_rows"] > 0.0  # its groups' rows S_c Q
+    with pytest.raises(ValueError, match="label embeddings"):
+        head_label_mixing(_tiny_msrn(embeddings="group"), torch.randn(1, 3, 64, 64))

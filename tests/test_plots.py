@@ -271,7 +271,7 @@ def test_plot_attention_maps(tmp_path, rng, as_tensor):
     fig = plots.plot_attention_maps(image, maps, CLASS_NAMES, labels=[0, 2], branch_stages=[2, 3, 4],
                                     scores=torch.rand(N_CLASSES), boxes=boxes)
     assert isinstance(fig, Figure)
-    axes = np.array(fig.axes).reshape(2, 4)
+    axes = np.array(fig.axes[:-1]).reshape(2, 4)  # the last axes: the figure's one colour bar
     assert [ax.get_title() for ax in axes[0]] == ["image", "layer2 (8x8)", "layer3 (4x4)", "layer4 (2x2)"]
     assert axes[0, 0].get_ylabel().startswith("car\np = ")
     assert len(axes[0, 0].patches) == 1 and len(axes[1, 0].patches) == 1  # each row: its class's boxes
@@ -284,7 +284,7 @@ def test_plot_attention_maps(tmp_path, rng, as_tensor):
 def test_plot_attention_maps_accepts_batch_of_one_names_and_grey_images(rng):
     maps = [m[None] for m in _attention_maps(rng, sizes=((4, 4), (2, 2)))]  # (1, rows, h, w)
     fig = plots.plot_attention_maps(torch.rand(1, 32, 32), maps, CLASS_NAMES, ["bus"], [3, 4])
-    assert len(fig.axes) == 3
+    assert len(fig.axes) == 3 + 1  # image, two branches, the colour bar
     assert fig.axes[0].get_ylabel() == "bus"
 
 
@@ -385,3 +385,60 @@ def test_groups_for_m_draws_one_readable_panel_a_row(label_graph):
     assert [ax.get_title() for ax in fig.axes] == ["m = 2: ARI 0.50", "m = 4", "m = 6"]
     assert fig.get_figwidth() <= 10  # at notebook width the node labels keep their size
     assert min(t.get_fontsize() for ax in fig.axes for t in ax.texts if t.get_text() in CLASS_NAMES) >= 9
+def test_attention_figures_share_one_colour_scale_and_a_flat_map_looks_flat(rng):
+    flat = torch.full((N_CLASSES, 4, 4), 1 / 16)  # SGA attention spread evenly
+    sharp = torch.zeros(N_CLASSES, 2, 2)
+    sharp[:, 0, 0] = 1.0  # all weight on one of 4 cells: 4x the flat weight
+    cam = torch.randn(N_CLASSES, 2, 2)
+    fig = plots.plot_attention_maps(torch.rand(3, 32, 32), [flat, sharp], CLASS_NAMES, [0, 1], [3, 4], cam=cam)
+    overlays = [ax.images[-1] for ax in np.array(fig.axes[:-1]).reshape(2, 4)[:, 1:].ravel()]
+    assert len({(o.norm.vmin, o.norm.vmax) for o in overlays}) == 1  # one scale for the figure
+    assert overlays[0].norm.vmin == 0.0 and overlays[0].norm.vmax == pytest.approx(4.0)  # the one-hot peak
+    flat_overlay = overlays[0].get_array()
+    assert np.allclose(flat_overlay, 1.0)  # flat stays 1 everywhere: one colour, not stretched
+    assert fig.axes[-1].get_ylabel().startswith("weight / mean weight")  # the colour bar
+    assert "CAM" in np.array(fig.axes[:-1]).reshape(2, 4)[0, 3].get_title()
+
+
+def test_relative_to_flat_by_hand():
+    torch.testing.assert_close(plots.relative_to_flat(torch.tensor([[0.0, 1.0], [1.0, 2.0]])),
+                               torch.tensor([[0.0, 1.0], [1.0, 2.0]]))
+    torch.testing.assert_close(plots.relative_to_flat(torch.zeros(2, 2)), torch.ones(2, 2))
+    with pytest.raises(ValueError, match="non-negative"):
+        plots.relative_to_flat(torch.tensor([[-1.0, 1.0]]))
+
+
+def test_plot_pointing_game(tmp_path):
+    fig = plots.plot_pointing_game({"layer2": 0.2, "layer4": 0.1, "plain CAM": 0.36}, centre=0.23, random=0.09,
+                                   ceilings={"layer2": 0.9, "layer4": 0.5, "plain CAM": 0.8}, num_trials=100)
+    ax = fig.axes[0]
+    assert np.allclose([bar.get_height() for bar in ax.patches], [20, 10, 36, 23, 9])
+    ticks = [line for line in ax.lines if line.get_marker() == "_"][0]
+    assert np.allclose(ticks.get_ydata(), [90, 50, 80])
+    _assert_png(plots.save_figure(fig, "pointing", directory=tmp_path), "pointing.png")
+    with pytest.raises(ValueError, match="at least one"):
+        plots.plot_pointing_game({}, 0.2, 0.1)
+
+
+def test_plot_seed_bars_shows_mean_spread_and_every_seed(tmp_path):
+    fig = plots.plot_seed_bars({"plain": [0.70, 0.72, 0.74], "full": [0.75], "none": [0.6, 0.62]},
+                               reference={"full": 94.85})
+    ax = fig.axes[0]
+    assert np.allclose([bar.get_height() for bar in ax.patches], [72.0, 75.0, 61.0])
+    dots = [line for line in ax.lines if line.get_marker() == "o"]
+    assert [len(d.get_ydata()) for d in dots] == [3, 1, 2]
+    assert "72.0 ± 2.0" in [t.get_text() for t in ax.texts]  # sample sd of 70, 72, 74
+    assert "paper 94.85" in ax.get_xticklabels()[1].get_text()
+    _assert_png(plots.save_figure(fig, "seeds", directory=tmp_path), "seeds.png")
+    with pytest.raises(ValueError, match="at least one seed"):
+        plots.plot_seed_bars({"full": []})
+
+
+def test_plot_loss_gradient_norms(tmp_path):
+    curves = {"paper eq. 6": {"BCE": [1.9, 1.5, 1.2], "compactness": [145.0, 80.0, 40.0]},
+              "adopted": {"BCE": [1.9, 1.6, 1.4], "compactness": [0.5, 0.4, 0.0]}}
+    fig = plots.plot_loss_gradient_norms(curves, clip_norm=10)
+    assert len(fig.axes) == 2 and fig.axes[0].get_yscale() == "log"
+    assert np.allclose(fig.axes[0].lines[1].get_ydata(), [145.0, 80.0, 40.0])
+    assert np.isnan(fig.axes[1].lines[1].get_ydata()[-1])  # a zero norm has no place on a log axis
+    _assert_png(plots.save_figure(fig, "gradnorms", directory=tmp_path), "gradnorms.png")

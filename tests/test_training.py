@@ -300,8 +300,9 @@ def test_command_line_options_come_from_the_recipes():
     cpu = resolved()
     assert (cpu.backbone, cpu.image_size, cpu.embed_dim, cpu.fc_hidden, cpu.epochs, cpu.batch_size, cpu.lr,
             cpu.backbone_lr_mult, cpu.lr_step, cpu.workers) == (
-        "resnet18", defaults.IMAGE_SIZE, defaults.CPU_EMBED_DIM, defaults.CPU_FC_HIDDEN, recipes.CPU.epochs,
-        recipes.CPU.batch_size, recipes.CPU.lr, 1.0, recipes.CPU.lr_step, recipes.CPU.num_workers)
+        "resnet18", defaults.IMAGE_SIZE, defaults.CPU_EMBED_DIM, defaults.CPU_FC_HIDDEN, recipes.CPU_SCRATCH.epochs,
+        recipes.CPU_SCRATCH.batch_size, recipes.CPU_SCRATCH.lr, 1.0, recipes.CPU_SCRATCH.lr_step,
+        recipes.CPU_SCRATCH.num_workers)  # the CLI trains from scratch: the former CPU recipe
     assert (cpu.t, cpu.p, cpu.label_features) == (defaults.T, defaults.P, defaults.LABEL_FEATURES)
     assert resolved("--pretrained").backbone_lr_mult == recipes.PAPER.backbone_lr_mult  # ImageNet weights: 0.1
     assert resolved("--embed-dim", "64").embed_dim == 64
@@ -310,3 +311,156 @@ def test_command_line_options_come_from_the_recipes():
     paper = resolved("--paper", "--embed-dim", "64", "--image-size", "96")  # --paper fixes its options
     assert all(getattr(paper, name) == getattr(recipes.PAPER, name) for name in train.PAPER_RECIPE_OPTIONS)
     assert train.cli_recipe(paper).model_config(embed_dim=paper.embed_dim) == recipes.PAPER.model_config()
+
+
+# --- the CPU recipe's training levers (compactness forms, schedules, bf16, a shared backbone) ---
+
+def test_compactness_forms_match_hand_computed_values_on_four_labels():
+    from msrn_core.layers import compactness_loss
+
+    # 4 labels in 2 groups (argmax of S): labels 0, 1 -> group 0; labels 2, 3 -> group 1
+    label_embeddings = torch.tensor([[1.0, 0.0], [0.0, 2.0], [3.0, 4.0], [1.0, 1.0]])
+    group_embeddings = torch.tensor([[1.0, 1.0], [0.0, 0.0]])
+    assignment = torch.tensor([[0.9, 0.1], [0.6, 0.4], [0.2, 0.8], [0.3, 0.7]])
+    # differences E_g^k(i) - E_l^i: (0, 1), (1, -1), (-3, -4), (-1, -1)
+    squared = [0 + 1, 1 + 1, 9 + 16, 1 + 1]  # 1, 2, 25, 2 -> 30
+    assert compactness_loss(group_embeddings, label_embeddings, assignment, "paper").item() == pytest.approx(30.0)
+    assert compactness_loss(group_embeddings, label_embeddings, assignment, "paper_mean").item() == \
+        pytest.approx(sum(squared) / 4)
+    # the authors' code: sum_i torch.dist(E_l^i, E_g^k(i)), unsquared: 1 + sqrt 2 + 5 + sqrt 2
+    authors = sum(float(torch.dist(label_embeddings[i], group_embeddings[k])) for i, k in enumerate([0, 0, 1, 1]))
+    assert authors == pytest.approx(6 + 2 * 2 ** 0.5)
+    assert compactness_loss(group_embeddings, label_embeddings, assignment, "authors").item() == \
+        pytest.approx(authors)
+    with pytest.raises(ValueError, match="compactness form"):
+        compactness_loss(group_embeddings, label_embeddings, assignment, "squared")
+
+
+def test_each_compactness_form_brings_its_own_weight_and_the_authors_form_pools_relu_embeddings(setup):
+    from msrn_core.layers import COMPACTNESS_FORMS
+    from msrn_core.running.training import compactness_lambda
+
+    assert COMPACTNESS_FORMS == {"paper": 1e-3, "authors": 1e-4, "paper_mean": 1e-3}
+    images = torch.stack([setup.train[i][0] for i in range(2)])
+    targets = torch.stack([setup.train[i][1] for i in range(2)])
+    for form, weight in COMPACTNESS_FORMS.items():
+        seed_everything(0)
+        model = make_model(setup, ModelConfig(**SMALL_MODEL, compactness_form=form))
+        assert compactness_lambda(model, None) == weight and compactness_lambda(model, 0.5) == 0.5
+        output = model(images)
+        total, bce = loss_terms(output, targets, None, model)
+        assert torch.allclose(total, bce + weight * output.compactness)
+    with pytest.raises(ValueError, match="compactness_form"):
+        ModelConfig(compactness_form="squared")
+
+
+def test_loss_gradient_norms_are_finite_per_step_and_leave_the_model_alone(setup):
+    from msrn_core.running.training import loss_gradient_norms
+
+    seed_everything(0)
+    model = make_model(setup, ModelConfig(**SMALL_MODEL, compactness_form="paper"))
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    record = loss_gradient_norms(model, setup.train, small_config(batch_size=8), steps=3)
+    for key in ("bce", "compactness", "total", "clip_scale", "bce_value", "compactness_value"):
+        assert len(record[key]) == 3 and np.isfinite(record[key]).all(), key
+    assert min(record["bce"]) > 0 and min(record["compactness"]) > 0
+    # the clipped norm is the norm of the summed gradient: at most the sum of the two terms'
+    assert all(t <= b + c + 1e-4 for t, b, c in zip(record["total"], record["bce"], record["compactness"]))
+    assert record["compactness_weight"] == 1e-3 and record["form"] == "paper"
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+
+
+def test_cosine_schedule_warms_up_then_decays_to_zero():
+    from msrn_core.running.training import make_scheduler
+
+    parameter = torch.nn.Parameter(torch.zeros(1))
+    optimizer = torch.optim.SGD([parameter], lr=1.0)
+    scheduler = make_scheduler(optimizer, small_config(epochs=2, schedule="cosine", warmup_epochs=0.5), 10)
+    rates = []
+    for _ in range(20):
+        rates.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        scheduler.step()
+    assert rates[:5] == pytest.approx([0.2, 0.4, 0.6, 0.8, 1.0])
+    assert all(a >= b for a, b in zip(rates[4:], rates[5:]))
+    assert rates[-1] == pytest.approx(0.5 * (1 + np.cos(np.pi * 14 / 15)))  # the last of 15 decay steps
+    with pytest.raises(ValueError, match="schedule"):
+        make_scheduler(optimizer, small_config(schedule="linear"), 10)
+
+
+def test_cpu_bf16_autocasts_only_where_the_cpu_has_native_bf16(monkeypatch):
+    from msrn_core.running import training
+
+    cpu = torch.device("cpu")
+    assert training.autocast_dtype(cpu, "auto") is None and training.autocast_dtype(cpu, "off") is None
+    monkeypatch.setattr(training, "cpu_has_native_bf16", lambda: True)
+    assert training.autocast_dtype(cpu, "bf16") == torch.bfloat16
+    monkeypatch.setattr(training, "cpu_has_native_bf16", lambda: False)
+    assert training.autocast_dtype(cpu, "bf16") is None
+
+
+def test_cosine_bf16_channels_last_training_resumes_identically(setup, tmp_path, monkeypatch):
+    from msrn_core.running import training
+
+    config = small_config(schedule="cosine", warmup_epochs=0.5, amp="bf16", channels_last=True)
+    seed_everything(0)
+    full = train_model(make_model(setup, ModelConfig(**SMALL_MODEL)), setup.train, setup.val, config, tmp_path / "a")
+    # the same run stopped during epoch 2's validation (the cosine spans both epochs either way)
+    real_predict, calls = training.predict, []
+
+    def stop_at_second_validation(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real_predict(*args, **kwargs)
+
+    monkeypatch.setattr(training, "predict", stop_at_second_validation)
+    seed_everything(0)
+    with pytest.raises(KeyboardInterrupt):
+        train_model(make_model(setup, ModelConfig(**SMALL_MODEL)), setup.train, setup.val, config, tmp_path / "b")
+    monkeypatch.setattr(training, "predict", real_predict)
+    seed_everything(123)
+    resumed = train_model(make_model(setup, ModelConfig(**SMALL_MODEL)), setup.train, setup.val, config,
+                          tmp_path / "b")
+    assert resumed.resumed_from_epoch == 0
+    assert [h["train_loss"] for h in resumed.history] == pytest.approx([h["train_loss"] for h in full.history])
+    assert [h["lr"] for h in resumed.history] == pytest.approx([h["lr"] for h in full.history])
+
+
+def test_fine_tuning_starts_from_the_saved_backbone_and_not_its_head(setup, tmp_path):
+    from msrn_core.running.checkpoints import load_trunk_weights
+
+    seed_everything(0)
+    plain = make_model(setup, ModelConfig(**SMALL_MODEL, kind="plain"))
+    save_checkpoint(tmp_path / "backbone.pt", plain, setup.class_names)
+    seed_everything(1)
+    msrn = make_model(setup, ModelConfig(**SMALL_MODEL))
+    head_before = msrn.fc1.weight.clone()
+    assert not torch.equal(msrn.trunk.stem[0].weight, plain.trunk.stem[0].weight)
+    load_trunk_weights(tmp_path / "backbone.pt", msrn)
+    for key, value in plain.trunk.state_dict().items():
+        assert torch.equal(msrn.trunk.state_dict()[key], value), key
+    assert torch.equal(msrn.fc1.weight, head_before)
+    other = make_model(setup, ModelConfig(**{**SMALL_MODEL, "backbone": "resnet34"}))
+    with pytest.raises(CheckpointMismatchError, match="resnet18 backbone"):
+        load_trunk_weights(tmp_path / "backbone.pt", other)
+
+
+def test_group_link_loss_is_zero_for_groups_that_are_the_graphs_components_and_weighted_in_the_loss(setup):
+    from msrn_core.model import group_link_loss
+
+    mask = torch.tensor([[1, 1, 0, 0], [1, 1, 0, 0], [0, 0, 1, 1], [0, 0, 1, 1]], dtype=torch.bool)
+    hard = torch.tensor([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0], [0.0, 1.0]])
+    assert group_link_loss(hard, mask).item() == 0.0
+    # every label in one group: S S^T is all ones, 8 wrong entries of 1 -> ||.||_F = sqrt 8, / n = 4
+    one_group = torch.tensor([[1.0, 0.0]] * 4)
+    assert group_link_loss(one_group, mask).item() == pytest.approx(8 ** 0.5 / 4)
+    seed_everything(0)
+    model = make_model(setup, ModelConfig(**SMALL_MODEL))
+    images = torch.stack([setup.train[i][0] for i in range(2)])
+    targets = torch.stack([setup.train[i][1] for i in range(2)])
+    output = model(images)
+    assert output.group_link is not None and output.group_link.item() > 0
+    plain, bce = loss_terms(output, targets, 0.0, model)
+    linked, _ = loss_terms(output, targets, 0.0, model, group_link_weight=2.0)
+    assert torch.allclose(plain, bce) and torch.allclose(linked, bce + 2.0 * output.group_link)

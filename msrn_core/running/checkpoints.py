@@ -191,3 +191,23 @@ def _normalise(value):
 def _preview(names: Sequence[str], count: int = 4) -> str:
     shown = ", ".join(names[:count])
     return f"[{shown}{', ...' if len(names) > count else ''}]"
+
+
+def load_trunk_weights(path: str | Path, model, map_location="cpu") -> dict:
+    """Start ``model``'s backbone from the backbone of the checkpoint at ``path``; returns the checkpoint.
+
+    The checkpoint may come from any model kind on the same backbone (a plain ResNet trained once
+    and shared by every head, as the paper shares ImageNet weights, section 4.1): only the
+    ``trunk.`` weights are copied; the head keeps its fresh initialisation.
+    """
+    checkpoint = read_checkpoint(path, map_location)
+    saved_backbone = checkpoint["signature"]["config"].get("backbone")
+    if saved_backbone != model.config.backbone:
+        raise CheckpointMismatchError(
+            f"{path} holds a {saved_backbone} backbone but this model uses {model.config.backbone}: "
+            f"pre-train the same backbone, or build the model with backbone={saved_backbone!r}")
+    trunk = {key[len("trunk."):]: value for key, value in checkpoint["model"].items() if key.startswith("trunk.")}
+    if not trunk:
+        raise CheckpointMismatchError(f"{path} holds no backbone weights (no 'trunk.' entries)")
+    model.trunk.load_state_dict(trunk)
+    return checkpoint

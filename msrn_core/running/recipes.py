@@ -1,9 +1,14 @@
 """Training recipes shared by the main job, the notebooks and the command line.
 
-``CPU`` is what a reader runs offline: ResNet-18 from scratch at 128 px, a few epochs, and a
-narrowed MSRN head (d = 256, fc1 -> 512; the paper's widths make fc1 alone 94 M weights for 26
-labels, which dominates a CPU step). ``SMALL`` is the smoke-test size used in CI. ``PAPER`` is
-the paper's recipe (section 4.1) for a GPU and real benchmarks.
+``CPU`` is what a reader runs offline: a ResNet-18 at 128 px and a narrowed MSRN head (d = 256,
+fc1 -> 512; the paper's widths make fc1 alone 94 M weights for 26 labels, which dominates a CPU
+step). As the paper fine-tunes ImageNet weights (section 4.1), the CPU recipe first trains one
+plain ResNet-18 on the built-in data (``pretrain_epochs``) and shares that backbone with every
+model it compares, each fine-tuned for the same ``epochs`` with the backbone at 0.1 x the
+learning rate; both phases use a cosine schedule after a short warm-up, bf16 autocast where the
+CPU computes bf16 natively, and channels_last. The study behind these choices is
+``benchmarks/lessons_study.py`` (table in ``benchmarks/README.md``). ``SMALL`` is the smoke-test
+size used in CI. ``PAPER`` is the paper's recipe (section 4.1) for a GPU and real benchmarks.
 """
 from __future__ import annotations
 
@@ -32,6 +37,16 @@ class Recipe:
     lr_step: int
     max_steps_per_epoch: int | None = None
     num_workers: int = 2  # data-loading processes
+    schedule: str = "step"  # TrainConfig.schedule: step | cosine
+    warmup_epochs: float = 0.0  # cosine: linear warm-up
+    amp: str = "auto"  # TrainConfig.amp; "bf16" also autocasts on CPUs with native bf16
+    channels_last: bool = False
+    compactness_form: str = "paper"  # ModelConfig.compactness_form: paper | authors | paper_mean
+    group_link_weight: float = 0.0  # TrainConfig.group_link_weight: Diffpool's link prediction (0: the paper)
+    # A backbone trained once on the dataset (a plain ResNet) and shared by every model before
+    # its own ``epochs`` of fine-tuning: the offline stand-in for ImageNet weights. 0: none.
+    pretrain_epochs: int = 0
+    pretrain_lr: float = 0.1  # the pre-training's learning rate (whole network)
 
     def model_config(self, **overrides):
         """The recipe's architecture for ``overrides["kind"]`` (MSRN by default).
@@ -43,15 +58,27 @@ class Recipe:
         values = {name: value for name, value in dict(
             backbone=self.backbone, pretrained=self.pretrained, embed_dim=self.embed_dim,
             fc_hidden=self.fc_hidden).items() if name in fields_of_kind}
+        if kind == "msrn":  # the baselines have no groups: their checkpoints don't depend on the form
+            values["compactness_form"] = self.compactness_form
         values.update(overrides)
         return model_config(kind, **values)
 
     def train_config(self, **overrides) -> TrainConfig:
         values = dict(epochs=self.epochs, batch_size=self.batch_size, lr=self.lr,
                       backbone_lr_mult=self.backbone_lr_mult, lr_step=self.lr_step,
-                      max_steps_per_epoch=self.max_steps_per_epoch, num_workers=self.num_workers)
+                      max_steps_per_epoch=self.max_steps_per_epoch, num_workers=self.num_workers,
+                      schedule=self.schedule, warmup_epochs=self.warmup_epochs, amp=self.amp,
+                      channels_last=self.channels_last, group_link_weight=self.group_link_weight)
         values.update(overrides)
         return TrainConfig(**values)
+
+    def pretrain_config(self, **overrides) -> TrainConfig:
+        """The shared backbone's training: a plain ResNet, ``pretrain_epochs`` at ``pretrain_lr``
+        for every layer (there is nothing pre-trained to protect yet)."""
+        if self.pretrain_epochs < 1:
+            raise ValueError(f"recipe {self.name!r} has no backbone pre-training (pretrain_epochs = 0)")
+        return self.train_config(**{"epochs": self.pretrain_epochs, "lr": self.pretrain_lr,
+                                    "backbone_lr_mult": 1.0, **overrides})
 
     def scene_config(self) -> SceneConfig:
         """The built-in dataset this recipe trains on (the tiny split sizes for the smoke test)."""
@@ -60,8 +87,15 @@ class Recipe:
 
 CPU = Recipe("cpu", image_size=defaults.IMAGE_SIZE, backbone="resnet18", pretrained=False,
              embed_dim=defaults.CPU_EMBED_DIM, fc_hidden=defaults.CPU_FC_HIDDEN,
-             epochs=3, batch_size=16, lr=0.03, backbone_lr_mult=1.0, lr_step=2)
-SMALL = replace(CPU, name="small", image_size=64, epochs=1, max_steps_per_epoch=4)
+             epochs=2, batch_size=32, lr=0.1, backbone_lr_mult=0.1, lr_step=2, schedule="cosine",
+             warmup_epochs=0.3, amp="bf16", channels_last=True, compactness_form="paper_mean", group_link_weight=1.0,
+             pretrain_epochs=6, pretrain_lr=0.1)
+# The former CPU recipe, ResNet-18 from scratch for 3 epochs with a step decay: the defaults of
+# the training command line (``python -m msrn_core.running.train``), which has no pre-training phase.
+CPU_SCRATCH = Recipe("cpu-scratch", image_size=defaults.IMAGE_SIZE, backbone="resnet18", pretrained=False,
+                     embed_dim=defaults.CPU_EMBED_DIM, fc_hidden=defaults.CPU_FC_HIDDEN,
+                     epochs=3, batch_size=16, lr=0.03, backbone_lr_mult=1.0, lr_step=2)
+SMALL = replace(CPU, name="small", image_size=64, epochs=1, max_steps_per_epoch=4, batch_size=16, pretrain_epochs=1)
 # A GPU eats 448 px images faster than 2 processes decode and augment them: one per core, up to 8.
 GPU_WORKERS = worker_processes()
 # A GPU kernel (Colab, a workstation): the paper's architecture and resolution on the built-in

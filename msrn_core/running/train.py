@@ -19,7 +19,7 @@ from ..metrics import format_metrics_table
 from ..model import EMBEDDING_MODES, HEAD_KINDS, MODEL_KINDS
 from ..utils import atomic_write_json, check_writable_folder, get_device, seed_everything
 from .cli import DEBUG_HELP, run_cli
-from .recipes import CPU, PAPER, SMALL, Recipe
+from .recipes import CPU_SCRATCH as CPU, PAPER, SMALL, Recipe  # the CLI trains from scratch: no pre-training phase
 from .training import AMP_MODES, evaluate, load_best, train_model
 
 CLI_MODEL_KINDS = (*MODEL_KINDS, "dsdl")

@@ -1,9 +1,13 @@
 """Training and evaluation: one loop for the CLI, the main job and the notebooks.
 
 - SGD with two parameter groups (paper section 4.1; the split is the authors' code's): the
-  backbone at 0.1 x the learning rate of the new layers; step decay x0.1 every ``lr_step`` epochs.
+  backbone at 0.1 x the learning rate of the new layers; step decay x0.1 every ``lr_step`` epochs
+  (``schedule="step"``), or a cosine decay per step after a linear warm-up (``schedule="cosine"``,
+  what the CPU recipe uses).
 - Loss: BCE-with-logits (paper eq. 1, averaged over labels and images) + lambda x the
-  compactness loss (eq. 6).
+  compactness loss (eq. 6, in the model's ``compactness_form``; lambda defaults to that form's).
+- Optional bf16 autocast on CPUs with native bf16 (AVX-512 BF16 or AMX) and channels_last
+  images, both measured in ``benchmarks/README.md``.
 - Gradient clipping *after* backward (the authors' code clips before it, which does nothing).
 - Automatic mixed precision on CUDA (bf16 where supported, else fp16 with a gradient scaler).
 - Model selection on the validation split; the test split is only ever evaluated.
@@ -32,6 +36,7 @@ from .checkpoints import (check_signature, load_model_state, read_checkpoint, sa
                           transform_image_size)
 from ..data.dataset import (SeededAugmentation, collate_skip_unreadable, report_unreadable,
                             warnings_above_progress_bars)
+from ..layers import COMPACTNESS_FORMS
 from ..metrics import compute_all_metrics, mean_average_precision
 from ..utils import (atomic_write_json, check_writable_folder, display_path, get_device,
                      remove_orphan_temporaries)
@@ -56,9 +61,13 @@ class TrainConfig:
     weight_decay: float = 1e-4
     lr_step: int = 30  # decay the learning rate x lr_gamma every lr_step epochs
     lr_gamma: float = 0.1
-    compactness_weight: float = 1e-3  # lambda (paper 4.1)
+    schedule: str = "step"  # step (x lr_gamma every lr_step epochs) | cosine (per step, after warm-up)
+    warmup_epochs: float = 0.0  # cosine: linear warm-up from 0 over this many epochs
+    compactness_weight: float | None = None  # lambda; None: the model's compactness form's own (paper 4.1: 1e-3)
+    group_link_weight: float = 0.0  # Diffpool's link-prediction loss (model.group_link_loss); 0: the paper
     clip_grad_norm: float = 10.0
-    amp: str = "auto"  # auto (on for CUDA) | bf16 | fp16 | off
+    amp: str = "auto"  # auto (CUDA: on; CPU: off) | bf16 (CUDA, or a CPU with native bf16) | fp16 | off
+    channels_last: bool = False  # NHWC images and weights (faster convolutions on the CPU)
     num_workers: int = 2
     seed: int = 0
     device: str = "auto"
@@ -81,12 +90,33 @@ class TrainResult:
 
 
 AMP_MODES = ("auto", "bf16", "fp16", "off")  # TrainConfig.amp and the CLIs' --amp
+SCHEDULES = ("step", "cosine")
+
+
+def cpu_has_native_bf16() -> bool:
+    """True when this CPU computes bf16 natively (AVX-512 BF16 or AMX) and oneDNN is available.
+
+    Without those instructions bf16 is emulated and slower than fp32, so ``amp="bf16"`` on such a
+    CPU runs in fp32 instead.
+    """
+    if not torch.backends.mkldnn.is_available():
+        return False
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:  # not Linux: ask torch's own CPU capability check
+        return bool(getattr(torch.backends.mkldnn, "is_bf16_supported", lambda: False)())
+    return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
 def autocast_dtype(device: torch.device, amp: str) -> torch.dtype | None:
-    """The autocast dtype for ``amp`` on ``device`` (``None``: full precision)."""
+    """The autocast dtype for ``amp`` on ``device`` (``None``: full precision).
+
+    On the CPU only ``amp="bf16"`` autocasts, and only where :func:`cpu_has_native_bf16`.
+    """
+    if device.type == "cpu":
+        return torch.bfloat16 if amp == "bf16" and cpu_has_native_bf16() else None
     if amp == "off" or device.type != "cuda":
-        return None  # mixed precision is used on CUDA only; CPU runs stay in fp32
+        return None
     if amp == "fp16":
         return torch.float16
     if amp == "bf16" or torch.cuda.is_bf16_supported():
@@ -169,11 +199,22 @@ def _keep_kernel_choice(optimizer: torch.optim.Optimizer, state: dict) -> None:
         group.update(kernel)
 
 
-def loss_terms(output, targets: torch.Tensor, compactness_weight: float,
-               model: torch.nn.Module | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def compactness_lambda(model, compactness_weight: float | None) -> float:
+    """lambda: ``compactness_weight``, or (None) the weight of the model's compactness form."""
+    if compactness_weight is not None:
+        return compactness_weight
+    form = getattr(getattr(getattr(model, "module", model), "config", None), "compactness_form", "paper")
+    return COMPACTNESS_FORMS[form]
+
+
+def loss_terms(output, targets: torch.Tensor, compactness_weight: float | None,
+               model: torch.nn.Module | None = None,
+               group_link_weight: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
     """``(total, main term)`` of one batch.
 
-    MSRN and its baselines: BCE-with-logits (eq. 1) + lambda * compactness (eq. 6). A model
+    MSRN and its baselines: BCE-with-logits (eq. 1) + lambda * compactness (eq. 6); lambda is
+    ``compactness_weight``, or with None the weight of the model's compactness form; plus
+    ``group_link_weight`` * Diffpool's link-prediction loss (``output.group_link``). A model
     with a loss of its own (DSDL, SDL) defines ``training_loss(output, targets)`` returning
     ``(total, main term)``, and that is used instead.
     """
@@ -181,7 +222,35 @@ def loss_terms(output, targets: torch.Tensor, compactness_weight: float,
     if own_loss is not None:
         return own_loss(output, targets)
     bce = F.binary_cross_entropy_with_logits(output.logits.float(), targets)
-    return bce + compactness_weight * output.compactness.float(), bce
+    total = bce + compactness_lambda(model, compactness_weight) * output.compactness.float()
+    if group_link_weight and output.group_link is not None:
+        total = total + group_link_weight * output.group_link.float()
+    return total, bce
+
+
+def make_scheduler(optimizer: torch.optim.Optimizer, config: TrainConfig, steps_per_epoch: int):
+    """The learning-rate schedule; ``step()`` is called after every optimiser step for
+    ``"cosine"`` and after every epoch for ``"step"`` (see :func:`steps_scheduler`)."""
+    if config.schedule not in SCHEDULES:
+        raise ValueError(f"unknown schedule {config.schedule!r}; choose one of {SCHEDULES}")
+    if config.schedule == "step":
+        return torch.optim.lr_scheduler.StepLR(optimizer, step_size=config.lr_step, gamma=config.lr_gamma)
+    total = max(1, config.epochs * steps_per_epoch)
+    warmup = int(round(config.warmup_epochs * steps_per_epoch))
+
+    def factor(step: int) -> float:  # linear warm-up to 1, then a half cosine down to 0
+        if step < warmup:
+            return (step + 1) / warmup
+        progress = min(1.0, (step - warmup) / max(1, total - warmup))
+        return 0.5 * (1 + math.cos(math.pi * progress))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def steps_per_epoch(train_set, config: TrainConfig) -> int:
+    """Optimiser steps in one epoch (the global batch over the whole split, capped for smoke runs)."""
+    steps = math.ceil(len(train_set) / config.batch_size)
+    return steps if config.max_steps_per_epoch is None else min(steps, config.max_steps_per_epoch)
 
 
 def _rng_state() -> dict:
@@ -292,7 +361,8 @@ def _loader_and_network(model, train_set, val_set, config: TrainConfig, device: 
     example = torch.zeros((2, *image.shape), device=device)
     targets = torch.zeros((2, len(train_set.class_names)), device=device)
     unused = distributed.parameters_without_gradient(
-        model, lambda output: loss_terms(output, targets, config.compactness_weight, model)[0], example)
+        model, lambda output: loss_terms(output, targets, config.compactness_weight, model,
+                                         config.group_link_weight)[0], example)
     return loader, distributed.wrap_model(model, device, bool(unused), config.sync_batchnorm)
 
 
@@ -313,11 +383,14 @@ def train_model(model, train_set, val_set, config: TrainConfig, run_dir: str | P
     _prepare_run_folder(run_dir, processes)
     device = distributed.process_device(get_device(config.device))
     model.to(device)
+    memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
+    if config.channels_last:
+        model.to(memory_format=torch.channels_last)
 
     optimizer = make_sgd(model.parameter_groups(config.lr, config.backbone_lr_mult),
                          lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
     asked_groups = [dict(group) for group in optimizer.param_groups]  # this command's lr, momentum ...
-    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=config.lr_step, gamma=config.lr_gamma)
+    scheduler = make_scheduler(optimizer, config, steps_per_epoch(train_set, config))
     dtype = autocast_dtype(device, config.amp)
     scaler = torch.amp.GradScaler("cuda", enabled=dtype == torch.float16)
     generator = torch.Generator().manual_seed(config.seed)
@@ -376,23 +449,26 @@ def train_model(model, train_set, val_set, config: TrainConfig, run_dir: str | P
             report_unreadable(batch, reported)
             if distributed.any_process(batch.images.numel() == 0):  # every process skips the step
                 continue
-            images = batch.images.to(device, non_blocking=True)
+            images = batch.images.to(device, non_blocking=True).contiguous(memory_format=memory_format)
             targets = batch.targets.to(device, non_blocking=True)
             with autocast(device, dtype):
                 output = network(images)
-            loss, bce = loss_terms(output, targets, config.compactness_weight, model)
+            loss, bce = loss_terms(output, targets, config.compactness_weight, model, config.group_link_weight)
             if not torch.isfinite(loss):
                 raise NonFiniteLossError(non_finite_message(
                     f"the loss became {loss.item()} (BCE {bce.item():.4g})", epoch + 1, step + 1, config.lr,
                     mixed_precision, last_path))
             optimizer_step(loss, model, optimizer, scaler, config.clip_grad_norm)
+            if config.schedule == "cosine":
+                scheduler.step()
             losses.append(loss.item())
             monitor.observe(losses[-1], epoch + 1, step + 1)
             bces.append(bce.item())
             bar.set_postfix(loss=f"{np.mean(losses[-20:]):.4f}", lr=f"{optimizer.param_groups[-1]['lr']:.2g}")
         bar.close()
         stop_loader_workers(batches)
-        scheduler.step()
+        if config.schedule == "step":
+            scheduler.step()
 
         val_logits, val_targets, val_indices, val_skipped = predict(
             model, val_set, batch_size=max(config.batch_size, 16), device=device, num_workers=config.num_workers,
@@ -444,6 +520,71 @@ def train_model(model, train_set, val_set, config: TrainConfig, run_dir: str | P
         print(f"note: {skipped_total} unreadable images were skipped in total (see the warnings above)")
     return TrainResult(history, best_path, last_path, best_epoch + 1, best_map, skipped_total,
                        time.perf_counter() - started, resumed_from)
+
+
+def _gradient_norm(parameters) -> float:
+    norms = [p.grad.detach().float().norm() for p in parameters if p.grad is not None]
+    return float(torch.linalg.vector_norm(torch.stack(norms))) if norms else 0.0
+
+
+def loss_gradient_norms(model, train_set, config: TrainConfig, steps: int = 20) -> dict:
+    """The gradient norms of the BCE and of the weighted compactness term, separately, over the
+    first ``steps`` training steps of ``config`` (for the "before / after" figure of notebook 05).
+
+    Trains a copy of ``model`` (``model`` itself is left as it is) exactly as :func:`train_model`
+    would for those steps, and before each optimiser step measures the global L2 norm of the
+    gradient of ``bce`` alone, of ``lambda * compactness`` alone and of the weighted Diffpool
+    link-prediction term alone (``config.group_link_weight``; 0 when off).
+    Returns per-step lists: ``bce``, ``compactness``, ``group_link`` (the weighted terms'
+    gradient norms), ``total``, ``clip_scale`` (the factor clip-norm ``config.clip_grad_norm``
+    multiplied the whole gradient by: 1 when not clipped), ``bce_value``, ``compactness_value``
+    and ``group_link_value`` (the weighted terms), plus ``compactness_weight`` (lambda) and ``form``.
+    """
+    import copy
+
+    device = get_device(config.device)
+    model = copy.deepcopy(model).to(device).train()
+    weight = compactness_lambda(model, config.compactness_weight)
+    optimizer = make_sgd(model.parameter_groups(config.lr, config.backbone_lr_mult),
+                         lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
+    scheduler = make_scheduler(optimizer, config, steps_per_epoch(train_set, config))
+    dtype = autocast_dtype(device, config.amp)
+    loader = make_loader(train_set, config.batch_size, True, 0, device,
+                         torch.Generator().manual_seed(config.seed))
+    parameters = [p for p in model.parameters() if p.requires_grad]
+    record = {key: [] for key in ("bce", "compactness", "group_link", "total", "clip_scale", "bce_value",
+                                  "compactness_value", "group_link_value")}
+    batches = iter(loader)
+    for _ in range(steps):
+        batch = next(batches, None)
+        if batch is None:
+            batches = iter(loader)
+            batch = next(batches)
+        targets = batch.targets.to(device)
+        with autocast(device, dtype):
+            output = model(batch.images.to(device))
+        bce = F.binary_cross_entropy_with_logits(output.logits.float(), targets)
+        compactness = weight * output.compactness.float()
+        link = (config.group_link_weight * output.group_link.float() if output.group_link is not None
+                else compactness.new_zeros(()))
+        for name, term in (("compactness", compactness), ("group_link", link), ("bce", bce)):
+            optimizer.zero_grad(set_to_none=True)
+            if term.requires_grad:
+                term.backward(retain_graph=True)
+            record[name].append(_gradient_norm(parameters) if term.requires_grad else 0.0)
+        optimizer.zero_grad(set_to_none=True)
+        (bce + compactness + link).backward()
+        total = torch.nn.utils.clip_grad_norm_(model.parameters(), config.clip_grad_norm)
+        record["total"].append(float(total))
+        record["clip_scale"].append(min(1.0, config.clip_grad_norm / (float(total) + 1e-6)))
+        record["bce_value"].append(float(bce.detach()))
+        record["compactness_value"].append(float(compactness.detach()))
+        record["group_link_value"].append(float(link.detach()))
+        optimizer.step()
+        if config.schedule == "cosine":
+            scheduler.step()
+    form = getattr(getattr(model, "config", None), "compactness_form", None)
+    return {**record, "compactness_weight": weight, "form": form}
 
 
 def _prepare_run_folder(run_dir: Path, processes: distributed.ProcessContext) -> None:

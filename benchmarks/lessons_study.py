@@ -1,0 +1,228 @@
+"""The CPU training-recipe study: which recipe trains models well enough to look inside.
+
+Each candidate below is a named configuration: a model kind and its architecture switches, a
+schedule, and optionally a shared backbone (another candidate, a plain ResNet trained once) that
+it is fine-tuned from, as the paper fine-tunes ImageNet weights (section 4.1). A candidate's run
+folder is ``runs/study/<name>/`` (checkpoints; an interrupted run resumes), and its measured row
+is cached in ``benchmarks/results/lessons_study.json``. Selection uses the validation split only;
+the test split is only reported.
+
+    python benchmarks/lessons_study.py              # run what is missing, print the table
+    python benchmarks/lessons_study.py --only NAME  # run (or load) one candidate
+    python benchmarks/lessons_study.py --rescore    # score the finished runs again (new scorers)
+    python benchmarks/lessons_study.py --list       # the candidates and what they change
+
+Columns: training wall seconds (this machine, 2 cores, shared with other work while measured)
+and the training process's CPU seconds (all its threads; over 2 cores about twice the wall
+time the run would take alone),
+best validation mAP, test mAP, pointing-game hit rates of MSRN's label attention per branch or
+of the plain/ML-GCN model's class activation map (CAM), the centre and random-point baselines
+and the best any map on that grid could do (its ceiling), the ARI of MSRN's Diffpool groups against the dataset's
+themes, and the mean |E_l| of the label embeddings.
+"""
+from __future__ import annotations
+
+import argparse
+import inspect
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from msrn_core import attention  # noqa: E402
+from msrn_core.data.scenes import THEME_NAMES, SceneConfig  # noqa: E402
+from msrn_core.groups import score_groups  # noqa: E402
+from msrn_core.running import recipes  # noqa: E402
+from msrn_core.running.checkpoints import load_trunk_weights  # noqa: E402
+from msrn_core.running.experiment import make_model, prepare_scenes  # noqa: E402
+from msrn_core.running.training import evaluate, load_or_train  # noqa: E402
+from msrn_core.utils import atomic_write_json, seed_everything  # noqa: E402
+
+RESULTS = ROOT / "benchmarks" / "results" / "lessons_study.json"
+RUNS = ROOT / "runs" / "study"
+
+# What every candidate shares unless it says otherwise: the CPU recipe's narrowed MSRN head
+# (d = 256, fc1 512) on ResNet-18 at 128 px, batch 32, bf16 autocast and channels_last.
+FAST = dict(amp="bf16", channels_last=True, batch_size=32, group_link_weight=0.0)  # no link term unless asked
+# Fine-tuning from a shared backbone: cosine after a short warm-up, backbone at 0.1 x lr (paper 4.1).
+FINE_TUNE = dict(FAST, epochs=2, lr=0.03, backbone_lr_mult=0.1, schedule="cosine", warmup_epochs=0.3)
+PRETRAIN = dict(FAST, lr=0.1, backbone_lr_mult=1.0, schedule="cosine", warmup_epochs=0.3)
+
+
+def fine_tuned(backbone: str, kind: str, note: str, model: dict | None = None, **train) -> dict:
+    return dict(kind=kind, model=model or {}, backbone=backbone, train=dict(FINE_TUNE, **train),
+                note=f"{note}, {train.get('epochs', FINE_TUNE['epochs'])} epochs from {backbone}")
+
+
+MEAN, PAPER, AUTHORS = (dict(compactness_form=form) for form in ("paper_mean", "paper", "authors"))
+CANDIDATES: dict[str, dict] = {
+    # the shared backbones: a plain ResNet-18 trained from scratch
+    "backbone_6ep": dict(kind="plain", train=dict(PRETRAIN, epochs=6),
+                         note="plain ResNet-18 from scratch, 6 epochs, cosine lr 0.1, bf16"),
+    "backbone_4ep": dict(kind="plain", train=dict(PRETRAIN, epochs=4),
+                         note="plain ResNet-18 from scratch, 4 epochs, cosine lr 0.1, bf16"),
+    # the heads fine-tuned from a backbone, the same budget each
+    "ft4_msrn_paper_mean": fine_tuned("backbone_4ep", "msrn", "MSRN, eq. 6 / n (lambda 1e-3)", MEAN),
+    "ft6_msrn_link": fine_tuned("backbone_6ep", "msrn", "MSRN, eq. 6 / n + Diffpool link prediction (weight 1)",
+                                MEAN, group_link_weight=1.0),
+    "ft6_plain": fine_tuned("backbone_6ep", "plain", "plain head"),
+    "ft6_msrn_link_lr0.1": fine_tuned("backbone_6ep", "msrn", "MSRN, eq. 6 / n + link prediction, lr 0.1",
+                                      MEAN, group_link_weight=1.0, lr=0.1),
+    # the compactness forms and the link term at the adopted recipe (lr 0.1): one change each
+    "ft6_msrn_nolink_lr0.1": fine_tuned("backbone_6ep", "msrn", "MSRN, eq. 6 / n without link prediction, lr 0.1",
+                                        MEAN, lr=0.1),
+    "ft6_msrn_paper_lr0.1": fine_tuned("backbone_6ep", "msrn", "MSRN, paper eq. 6 + link prediction, lr 0.1",
+                                       PAPER, group_link_weight=1.0, lr=0.1),
+    "ft6_msrn_authors_lr0.1": fine_tuned("backbone_6ep", "msrn", "MSRN, authors' form + link prediction, lr 0.1",
+                                         AUTHORS, group_link_weight=1.0, lr=0.1),
+    "ft6_msrn_lambda0_lr0.1": fine_tuned("backbone_6ep", "msrn", "MSRN, link prediction only (lambda 0), lr 0.1",
+                                         MEAN, group_link_weight=1.0, lr=0.1, compactness_weight=0.0),
+    # the old recipe's from-scratch MSRN with the new speed levers, for scale
+    "scratch_msrn_3ep": dict(kind="msrn", model=MEAN,
+                             train=dict(FAST, epochs=3, lr=0.03, backbone_lr_mult=1.0, schedule="cosine",
+                                        warmup_epochs=0.3),
+                             note="MSRN from scratch, 3 epochs (the former budget), cosine lr 0.03, bf16"),
+}
+
+
+def setup_for(image_size: int, cache: dict = {}):  # noqa: B006 - one setup per size per process
+    if image_size not in cache:
+        cache[image_size] = prepare_scenes(ROOT / "data", SceneConfig(image_size=image_size))
+    return cache[image_size]
+
+
+def build(name: str):
+    spec = CANDIDATES[name]
+    setup = setup_for(spec.get("image_size", 128))
+    seed_everything(spec.get("seed", 0))
+    model = make_model(setup, recipes.CPU.model_config(kind=spec["kind"], **spec.get("model", {})))
+    return spec, setup, model
+
+
+def train(name: str):
+    """Train (or load the finished run of) candidate ``name``; its backbone candidate first."""
+    spec, setup, model = build(name)
+    if spec.get("backbone"):
+        train(spec["backbone"])  # loads it when finished
+        load_trunk_weights(RUNS / spec["backbone"] / "best.pt", model)
+    config = recipes.CPU.train_config(**{"num_workers": 1, "seed": spec.get("seed", 0), **spec["train"]})
+    started, cpu_started = time.perf_counter(), time.process_time()
+    result = load_or_train(model, setup.train, setup.val, config, RUNS / name)
+    loaded = result.extra.get("loaded")
+    seconds = None if loaded else (time.perf_counter() - started, time.process_time() - cpu_started)
+    return model.eval(), result, seconds, setup
+
+
+def pointing(model, dataset, kind: str) -> dict:
+    """Hit rates: MSRN's attention per branch, or the CAM of the plain / ML-GCN model when the
+    scorer offers it (``source="cam"``); both at the arg-max cell and, where offered, after
+    upsampling the map to the image (``resolution="image"``)."""
+    parameters = inspect.signature(attention.pointing_game_score).parameters
+    source = "attention" if kind == "msrn" else "cam"
+    if source == "cam" and "source" not in parameters:
+        return {}
+    rates = {}
+    for resolution in (("cell", "image") if "resolution" in parameters else ("cell",)):
+        options = {"source": source} if "source" in parameters else {}
+        if "resolution" in parameters:
+            options["resolution"] = resolution
+        score = attention.pointing_game_score(model, dataset, **options)
+        suffix = "" if resolution == "cell" else "@image"
+        rates.update({f"{branch}{suffix}": value for branch, value in score["hit_rate"].items()})
+        if resolution == "cell":  # the best any map on that grid could do
+            rates.update({f"{branch}@ceiling": value for branch, value in score.get("ceiling", {}).items()})
+        rates["centre"], rates["random"] = score["center_baseline"], score["random_baseline"]
+    return rates
+
+
+@torch.no_grad()
+def groups_and_embeddings(model, setup) -> dict:
+    if getattr(model, "config", None) is None or model.config.kind != "msrn" or not model.uses_groups:
+        return {}
+    lge = model.label_group_embeddings()
+    score = score_groups(lge["assignment"].argmax(-1), setup.test.class_themes, THEME_NAMES)
+    return {"ari": score["ari"], "ari_single_theme": score["ari_single_theme"],
+            "mean_abs_el": float(lge["label_embeddings"].abs().mean())}
+
+
+def score(name: str, previous: dict) -> dict:
+    model, result, seconds, setup = train(name)
+    wall, cpu = seconds if seconds is not None else (previous.get("train_seconds"), previous.get("cpu_seconds"))
+    spec = CANDIDATES[name]
+    test_map = float(evaluate(model, setup.test)["mAP"])
+    row = {"candidate": name, "note": spec.get("note", ""), "kind": spec["kind"], "backbone": spec.get("backbone"),
+           "train_seconds": wall, "cpu_seconds": cpu, "best_val_map": float(result.best_val_map), "best_epoch": result.best_epoch,
+           "test_map": test_map if test_map <= 1 else test_map / 100}
+    row["pointing"] = pointing(model, setup.test, spec["kind"])
+    row.update(groups_and_embeddings(model, setup))
+    return row
+
+
+def load_rows() -> dict:
+    return json.loads(RESULTS.read_text())["rows"] if RESULTS.exists() else {}
+
+
+def save_rows(rows: dict) -> None:
+    atomic_write_json(RESULTS, {"command": "python benchmarks/lessons_study.py", "rows": rows})
+
+
+def fmt(value, percent=True) -> str:
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return "–"
+    return f"{100 * value:.1f}" if percent else f"{value:.3f}"
+
+
+def table(rows: dict) -> str:
+    lines = ["| candidate | train s (CPU s) | val mAP | test mAP | pointing: layer2 / layer3 / layer4 or CAM "
+             "(cell; image) | centre / random | ARI | mean abs E_l |", "|---|---|---|---|---|---|---|---|"]
+    for name, row in rows.items():
+        p = row.get("pointing", {})
+        cell = " / ".join(fmt(p[k]) for k in ("layer2", "layer3", "layer4", "cam") if k in p) or "–"
+        image = " / ".join(fmt(p[k]) for k in ("layer2@image", "layer3@image", "layer4@image", "cam@image") if k in p)
+        seconds, cpu = row.get("train_seconds"), row.get("cpu_seconds")
+        lines.append(f"| {name} | {seconds:.0f}" + (f" ({cpu:.0f})" if cpu else "") + " | " if seconds else f"| {name} | – | ")
+        lines[-1] += (f"{fmt(row['best_val_map'])} | {fmt(row['test_map'])} | {cell}" + (f"; {image}" if image else "")
+                      + f" | {fmt(p.get('centre'))} / {fmt(p.get('random'))} | {fmt(row.get('ari'), False)} | "
+                      f"{fmt(row.get('mean_abs_el'), False)} |")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--only", action="append", help="run (or load) this candidate only (repeatable)")
+    parser.add_argument("--rescore", action="store_true", help="score the finished runs again")
+    parser.add_argument("--list", action="store_true", help="list the candidates")
+    args = parser.parse_args(argv)
+    if args.list:
+        for name, spec in CANDIDATES.items():
+            print(f"{name}: {spec.get('note', '')}")
+        return
+    torch.set_num_threads(max(1, torch.get_num_threads()))
+    rows = load_rows()
+    unknown = [name for name in args.only or [] if name not in CANDIDATES]
+    if unknown:
+        raise SystemExit(f"unknown candidate(s) {unknown}; see --list")
+    for name in args.only or list(CANDIDATES):
+        if name in rows and not args.rescore:
+            continue
+        finished = (RUNS / name / "last.pt").exists()
+        if args.rescore and not finished:
+            continue
+        print(f"== {name}: {CANDIDATES[name].get('note', '')}", flush=True)
+        rows[name] = score(name, rows.get(name, {}))
+        save_rows(rows)
+    print(table({name: rows[name] for name in CANDIDATES if name in rows}))
+    ceilings = {key: value for row in rows.values() for key, value in row.get("pointing", {}).items()
+                if key.endswith("@ceiling")}
+    print("the best any map on each grid could do (share of trials with a cell centre in a box):",
+          {key: round(100 * value, 1) for key, value in ceilings.items()})
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,179 @@
+"""``figures/lessons.json``: what the tutorial measured, each value written by the run that measured it.
+
+The main job's notebooks (and ``run_notebooks``) call :func:`record` with a value and where it
+came from; nothing else writes the file, and no value is typed in by hand. The file lives in the
+figures folder of the mode (``plots.figures_dir()``), so a smoke-test run never touches the
+committed one.
+
+Keys (and what each value is):
+
+- ``recipe``: the main job's recipe, its fields (``dataclasses.asdict(recipes.CPU)``, ...);
+- ``main_job_seconds``: the wall time of ``python -m msrn_core.run_notebooks`` over notebooks 01-06;
+- ``pointing_game``: hit rates in [0, 1] of MSRN's attention per branch (``layer2``, ``layer3``,
+  ``layer4``), the image-centre and random-point baselines (``centre``, ``random``) and the plain
+  ResNet's class activation map (``plain_cam``);
+- ``groups_ari``: the adjusted Rand index of the trained MSRN's Diffpool groups against the themes;
+- ``test_map``: ``msrn``, ``plain``, ``mlgcn`` -> one test mAP (a fraction) per seed;
+- ``ablations``: setting (``none``, ``label``, ...) -> one test mAP per seed;
+- ``sources``: key -> ``"main job: notebook NN"``, ``"main job: run_notebooks"`` or
+  ``"ablation study: figures/ablation_study.json"``.
+
+- :func:`record`, :func:`discard`, :func:`read`  write one key, drop a stale one, read the file
+- :func:`main_job`, :data:`ABLATION_STUDY_SOURCE` the source strings
+- :func:`load_ablation_study`, :func:`study_test_maps`  the committed study's results, per setting and seed
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import re
+from pathlib import Path
+from typing import Any, Mapping
+
+from .utils import atomic_write_json, project_root
+
+LESSONS_FILE = "lessons.json"
+ABLATION_STUDY_FILE = "ablation_study.json"
+KEYS = ("recipe", "main_job_seconds", "pointing_game", "groups_ari", "test_map", "ablations")
+POINTING_KEYS = ("layer2", "layer3", "layer4", "centre", "random", "plain_cam")
+TEST_MAP_KEYS = ("msrn", "plain", "mlgcn")
+ABLATION_STUDY_SOURCE = f"ablation study: figures/{ABLATION_STUDY_FILE}"
+_SOURCE = re.compile(r"main job: (notebook \d\d|run_notebooks)|" + re.escape(ABLATION_STUDY_SOURCE))
+# the study's settings that stand for the three models of the comparison
+STUDY_MODELS = {"msrn": "full", "plain": "plain", "mlgcn": "mlgcn"}
+
+
+def main_job(notebook: str | int) -> str:
+    """The source string of a value measured by notebook ``notebook`` (``"05"`` or 5) of the main job."""
+    return f"main job: notebook {int(notebook):02d}"
+
+
+def lessons_path(directory: str | Path | None = None) -> Path:
+    """``<figures folder of this mode>/lessons.json`` (``plots.figures_dir()``, read at call time)."""
+    if directory is None:
+        from .plots import figures_dir
+
+        directory = figures_dir()
+    return Path(directory) / LESSONS_FILE
+
+
+def read(directory: str | Path | None = None) -> dict:
+    """The lessons recorded so far (``{"sources": {}}`` when there is no file yet)."""
+    path = lessons_path(directory)
+    if not path.exists():
+        return {"sources": {}}
+    lessons = json.loads(path.read_text())
+    lessons.setdefault("sources", {})
+    return lessons
+
+
+def _number(value, low: float, high: float, message: str) -> float:
+    """``value`` as a float when it is a finite number in [low, high], else ``ValueError(message)``."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
+            or not low <= value <= high:
+        raise ValueError(f"{message}, got {value!r}")
+    return float(value)
+
+
+def _fraction(value, what: str) -> float:
+    return _number(value, 0.0, 1.0, f"{what} must be a fraction in [0, 1] (not a percentage)")
+
+
+def _fractions(values, what: str) -> list[float]:
+    if isinstance(values, (str, bytes, Mapping)) or not hasattr(values, "__iter__"):
+        raise ValueError(f"{what} must be a list with one value per seed, got {values!r}")
+    values = [_fraction(v, what) for v in values]
+    if not values:
+        raise ValueError(f"{what} must hold at least one seed's value")
+    return values
+
+
+def _exact_keys(value, wanted: tuple[str, ...], key: str) -> Mapping:
+    if not isinstance(value, Mapping) or set(value) != set(wanted):
+        got = sorted(value) if isinstance(value, Mapping) else type(value).__name__
+        raise ValueError(f"lessons '{key}' needs exactly the keys {list(wanted)}, got {got}")
+    return value
+
+
+def _checked(key: str, value: Any) -> Any:
+    """``value`` in the form the file stores for ``key``, or a ValueError naming what is wrong."""
+    if key == "recipe":
+        if dataclasses.is_dataclass(value) and not isinstance(value, type):
+            value = dataclasses.asdict(value)
+        if not isinstance(value, Mapping) or not value:
+            raise ValueError("lessons 'recipe' needs the recipe's fields: a dataclass or a non-empty dict")
+        return json.loads(json.dumps(dict(value), default=str))  # tuples -> lists, as the file keeps them
+    if key == "main_job_seconds":
+        return _number(value, 1e-9, math.inf, "lessons 'main_job_seconds' must be a positive number of seconds")
+    if key == "pointing_game":
+        value = _exact_keys(value, POINTING_KEYS, key)
+        return {k: _fraction(value[k], f"pointing_game['{k}']") for k in POINTING_KEYS}
+    if key == "groups_ari":
+        return _number(value, -1.0, 1.0, "lessons 'groups_ari' must be an adjusted Rand index in [-1, 1]")
+    if key == "test_map":
+        value = _exact_keys(value, TEST_MAP_KEYS, key)
+        return {k: _fractions(value[k], f"test_map['{k}']") for k in TEST_MAP_KEYS}
+    if key == "ablations":
+        if not isinstance(value, Mapping) or not value:
+            raise ValueError("lessons 'ablations' needs a dict: setting -> list of test mAPs, one per seed")
+        return {str(k): _fractions(v, f"ablations['{k}']") for k, v in value.items()}
+    raise ValueError(f"unknown lessons key {key!r}; choose one of {list(KEYS)}")
+
+
+def record(key: str, value: Any, source: str, directory: str | Path | None = None) -> dict:
+    """Store ``value`` under ``key`` with its ``source`` (see the module docstring) and return all lessons.
+
+    The file is rewritten atomically, keys in a fixed order, ``sources`` last.
+    """
+    checked = _checked(key, value)
+    if not isinstance(source, str) or not _SOURCE.fullmatch(source):
+        raise ValueError(f"unknown source {source!r} for lessons '{key}': use lessons.main_job('NN') "
+                         f"(a notebook of the main job), 'main job: run_notebooks' or "
+                         f"lessons.ABLATION_STUDY_SOURCE")
+    lessons = read(directory)
+    lessons[key] = checked
+    lessons["sources"][key] = source
+    return _write(lessons, directory)
+
+
+def discard(key: str, directory: str | Path | None = None) -> dict:
+    """Drop ``key`` (a value whose run no longer exists must not outlive it); return all lessons."""
+    if key not in KEYS:
+        raise ValueError(f"unknown lessons key {key!r}; choose one of {list(KEYS)}")
+    lessons = read(directory)
+    lessons.pop(key, None)
+    lessons["sources"].pop(key, None)
+    return _write(lessons, directory)
+
+
+def _write(lessons: dict, directory) -> dict:
+    ordered = {k: lessons[k] for k in KEYS if k in lessons}
+    ordered["sources"] = {k: lessons["sources"][k] for k in KEYS if k in lessons["sources"]}
+    atomic_write_json(lessons_path(directory), ordered)
+    return ordered
+
+
+# --------------------------------------------------------------------------- the committed ablation study
+def ablation_study_path() -> Path:
+    """The committed study: ``figures/ablation_study.json`` of the checkout (an input, in every mode)."""
+    return project_root() / "figures" / ABLATION_STUDY_FILE
+
+
+def load_ablation_study(path: str | Path | None = None) -> dict | None:
+    """The study written by ``python -m msrn_core.ablation_study``, or None when it has not been run."""
+    path = Path(path) if path is not None else ablation_study_path()
+    if not path.exists():
+        return None
+    study = json.loads(path.read_text())
+    if not isinstance(study.get("runs"), list):
+        raise ValueError(f"{path} holds no 'runs' list: rerun `python -m msrn_core.ablation_study`")
+    return study
+
+
+def study_test_maps(study: Mapping) -> dict[str, list[float]]:
+    """Setting -> test mAPs (fractions), ordered by seed, from a study's runs."""
+    by_setting: dict[str, list[tuple[int, float]]] = {}
+    for run in study["runs"]:
+        by_setting.setdefault(str(run["setting"]), []).append((int(run["seed"]), float(run["test_map"])))
+    return {setting: [v for _, v in sorted(runs)] for setting, runs in by_setting.items()}

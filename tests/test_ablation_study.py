@@ -1,0 +1,47 @@
+"""The trained ablation study: rows per setting and seed, the shared runs, resuming, bad input."""
+import json
+from dataclasses import asdict, replace
+
+import pytest
+
+from msrn_core import ablation_study, notebook
+from msrn_core.running import recipes
+from msrn_core.running.experiment import setup_from_splits
+
+
+def test_the_study_writes_one_row_per_run_shares_full_with_last3_and_resumes(small_scenes, tmp_path, monkeypatch):
+    monkeypatch.setattr(notebook, "project_root", lambda: tmp_path)
+    _, _, train, val, test = small_scenes
+    setup = setup_from_splits(train, val, test, label_features="onehot")
+    recipe = replace(recipes.SMALL, name="tiny", max_steps_per_epoch=1, embed_dim=32, fc_hidden=32)
+    output = tmp_path / "ablation.json"
+    study = ablation_study.run_study(recipe, output, settings=["label", "full"], seeds=[0], setup=setup)
+
+    saved = json.loads(output.read_text())
+    assert saved["recipe"] == asdict(recipe) and saved["command"].startswith("python -m msrn_core.ablation_study")
+    runs = {(r["setting"], r["seed"]): r for r in saved["runs"]}
+    assert set(runs) == {("label", 0), ("full", 0), ("last3", 0)}
+    assert {k: v for k, v in runs["last3", 0].items() if k != "setting"} == \
+        {k: v for k, v in runs["full", 0].items() if k != "setting"}
+    for row in saved["runs"]:
+        assert 0 <= row["val_map"] <= 1 and 0 <= row["test_map"] <= 1 and row["best_epoch"] == 1
+    # seed 0 of the full model is the main job's MSRN run, trained once for both
+    assert runs["full", 0]["run"] == "msrn" and (tmp_path / "runs" / "notebooks" / "tiny" / "msrn" / "best.pt").exists()
+    assert study["seconds"] > 0
+
+    def must_not_train(*args):
+        raise AssertionError("a finished run was trained again")
+
+    monkeypatch.setattr(ablation_study, "train_setting", must_not_train)
+    again = ablation_study.run_study(recipe, output, settings=["label", "full"], seeds=[0], setup=setup)
+    assert len(again["runs"]) == 3
+
+
+def test_the_study_plans_the_papers_settings_and_refuses_an_unknown_one():
+    planned = ablation_study.planned_runs()
+    assert planned[:3] == [("full", 0), ("plain", 0), ("mlgcn", 0)]
+    assert sorted(seed for setting, seed in planned if setting == "full") == [0, 1, 2]
+    assert sorted(seed for setting, seed in planned if setting == "all4") == [0, 1]
+    assert {setting for setting, _ in planned} == set(ablation_study.SETTINGS)
+    with pytest.raises(ValueError, match="unknown setting"):
+        ablation_study.planned_runs(["last3x"])

@@ -1,0 +1,96 @@
+"""Tests for msrn_core.lessons: the one writer of lessons.json, and the ablation study it reads."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import pytest
+
+from msrn_core import lessons
+from msrn_core.running.run_notebooks import record_main_job_seconds
+
+POINTING = {"layer2": 0.2, "layer3": 0.19, "layer4": 0.1, "centre": 0.23, "random": 0.09, "plain_cam": 0.36}
+
+
+@dataclass
+class Recipe:
+    name: str = "cpu"
+    image_size: int = 128
+    branch_stages: tuple = (2, 3, 4)
+
+
+def test_record_writes_values_and_sources_in_a_fixed_order(tmp_path):
+    lessons.record("groups_ari", 0.8, lessons.main_job("03"), tmp_path)
+    lessons.record("recipe", Recipe(), lessons.main_job(5), tmp_path)
+    lessons.record("pointing_game", POINTING, lessons.main_job("06"), tmp_path)
+    lessons.record("test_map", {"msrn": [0.7, 0.72, 0.71], "plain": [0.69, 0.7, 0.7], "mlgcn": [0.65, 0.66]},
+                   lessons.ABLATION_STUDY_SOURCE, tmp_path)
+    stored = json.loads((tmp_path / "lessons.json").read_text())
+    assert list(stored) == ["recipe", "pointing_game", "groups_ari", "test_map", "sources"]
+    assert stored["recipe"] == {"name": "cpu", "image_size": 128, "branch_stages": [2, 3, 4]}
+    assert stored["pointing_game"] == POINTING and stored["groups_ari"] == 0.8
+    assert stored["sources"] == {"recipe": "main job: notebook 05", "pointing_game": "main job: notebook 06",
+                                 "groups_ari": "main job: notebook 03",
+                                 "test_map": "ablation study: figures/ablation_study.json"}
+    lessons.record("groups_ari", 0.85, lessons.main_job("03"), tmp_path)  # a rerun replaces the value
+    assert lessons.read(tmp_path)["groups_ari"] == 0.85
+    assert lessons.discard("groups_ari", tmp_path) == lessons.read(tmp_path)
+    assert "groups_ari" not in lessons.read(tmp_path) and "groups_ari" not in lessons.read(tmp_path)["sources"]
+
+
+@pytest.mark.parametrize("key, value, message", [
+    ("pointing_game", {**POINTING, "layer2": 20.0}, "fraction"),  # a percentage
+    ("pointing_game", {k: v for k, v in POINTING.items() if k != "plain_cam"}, "exactly the keys"),
+    ("test_map", {"msrn": 0.7, "plain": [0.7], "mlgcn": [0.6]}, "one value per seed"),
+    ("test_map", {"msrn": [], "plain": [0.7], "mlgcn": [0.6]}, "at least one"),
+    ("ablations", {"full": [0.7, float("nan")]}, "fraction"),
+    ("main_job_seconds", -3, "positive"),
+    ("groups_ari", "0.8", "Rand"),
+    ("recipe", {}, "fields"),
+    ("accuracy", 0.5, "unknown lessons key"),
+])
+def test_bad_values_are_refused_with_the_reason(tmp_path, key, value, message):
+    with pytest.raises(ValueError, match=message):
+        lessons.record(key, value, lessons.main_job(6), tmp_path)
+    assert not (tmp_path / "lessons.json").exists()
+
+
+def test_sources_must_name_the_main_job_or_the_study(tmp_path):
+    for source in ("hand edit", "main job: notebook 5", "ablation study"):
+        with pytest.raises(ValueError, match="unknown source"):
+            lessons.record("groups_ari", 0.5, source, tmp_path)
+    lessons.record("main_job_seconds", 812.5, "main job: run_notebooks", tmp_path)
+
+
+def test_lessons_follow_the_figures_folder(tmp_path, monkeypatch):
+    monkeypatch.setenv("MSRN_FIGURES_DIR", str(tmp_path / "small"))
+    assert lessons.lessons_path() == tmp_path / "small" / "lessons.json"
+    lessons.record("groups_ari", 0.3, lessons.main_job(3))
+    assert (tmp_path / "small" / "lessons.json").exists()
+
+
+def test_main_job_seconds_only_for_a_full_run_of_01_to_06(tmp_path):
+    timings = {f"0{i}_notebook.ipynb": 100.0 + i for i in range(1, 7)}
+    assert record_main_job_seconds(timings, small=True, directory=tmp_path) is None
+    partial = {k: v for k, v in timings.items() if not k.startswith("04")}
+    assert record_main_job_seconds(partial, small=False, directory=tmp_path) is None
+    assert not (tmp_path / "lessons.json").exists()
+    with_dsdl = {**timings, "07_semantic_dictionary_learning.ipynb": 500.0}
+    assert record_main_job_seconds(with_dsdl, small=False, directory=tmp_path) == pytest.approx(621.0)
+    assert lessons.read(tmp_path)["main_job_seconds"] == pytest.approx(621.0)  # 07 is not the main job
+    assert lessons.read(tmp_path)["sources"]["main_job_seconds"] == "main job: run_notebooks"
+
+
+def test_study_test_maps_orders_seeds(tmp_path):
+    study = {"command": "python -m msrn_core.ablation_study", "recipe": {}, "seconds": 1.0, "runs": [
+        {"setting": "full", "seed": 1, "val_map": 0.7, "test_map": 0.72, "best_epoch": 2, "seconds": 5.0},
+        {"setting": "full", "seed": 0, "val_map": 0.7, "test_map": 0.70, "best_epoch": 2, "seconds": 5.0},
+        {"setting": "plain", "seed": 0, "val_map": 0.6, "test_map": 0.66, "best_epoch": 1, "seconds": 4.0},
+    ]}
+    path = tmp_path / "ablation_study.json"
+    path.write_text(json.dumps(study))
+    assert lessons.study_test_maps(lessons.load_ablation_study(path)) == {"full": [0.70, 0.72], "plain": [0.66]}
+    assert lessons.load_ablation_study(tmp_path / "missing.json") is None
+    path.write_text(json.dumps({"command": "x"}))
+    with pytest.raises(ValueError, match="runs"):
+        lessons.load_ablation_study(path)
