@@ -700,6 +700,7 @@ def plot_loss_gradient_norms(curves: Mapping[str, Mapping[str, Sequence[float]]]
         if clip_norm is not None:
             ax.axhline(clip_norm, color="gray", linestyle="--", linewidth=1, label=f"clip norm {clip_norm:g}")
         ax.set(title=panel, xlabel="training step", yscale="log")
+        ax.xaxis.get_major_locator().set_params(integer=True)
         ax.grid(alpha=0.3, which="both")
         ax.legend(fontsize=8)
     axes[0, 0].set_ylabel("gradient norm of the term")
