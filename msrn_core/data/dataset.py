@@ -193,9 +193,14 @@ class SeededAugmentation(Dataset):
         return len(self.dataset)
 
     def __getitem__(self, index: int):
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(augmentation_seed(self.seed, self.epoch, index))
+        # the CPU generator alone (torch.manual_seed would seed every device each call)
+        generator = torch.default_generator
+        state = generator.get_state()
+        generator.manual_seed(augmentation_seed(self.seed, self.epoch, index))
+        try:
             return self.dataset[index]
+        finally:
+            generator.set_state(state)
 
     def __getattr__(self, name: str):  # class_names, labels ... of the wrapped dataset
         if name == "dataset":  # not set yet (unpickling in a loader worker)
