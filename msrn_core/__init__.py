@@ -13,20 +13,26 @@ The model (read in this order)
 - ``model``           MSRN, its backbone branches and classifier, the two baselines
 - ``metrics``         AP, mAP, CP/CR/CF1, OP/OR/OF1 and their top-3 variants
 - ``groups``          Diffpool label groups fitted in seconds and scored against the themes
-- ``attention``       the pointing game: do attention maps peak inside a label's boxes?
+- ``attention``       the pointing game: do attention maps (or a baseline's class activation
+                      maps) peak inside a label's boxes? And why they do or do not
 - ``plots``           every figure of the tutorial, saved through one helper
 - ``notebook``        what every notebook opens with, and the trained models they share
+- ``lessons``         the one writer of ``figures/lessons.json``: each measured lesson with its run
 - ``utils``           seeding, device choice, atomic file writes
 - ``defaults``        every default value (image size, t, p, label features, widths) in one place
 
 The machinery
 -------------
 - ``data/``           the dataset interface and transforms (``dataset``), the built-in scene
-                      dataset (``scenes``), the real benchmarks (``real/``), downloads (``download``)
+                      dataset (``scenes``), the real benchmarks and your own photo folder
+                      (``real/``), downloads (``download``)
 - ``running/``        the training loop (``training``), checkpoints, the recipes, the wiring from
                       settings to data and model (``experiment``), the command line (``train``),
                       multi-GPU runs (``distributed``), the paper's tables (``reproduce``), the
-                      headless notebook runner (``run_notebooks``)
+                      headless notebook runner (``run_notebooks``), the trained ablations
+                      (``ablation_study``), prediction on your own photos (``predict``), real
+                      datasets in the notebooks (``real_data``), the CLIs' one-line errors
+                      (``cli``), training guards (``guards``), progress bars (``progress``)
 - ``variants/``       optional forms of the model's parts, chosen through ``ModelConfig``: the
                       memory-lean SGA MSRN trains with (``lean_sga``, same results as
                       ``layers``' plain eq. 7-9) and the per-label head (``per_label_head``)

@@ -161,13 +161,13 @@ def ablation_study_path() -> Path:
 
 
 def load_ablation_study(path: str | Path | None = None) -> dict | None:
-    """The study written by ``python -m msrn_core.ablation_study``, or None when it has not been run."""
+    """The study written by ``python -m msrn_core.running.ablation_study``, or None when it has not been run."""
     path = Path(path) if path is not None else ablation_study_path()
     if not path.exists():
         return None
     study = json.loads(path.read_text())
     if not isinstance(study.get("runs"), list):
-        raise ValueError(f"{path} holds no 'runs' list: rerun `python -m msrn_core.ablation_study`")
+        raise ValueError(f"{path} holds no 'runs' list: rerun `python -m msrn_core.running.ablation_study`")
     return study
 
 

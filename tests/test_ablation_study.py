@@ -4,7 +4,8 @@ from dataclasses import asdict, replace
 
 import pytest
 
-from msrn_core import ablation_study, notebook
+from msrn_core import notebook
+from msrn_core.running import ablation_study
 from msrn_core.running import recipes
 from msrn_core.running.experiment import setup_from_splits
 
@@ -18,7 +19,7 @@ def test_the_study_writes_one_row_per_run_shares_full_with_last3_and_resumes(sma
     study = ablation_study.run_study(recipe, output, settings=["label", "full"], seeds=[0], setup=setup)
 
     saved = json.loads(output.read_text())
-    assert saved["recipe"] == asdict(recipe) and saved["command"].startswith("python -m msrn_core.ablation_study")
+    assert saved["recipe"] == asdict(recipe) and saved["command"].startswith("python -m msrn_core.running.ablation_study")
     runs = {(r["setting"], r["seed"]): r for r in saved["runs"]}
     assert set(runs) == {("label", 0), ("full", 0), ("last3", 0)}
     assert {k: v for k, v in runs["last3", 0].items() if k != "setting"} == \

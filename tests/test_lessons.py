@@ -82,7 +82,7 @@ def test_main_job_seconds_only_for_a_full_run_of_01_to_06(tmp_path):
 
 
 def test_study_test_maps_orders_seeds(tmp_path):
-    study = {"command": "python -m msrn_core.ablation_study", "recipe": {}, "seconds": 1.0, "runs": [
+    study = {"command": "python -m msrn_core.running.ablation_study", "recipe": {}, "seconds": 1.0, "runs": [
         {"setting": "full", "seed": 1, "val_map": 0.7, "test_map": 0.72, "best_epoch": 2, "seconds": 5.0},
         {"setting": "full", "seed": 0, "val_map": 0.7, "test_map": 0.70, "best_epoch": 2, "seconds": 5.0},
         {"setting": "plain", "seed": 0, "val_map": 0.6, "test_map": 0.66, "best_epoch": 1, "seconds": 4.0},

@@ -1,7 +1,7 @@
 """The paper's ablations (Tables 5 and 6) trained to the main MSRN's budget, over several seeds.
 
-    python -m msrn_core.ablation_study            # the CPU recipe; resumes, skips finished runs
-    python -m msrn_core.ablation_study --small    # the smoke-test recipe (seconds, meaningless numbers)
+    python -m msrn_core.running.ablation_study            # the CPU recipe; resumes, skips finished runs
+    python -m msrn_core.running.ablation_study --small    # the smoke-test recipe (seconds, meaningless numbers)
 
 Every setting starts from the recipe's shared backbone (:func:`msrn_core.notebook.shared_backbone`)
 and is fine-tuned exactly as the main job's MSRN (the same epochs, schedule and learning rates):
@@ -24,12 +24,12 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-from .running import recipes
-from .running.checkpoints import load_trunk_weights
-from .running.experiment import make_model
-from .notebook import run_folder, shared_backbone, tutorial_data
-from .running.training import evaluate, load_or_train
-from .utils import atomic_write_json, project_root, seed_everything
+from . import recipes
+from .checkpoints import load_trunk_weights
+from .experiment import make_model
+from ..notebook import run_folder, shared_backbone, tutorial_data
+from .training import evaluate, load_or_train
+from ..utils import atomic_write_json, project_root, seed_everything
 
 # setting -> model overrides of the main MSRN
 SETTINGS: dict[str, dict] = {
@@ -47,7 +47,7 @@ SAME_RUNS = {"last3": "full"}  # settings that are another setting's runs
 SEEDS = {"full": (0, 1, 2), "plain": (0, 1, 2)}  # every other setting: DEFAULT_SEEDS
 DEFAULT_SEEDS = (0, 1)
 MAIN_JOB_RUNS = {"full": "msrn", "plain": "plain", "mlgcn": "mlgcn"}  # their seed-0 run names
-COMMAND = "python -m msrn_core.ablation_study"
+COMMAND = "python -m msrn_core.running.ablation_study"
 
 
 def run_name(setting: str, seed: int) -> str:
