@@ -72,11 +72,12 @@ def runs_root() -> Path:
 
 def tutorial_data(small: bool | None = None, label_features: str | None = None, root: str | Path | None = None,
                   train_augmentation: bool = True, recipe: recipes.Recipe | None = None,
-                  t: float = 0.4, p: float = 0.25) -> DataSetup:
+                  t: float | None = None, p: float | None = None) -> DataSetup:
     """The built-in scene dataset of the current mode, its label graph and label features.
 
     ``label_features`` defaults to ``MSRN_LABEL_FEATURES`` if set, else ``defaults.LABEL_FEATURES``.
-    The label graph is ML-GCN's at threshold ``t`` and re-weight ``p`` (the paper's 0.4 and 0.25).
+    The label graph is ML-GCN's at threshold ``t`` and re-weight ``p`` (None: ``defaults.T`` and
+    ``defaults.P``, the paper's 0.4 and 0.25).
     ``recipe`` picks the images (their size) of another recipe than the mode's, e.g. ``recipes.GPU``.
     """
     recipe = recipe or recipes.default_recipe(small)
