@@ -131,10 +131,16 @@ def trained_model(setup: DataSetup, name: str = "msrn", small: bool | None = Non
     """
     recipe = recipe or recipes.default_recipe(small)
     model_config = recipe.model_config(**(model_overrides or {}))
-    config = recipe.train_config(**{"num_workers": 1, **(train_overrides or {})})
+    pretrains = recipe.pretrain_epochs > 0 and not recipe.pretrained
+    schedule = {"num_workers": 1}
+    if pretrains and model_config.kind not in SHARED_BACKBONE_KINDS:
+        # a model that must not start from the shared backbone (SDL: that backbone has seen the
+        # unseen tags) gets the whole budget from scratch: pre-training plus fine-tuning epochs
+        schedule.update(epochs=recipe.pretrain_epochs + recipe.epochs, backbone_lr_mult=1.0)
+    config = recipe.train_config(**{**schedule, **(train_overrides or {})})
     folder = run_folder(name, recipe=recipe)
     backbone = None
-    if (recipe.pretrain_epochs > 0 and not recipe.pretrained and model_config.kind in SHARED_BACKBONE_KINDS
+    if (pretrains and model_config.kind in SHARED_BACKBONE_KINDS
             and (force or not training_finished(folder, config.epochs))):
         backbone = shared_backbone(setup, recipe)
     seed_everything(0)  # the same start whether the backbone was just trained or loaded

@@ -149,3 +149,20 @@ def test_trained_model_starts_every_head_from_one_shared_backbone(small_scenes, 
                                       train_overrides=dict(lr=0.0))
     assert backbone_file.stat().st_mtime_ns == trained_at  # loaded, not trained again
     assert torch.equal(plain.trunk.stem[0].weight, saved["trunk.stem.0.weight"])
+
+
+def test_a_model_kept_off_the_shared_backbone_trains_the_whole_budget_from_scratch(small_scenes, tmp_path,
+                                                                                   monkeypatch):
+    from msrn_core import notebook
+    from msrn_core.running.checkpoints import read_checkpoint
+    from msrn_core.running.experiment import setup_from_splits
+
+    monkeypatch.setattr(notebook, "project_root", lambda: tmp_path)
+    _, _, train, val, test = small_scenes
+    setup = setup_from_splits(train, val, test, label_features="onehot")
+    recipe = replace(recipes.SMALL, name="tiny", max_steps_per_epoch=2, pretrain_epochs=2)
+    _, result = notebook.trained_model(setup, "sdl", recipe=recipe, model_overrides=dict(kind="sdl"))
+    assert len(result.history) == recipe.pretrain_epochs + recipe.epochs == 3
+    assert not (tmp_path / "runs" / "notebooks" / "tiny" / "backbone").exists()  # SDL never saw it
+    saved = read_checkpoint(tmp_path / "runs" / "notebooks" / "tiny" / "sdl" / "last.pt")
+    assert saved["train_config"]["backbone_lr_mult"] == 1.0

@@ -8,7 +8,7 @@ import pytest
 import torch
 from PIL import Image
 
-from msrn_core.running import predict as pr
+from msrn_core import predict as pr
 from msrn_core.running.checkpoints import save_checkpoint
 from msrn_core.model import build_model, model_config
 

@@ -1,6 +1,6 @@
 """Run a trained model on your own photos: its labels with probabilities, and what it looked at.
 
-    python -m msrn_core.running.predict photo.jpg [more.png ...] --checkpoint runs/tutorial/msrn/best.pt
+    python -m msrn_core.predict photo.jpg [more.png ...] --checkpoint runs/tutorial/msrn/best.pt
 
 prints each image's top labels with their probabilities and saves one figure per image
 (``<out>/<image name>_predict.png``): the image with its top labels and, beside it,
@@ -36,7 +36,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from ..data.dataset import build_transform
+from .data.dataset import build_transform
 
 DEFAULT_IMAGE_SIZE = 448  # the paper's input size, for checkpoints that do not store theirs
 DISPLAY_SIDE = 512  # longest side of the image as drawn in the figure
@@ -118,8 +118,8 @@ def read_checkpoint_safely(path: str | Path) -> dict:
 def load_predictor(checkpoint: str | Path, device: str | torch.device = "cpu",
                    image_size: int | None = None) -> Predictor:
     """Rebuild the model of ``checkpoint`` (no dataset needed) on ``device``."""
-    from .checkpoints import model_from_payload
-    from ..utils import get_device
+    from .running.checkpoints import model_from_payload
+    from .utils import get_device
 
     payload = read_checkpoint_safely(checkpoint)
     model, class_names = model_from_payload(payload)
@@ -140,7 +140,7 @@ def store_tag_vocabulary(checkpoint: str | Path, names: Sequence[str], vectors) 
 
     ``predict`` then ranks every tag of the vocabulary and marks those the model did not train on.
     """
-    from ..utils import atomic_write_bytes
+    from .utils import atomic_write_bytes
 
     payload = read_checkpoint_safely(checkpoint)
     vectors = torch.as_tensor(np.asarray(vectors), dtype=torch.float32)
@@ -335,9 +335,9 @@ def predict_upload(predictor: Predictor, value, top_k: int = 5, threshold: float
 # --------------------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m msrn_core.running.predict",
+        prog="python -m msrn_core.predict",
         description="Label your own photos with a trained model and draw what it looked at.",
-        epilog="example: python -m msrn_core.running.predict photo.jpg --checkpoint runs/tutorial/msrn/best.pt --out predictions",
+        epilog="example: python -m msrn_core.predict photo.jpg --checkpoint runs/tutorial/msrn/best.pt --out predictions",
     )
     parser.add_argument("images", nargs="+", help="image files (any format PIL opens)")
     parser.add_argument("--checkpoint", required=True, help="a best.pt or last.pt written by msrn_core")
