@@ -166,7 +166,13 @@ def test_two_processes_train_resume_and_evaluate_like_one(small_scenes, tmp_path
     # sharded evaluation: every image exactly once, in order, and the same metrics
     np.testing.assert_array_equal(outcome["indices"], np.arange(TEST_IMAGES))
     np.testing.assert_array_equal(outcome["targets"], test.labels.astype(np.float32))
-    np.testing.assert_allclose(outcome["logits"], logits, rtol=1e-4, atol=1e-5)
+    # the sharded predictions equal one process's predictions with the same (the 2-process) weights up
+    # to float32 summation order (shards end with batches of other sizes);
+    # against the 1-process weights, which agree to rtol 1e-4 above, they agree to what that allows
+    reference = model_from(setup, outcome["state"])
+    same_weights, _, _, _ = predict(reference, test, batch_size=5, device="cpu")
+    np.testing.assert_allclose(outcome["logits"], same_weights, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(outcome["logits"], logits, rtol=1e-3, atol=1e-5)
     assert outcome["metrics"]["num_images"] == metrics["num_images"] == TEST_IMAGES
     for key in ("mAP", "CP", "CR", "CF1", "OP", "OR", "OF1", "CF1-3", "OF1-3"):
         assert outcome["metrics"][key] == pytest.approx(metrics[key], abs=1e-6), key
