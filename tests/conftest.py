@@ -19,6 +19,15 @@ def small_scenes(tmp_path_factory):
     return root, config, train, val, test
 
 
+@pytest.fixture(scope="module")
+def setup(small_scenes):
+    """The small dataset's splits with their label graph and one-hot label features."""
+    from msrn_core.running.experiment import setup_from_splits
+
+    _, _, train, val, test = small_scenes
+    return setup_from_splits(train, val, test, label_features="onehot")
+
+
 @pytest.fixture
 def one_torch_thread():
     """Run the test's torch work on one thread (the tests share a small machine)."""

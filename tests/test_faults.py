@@ -22,7 +22,7 @@ from msrn_core.model import ModelConfig
 from msrn_core.running.checkpoints import UnsafeCheckpointError, model_from_checkpoint, read_checkpoint
 from msrn_core.data.dataset import SeededAugmentation, UnreadableImage, UnreadableImageWarning, build_transform
 from msrn_core.running.cli import run_cli
-from msrn_core.running.experiment import make_model, setup_from_splits
+from msrn_core.running.experiment import make_model
 from msrn_core.running.guards import (DivergenceMonitor, LossDivergenceWarning, ModelSelectionError,
                                       ResumeConflictError, non_finite_message, resume_changes)
 from msrn_core.running.training import NonFiniteLossError, TrainConfig, train_model
@@ -33,12 +33,6 @@ ROOT = Path(__file__).resolve().parents[1]
 SMALL_MODEL = dict(backbone="resnet18", fc_hidden=32, embed_dim=32, gat_hidden=16)
 CLI_SMALL = ["--small", "--label-features", "onehot", "--workers", "0", "--device", "cpu",
              "--embed-dim", "32", "--fc-hidden", "32"]
-
-
-@pytest.fixture(scope="module")
-def setup(small_scenes):
-    _, _, train, val, test = small_scenes
-    return setup_from_splits(train, val, test, label_features="onehot")
 
 
 def small_config(**overrides):

@@ -19,12 +19,6 @@ from msrn_core.utils import atomic_write_bytes, seed_everything
 SMALL_MODEL = dict(backbone="resnet18", fc_hidden=64, embed_dim=64, gat_hidden=32)
 
 
-@pytest.fixture(scope="module")
-def setup(small_scenes):
-    _, _, train, val, test = small_scenes
-    return setup_from_splits(train, val, test, label_features="onehot")
-
-
 def small_config(**overrides):
     values = dict(epochs=2, batch_size=16, lr=0.01, backbone_lr_mult=1.0, num_workers=0,
                   max_steps_per_epoch=2, progress=False, seed=0, device="cpu")
