@@ -646,11 +646,13 @@ def plot_metrics_bars(results: Mapping[str, Mapping], metrics: Sequence[str] = (
 
 def plot_seed_bars(results: Mapping[str, Sequence[float]], reference: Mapping[str, float] | None = None,
                    metric: str = "test mAP", title: str | None = None, save_as: str | None = None) -> Figure:
-    """One bar per setting: the mean over seeds (%), an error bar of one standard deviation, a dot per seed.
+    """One column per setting: a dot per seed, the mean (a bar-shaped marker) and one standard deviation.
 
     ``results``: setting -> values (fractions), one per seed, e.g. the test mAPs of the trained
     ablation study. A setting with a single seed gets no error bar. ``reference`` (setting -> a
-    percentage, e.g. the paper's VOC 2007 mAP) is written under the setting's name.
+    percentage, e.g. the paper's VOC 2007 mAP) is written under the setting's name. The axis
+    spans the values, not 0-100, so there are no bars: a bar cut off below would exaggerate the
+    gaps; the axis label says where it starts.
     """
     if not results:
         raise ValueError("plot_seed_bars needs at least one setting with values")
@@ -662,20 +664,25 @@ def plot_seed_bars(results: Mapping[str, Sequence[float]], reference: Mapping[st
     spreads = np.array([v.std(ddof=1) if len(v) > 1 else 0.0 for v in values])
     fig, ax = plt.subplots(figsize=(max(6.0, 1.4 * len(names) + 1.5), 4.8))
     x = np.arange(len(names))
-    bars = ax.bar(x, means, yerr=spreads, capsize=6, color=class_colors(len(names)), alpha=0.8)
-    ax.bar_label(bars, labels=[f"{m:.1f}" + (f" ± {sd:.1f}" if len(v) > 1 else "")
-                               for m, sd, v in zip(means, spreads, values)], padding=4, fontsize=9)
-    for i, v in enumerate(values):
+    for i, (mean, spread, v, color) in enumerate(zip(means, spreads, values, class_colors(len(names)))):
+        if len(v) > 1:
+            ax.errorbar(x[i], mean, yerr=spread, fmt="none", capsize=6, color=color)
+        ax.plot([x[i]], [mean], marker="_", markersize=28, markeredgewidth=3, color=color, gid="mean")
         ax.plot(np.full(len(v), x[i]) + np.linspace(-0.15, 0.15, len(v)), v, "o", color="black", markersize=4)
+        ax.annotate(f"{mean:.1f}" + (f" ± {spread:.1f}" if len(v) > 1 else ""), (x[i], max(v.max(), mean + spread)),
+                    xytext=(0, 8), textcoords="offset points", ha="center", fontsize=9)
     labels = [f"{name}\n({len(v)} seed{'s' if len(v) > 1 else ''})" for name, v in zip(names, values)]
     if reference:
         labels = [label + (f"\npaper {reference[name]:.2f}" if name in reference else "")
                   for label, name in zip(labels, names)]
     ax.set_xticks(x)
     ax.set_xticklabels(labels, fontsize=9)
+    ax.set_xlim(-0.6, len(names) - 0.4)
     low = min(float(v.min()) for v in values)
-    ax.set_ylim(max(0.0, low - 10.0), min(100.0, max(float(v.max()) for v in values) + 6.0))
-    ax.set_ylabel(f"{metric} (%)")
+    high = max(float(v.max()) for v in values)
+    margin = max(1.0, 0.15 * (high - low))
+    ax.set_ylim(max(0.0, low - margin), min(100.0, high + 2 * margin))
+    ax.set_ylabel(f"{metric} (%; the axis does not start at 0)")
     ax.set_title(title or f"{metric}: mean ± sd over seeds (dots: single seeds)")
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
