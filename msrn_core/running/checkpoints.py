@@ -49,11 +49,17 @@ def save_checkpoint(path: str | Path, model, class_names: Sequence[str], **state
     atomic_write_bytes(path, lambda handle: handle.write(buffer.getbuffer()))
 
 
-def read_checkpoint(path: str | Path, map_location="cpu") -> dict:
-    """The checkpoint at ``path``, unpickled safely (tensors and plain values only)."""
+def require_checkpoint_file(path: str | Path) -> Path:
+    """``path`` as a Path; a FileNotFoundError that says what to do when no file is there."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no checkpoint at {path}: train first, or pass the path of an existing .pt file")
+    return path
+
+
+def read_checkpoint(path: str | Path, map_location="cpu") -> dict:
+    """The checkpoint at ``path``, unpickled safely (tensors and plain values only)."""
+    path = require_checkpoint_file(path)
     try:
         with _legacy_numpy_states():
             checkpoint = torch.load(path, map_location=map_location, weights_only=True)

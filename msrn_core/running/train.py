@@ -11,7 +11,7 @@ from pathlib import Path
 
 from .. import defaults
 from . import distributed
-from .checkpoints import load_model_state
+from .checkpoints import load_model_state, require_checkpoint_file
 from ..data.real import DATASETS, read_class_list
 from ..data.real.common import DEFAULT_SPLIT_SEED, DEFAULT_VAL_FRACTION
 from ..extras.dsdl import LOSS_FORMS as DSDL_LOSS_FORMS
@@ -308,9 +308,8 @@ def train_and_evaluate(args: argparse.Namespace) -> int:
 
     seed_everything(args.seed)
     out = output_folder(args)
-    if args.evaluate and not Path(args.evaluate).is_file():  # before the dataset is built
-        raise FileNotFoundError(f"no checkpoint at {args.evaluate}: train first, or pass the path of an "
-                                "existing .pt file")
+    if args.evaluate:
+        require_checkpoint_file(args.evaluate)  # before the dataset is built
     if distributed.context().is_main:
         check_writable_folder(out)  # before any time is spent on data or training
     with distributed.main_process_first():  # rank 0 generates or caches the data first
