@@ -335,14 +335,14 @@ def attention_statistics(model, dataset, num_images: int, batch_size: int = 32) 
                     continue
                 mask = box_mask(boxes, size)
                 for stage, maps in zip(stages, maps_per_branch):
-                    a = maps[k, label].numpy().astype(np.float64)
+                    one_map = maps[k:k + 1, label:label + 1]  # 1 x 1 x h x w
+                    a = one_map[0, 0].numpy().astype(np.float64)
                     h, w = a.shape
                     cover = mask.reshape(h, size // h, w, size // w).mean(axis=(1, 3))  # box share of each cell
-                    hw = h * w
                     records.append({
                         "branch": f"layer{stage} ({h}x{w})",
-                        "entropy": -(a * np.log(a + 1e-12)).sum() / np.log(hw) if hw > 1 else np.nan,
-                        "peak ratio": hw * a.max(),
+                        "entropy": float(normalised_entropy(one_map)[0, 0]),
+                        "peak ratio": float(peak_ratio(one_map)[0, 0]),
                         "mass in boxes": (a * cover).sum(),
                         "box area share": box_area_fraction(boxes, size),
                         "pointing hit": float(pointing_game(a, boxes, size)),
