@@ -61,6 +61,7 @@ def fine_tuned(backbone: str, kind: str, note: str, model: dict | None = None, *
 
 
 MEAN, PAPER, AUTHORS = (dict(compactness_form=form) for form in ("paper_mean", "paper", "authors"))
+OS16 = dict(output_stride=16)
 CANDIDATES: dict[str, dict] = {
     # the shared backbones: a plain ResNet-18 trained from scratch
     "backbone_6ep": dict(kind="plain", train=dict(PRETRAIN, epochs=6),
@@ -83,6 +84,23 @@ CANDIDATES: dict[str, dict] = {
                                          AUTHORS, group_link_weight=1.0, lr=0.1),
     "ft6_msrn_lambda0_lr0.1": fine_tuned("backbone_6ep", "msrn", "MSRN, link prediction only (lambda 0), lr 0.1",
                                          MEAN, group_link_weight=1.0, lr=0.1, compactness_weight=0.0),
+    # output stride 16 (layer4 keeps layer3's 8 x 8 map at 128 px instead of 4 x 4): fine-tuned
+    # from the stride-32 backbone, or with the backbone pre-trained at stride 16 as well
+    "ft6_plain_lr0.1": fine_tuned("backbone_6ep", "plain", "plain head, lr 0.1", lr=0.1),
+    "ft6_plain_os16": fine_tuned("backbone_6ep", "plain", "plain head, output stride 16, lr 0.1", OS16, lr=0.1),
+    "ft6_msrn_os16": fine_tuned("backbone_6ep", "msrn", "MSRN, eq. 6 / n + link prediction, output stride 16, lr 0.1",
+                                dict(MEAN, **OS16), group_link_weight=1.0, lr=0.1),
+    "backbone_6ep_os16": dict(kind="plain", model=OS16, train=dict(PRETRAIN, epochs=6),
+                              note="plain ResNet-18 from scratch at output stride 16, 6 epochs, cosine lr 0.1, bf16"),
+    "ft6os16_plain_os16": fine_tuned("backbone_6ep_os16", "plain", "plain head, output stride 16, lr 0.1", OS16, lr=0.1),
+    "ft6os16_msrn_os16": fine_tuned("backbone_6ep_os16", "msrn", "MSRN, eq. 6 / n + link prediction, output stride 16, "
+                                    "lr 0.1", dict(MEAN, **OS16), group_link_weight=1.0, lr=0.1),
+    # two more pre-training epochs (the budget allows about one minute more)
+    "backbone_8ep": dict(kind="plain", train=dict(PRETRAIN, epochs=8),
+                         note="plain ResNet-18 from scratch, 8 epochs, cosine lr 0.1, bf16"),
+    "ft8_plain_os16": fine_tuned("backbone_8ep", "plain", "plain head, output stride 16, lr 0.1", OS16, lr=0.1),
+    "ft8_msrn_os16": fine_tuned("backbone_8ep", "msrn", "MSRN, eq. 6 / n + link prediction, output stride 16, lr 0.1",
+                                dict(MEAN, **OS16), group_link_weight=1.0, lr=0.1),
     # the old recipe's from-scratch MSRN with the new speed levers, for scale
     "scratch_msrn_3ep": dict(kind="msrn", model=MEAN,
                              train=dict(FAST, epochs=3, lr=0.03, backbone_lr_mult=1.0, schedule="cosine",

@@ -171,6 +171,14 @@ def load_ablation_study(path: str | Path | None = None) -> dict | None:
     return study
 
 
+def recipe_differences(study: Mapping, recipe) -> list[str]:
+    """The fields of ``recipe`` (a dataclass) on which the study's recorded recipe differs: a study
+    trained with another recipe (an older CPU recipe) must not stand for this one's ablations."""
+    wanted = json.loads(json.dumps(dataclasses.asdict(recipe)))  # tuples -> lists, as the study's JSON holds them
+    recorded = study.get("recipe") or {}
+    return [name for name, value in wanted.items() if recorded.get(name, object()) != value]
+
+
 def study_test_maps(study: Mapping) -> dict[str, list[float]]:
     """Setting -> test mAPs (fractions), ordered by seed, from a study's runs."""
     by_setting: dict[str, list[tuple[int, float]]] = {}

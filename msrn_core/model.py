@@ -36,6 +36,7 @@ MODEL_KINDS = ("msrn", "plain", "mlgcn")
 # Two implementations of eq. 7-9 with the same results: "lean" (the default) never holds the
 # B x HW x (n + m) x d score tensors, "naive" is the plain form the tutorial teaches.
 SGA_FORMS = ("lean", "naive")
+OUTPUT_STRIDES = (32, 16)  # ModelConfig.output_stride
 
 
 def sga_function(form: str):
@@ -62,6 +63,8 @@ class ModelConfig:
     head: str = "paper"  # paper | per_label (HEAD_KINDS; per_label scales to thousands of labels)
     compactness_form: str = "paper"  # paper | authors | paper_mean (layers.COMPACTNESS_FORMS)
     sga: str = "lean"  # lean | naive (SGA_FORMS): how eq. 7-9 is computed, same results; not architecture
+    # 32: torchvision's ResNet; 16: layer4 keeps layer3's resolution (ResNetTrunk), for small images
+    output_stride: int = 32
 
     def __post_init__(self):
         self.branch_stages = tuple(int(s) for s in self.branch_stages)
@@ -81,6 +84,8 @@ class ModelConfig:
             raise ValueError(f"unknown head {self.head!r}; choose one of {HEAD_KINDS}")
         if self.sga not in SGA_FORMS:
             raise ValueError(f"unknown sga {self.sga!r}; choose one of {SGA_FORMS}")
+        if self.output_stride not in OUTPUT_STRIDES:
+            raise ValueError(f"output_stride must be one of {OUTPUT_STRIDES}, got {self.output_stride!r}")
         if self.head == "per_label" and self.embeddings == "none":
             raise ValueError("the per_label head reads each label's SGA representation, which embeddings='none' "
                              "does not compute: use head='paper' for that ablation")
@@ -138,12 +143,34 @@ def stage_channels(layer: nn.Sequential) -> int:
     return norms[-1].num_features
 
 
-class ResNetTrunk(nn.Module):
-    """A torchvision ResNet from stem to layer4, returning the outputs of chosen stages."""
+def keep_layer4_resolution(layer4: nn.Sequential) -> None:
+    """Output stride 16: the first block of layer4 stops halving the map (its stride-2 convolution
+    and its shortcut's get stride 1), so layer4 is as large as layer3, as segmentation networks do.
 
-    def __init__(self, name: str = "resnet101", pretrained: bool = False):
+    The weights are unchanged (a checkpoint of either stride loads into the other); each layer4
+    filter sees half the pixels it saw before (no dilation: torchvision's BasicBlock has none).
+    At 128 px the last map grows from 4 x 4 to 8 x 8 cells, fine enough to point at a 20-px
+    object; a training step costs about 1.5 x (ResNet-18, ``benchmarks/lessons_study.py``).
+    """
+    for module in layer4[0].modules():
+        if isinstance(module, nn.Conv2d) and module.stride != (1, 1):
+            module.stride = (1, 1)
+
+
+class ResNetTrunk(nn.Module):
+    """A torchvision ResNet from stem to layer4, returning the outputs of chosen stages.
+
+    ``output_stride`` 32 is the ResNet as published; 16 keeps layer4 at layer3's resolution
+    (:func:`keep_layer4_resolution`).
+    """
+
+    def __init__(self, name: str = "resnet101", pretrained: bool = False, output_stride: int = 32):
         super().__init__()
+        if output_stride not in OUTPUT_STRIDES:
+            raise ValueError(f"output_stride must be one of {OUTPUT_STRIDES}, got {output_stride!r}")
         resnet = load_resnet(name, pretrained)
+        if output_stride == 16:
+            keep_layer4_resolution(resnet.layer4)
         self.stem = nn.Sequential(resnet.conv1, resnet.bn1, resnet.relu, resnet.maxpool)
         self.stages = nn.ModuleList([resnet.layer1, resnet.layer2, resnet.layer3, resnet.layer4])
         self.channels = {i + 1: stage_channels(layer) for i, layer in enumerate(self.stages)}
@@ -183,7 +210,7 @@ class _GraphModel(nn.Module):
         self.num_classes = n
         self.register_buffer("label_features", label_features)
         self.register_buffer("adjacency", adjacency)  # normalised ML-GCN adjacency A_hat
-        self.trunk = ResNetTrunk(config.backbone, config.pretrained)
+        self.trunk = ResNetTrunk(config.backbone, config.pretrained, config.output_stride)
 
     @property
     def gat_mask(self) -> torch.Tensor:

@@ -110,7 +110,7 @@ def shared_backbone(setup: DataSetup, recipe: recipes.Recipe | None = None, smal
     """
     recipe = recipe or recipes.default_recipe(small)
     seed_everything(0)
-    model = make_model(setup, recipe.model_config(kind="plain"))
+    model = make_model(setup, recipe.model_config(kind="plain", output_stride=recipe.pretrain_output_stride))
     folder = Path(folder) if folder is not None else run_folder("backbone", recipe=recipe)
     load_or_train(model, setup.train, setup.val, recipe.pretrain_config(num_workers=1), folder, force=force)
     return folder / "best.pt"

@@ -94,3 +94,18 @@ def test_study_test_maps_orders_seeds(tmp_path):
     path.write_text(json.dumps({"command": "x"}))
     with pytest.raises(ValueError, match="runs"):
         lessons.load_ablation_study(path)
+
+
+def test_a_study_of_another_recipe_is_told_apart_by_its_differing_fields(tmp_path):
+    from msrn_core.running import recipes
+
+    path = tmp_path / "ablation_study.json"
+    path.write_text(json.dumps({"recipe": Recipe().__dict__, "runs": []}))  # tuples become lists on disk
+    study = lessons.load_ablation_study(path)
+    assert lessons.recipe_differences(study, Recipe()) == []
+    assert lessons.recipe_differences(study, Recipe(image_size=160)) == ["image_size"]
+    older = {k: v for k, v in Recipe().__dict__.items() if k != "branch_stages"}  # a field added since
+    assert lessons.recipe_differences({"recipe": older}, Recipe()) == ["branch_stages"]
+    committed = lessons.load_ablation_study()  # the repository's own study is the current CPU recipe's
+    if committed is not None:
+        assert lessons.recipe_differences(committed, recipes.CPU) == []

@@ -280,3 +280,42 @@ def test_sga_form_is_a_config_field_that_checkpoints_do_not_pin(tmp_path):
     load_model_state(tmp_path / "lean.pt", naive, ["a", "b", "c"])  # the same model, computed another way
     torch.testing.assert_close(naive.fc2.weight, lean.fc2.weight)
     assert naive.config.sga == "naive"
+
+
+# ----------------------------------------------------------------------------- output stride
+@pytest.mark.parametrize("name", ["resnet18", "resnet50"])  # a BasicBlock and a Bottleneck ResNet
+def test_output_stride_16_keeps_layer4_at_layer3_resolution(name):
+    torch.manual_seed(0)
+    published = ResNetTrunk(name)
+    dense = ResNetTrunk(name, output_stride=16)
+    dense.load_state_dict(published.state_dict())  # the same weights: only the strides differ
+    published.eval(), dense.eval()
+    images = torch.randn(1, 3, 64, 64)
+    coarse, fine = published(images, stages=(3, 4)), dense(images, stages=(3, 4))
+    assert coarse[4].shape[-2:] == (2, 2) and fine[4].shape[-2:] == (4, 4) == fine[3].shape[-2:]
+    torch.testing.assert_close(coarse[3], fine[3])  # the stages before layer4 are untouched
+    # stride 1 instead of 2 in the first block's shortcut: its output at even positions is the strided one's
+    torch.testing.assert_close(dense.stages[3][0].downsample(fine[3])[..., ::2, ::2],
+                               published.stages[3][0].downsample(coarse[3]), rtol=1e-4, atol=1e-4)
+    with pytest.raises(ValueError, match="output_stride"):
+        ResNetTrunk(name, output_stride=8)
+
+
+def test_output_stride_is_a_config_field_and_a_stride_32_backbone_loads_into_it(tmp_path):
+    from msrn_core.running.checkpoints import load_trunk_weights, save_checkpoint
+
+    with pytest.raises(ValueError, match="output_stride"):
+        ModelConfig(output_stride=8)
+    features, adjacency = random_graph(3)
+    backbone = build_model(ModelConfig(kind="plain", backbone="resnet18"), features, adjacency)
+    save_checkpoint(tmp_path / "backbone.pt", backbone, ["a", "b", "c"])
+    for kind in ("plain", "msrn"):
+        model = build_model(ModelConfig(kind=kind, backbone="resnet18", fc_hidden=8, output_stride=16),
+                            features, adjacency)
+        load_trunk_weights(tmp_path / "backbone.pt", model)
+        torch.testing.assert_close(model.trunk.stages[3][0].conv1.weight, backbone.trunk.stages[3][0].conv1.weight)
+        details = model.eval()(torch.randn(1, 3, 128, 128), details=True).details
+        if kind == "plain":
+            assert details["class_activation_map"].shape == (1, 3, 8, 8)  # 4 x 4 at stride 32
+        else:  # the layer4 branch max-pools the 8 x 8 map to 4 x 4 (2 x 2 at stride 32)
+            assert [tuple(a.shape[-2:]) for a in details["label_attention"]] == [(8, 8), (4, 4), (4, 4)]

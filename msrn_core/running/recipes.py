@@ -6,7 +6,10 @@ step). As the paper fine-tunes ImageNet weights (section 4.1), the CPU recipe fi
 plain ResNet-18 on the built-in data (``pretrain_epochs``) and shares that backbone with every
 model it compares, each fine-tuned for the same ``epochs`` with the backbone at 0.1 x the
 learning rate; both phases use a cosine schedule after a short warm-up, bf16 autocast where the
-CPU computes bf16 natively, and channels_last. The study behind these choices is
+CPU computes bf16 natively, and channels_last. The compared models run at output stride 16 (layer4
+keeps layer3's 8 x 8 map at 128 px, :func:`msrn_core.model.keep_layer4_resolution`): a 4 x 4 last
+map is too coarse to point at the scenes' small objects. The backbone is pre-trained at the
+published stride 32: pre-training at 16 as well gave about the same models at 1.5 x the cost. The study behind these choices is
 ``benchmarks/lessons_study.py`` (table in ``benchmarks/README.md``). ``SMALL`` is the smoke-test
 size used in CI. ``PAPER`` is the paper's recipe (section 4.1) for a GPU and real benchmarks.
 """
@@ -47,6 +50,8 @@ class Recipe:
     # its own ``epochs`` of fine-tuning: the offline stand-in for ImageNet weights. 0: none.
     pretrain_epochs: int = 0
     pretrain_lr: float = 0.1  # the pre-training's learning rate (whole network)
+    output_stride: int = 32  # ModelConfig.output_stride of the compared models (16: layer4 as large as layer3)
+    pretrain_output_stride: int = 32  # the shared backbone's, while it is pre-trained
 
     def model_config(self, **overrides):
         """The recipe's architecture for ``overrides["kind"]`` (MSRN by default).
@@ -57,7 +62,7 @@ class Recipe:
         fields_of_kind = {f.name for f in fields(config_class(kind))}
         values = {name: value for name, value in dict(
             backbone=self.backbone, pretrained=self.pretrained, embed_dim=self.embed_dim,
-            fc_hidden=self.fc_hidden).items() if name in fields_of_kind}
+            fc_hidden=self.fc_hidden, output_stride=self.output_stride).items() if name in fields_of_kind}
         if kind == "msrn":  # the baselines have no groups: their checkpoints don't depend on the form
             values["compactness_form"] = self.compactness_form
         values.update(overrides)
@@ -89,7 +94,7 @@ CPU = Recipe("cpu", image_size=defaults.IMAGE_SIZE, backbone="resnet18", pretrai
              embed_dim=defaults.CPU_EMBED_DIM, fc_hidden=defaults.CPU_FC_HIDDEN,
              epochs=2, batch_size=32, lr=0.1, backbone_lr_mult=0.1, lr_step=2, schedule="cosine",
              warmup_epochs=0.3, amp="bf16", channels_last=True, compactness_form="paper_mean", group_link_weight=1.0,
-             pretrain_epochs=6, pretrain_lr=0.1)
+             pretrain_epochs=8, pretrain_lr=0.1, output_stride=16)
 # The former CPU recipe, ResNet-18 from scratch for 3 epochs with a step decay: the defaults of
 # the training command line (``python -m msrn_core.running.train``), which has no pre-training phase.
 CPU_SCRATCH = Recipe("cpu-scratch", image_size=defaults.IMAGE_SIZE, backbone="resnet18", pretrained=False,
