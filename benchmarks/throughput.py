@@ -10,6 +10,8 @@ cudnn.benchmark, a DataLoader with pinned memory and workers, and optional torch
     python benchmarks/throughput.py --device cuda --amp bf16 --workers 8               # through a DataLoader
     python benchmarks/throughput.py --device cuda --quick                              # a one-minute check
     python benchmarks/throughput.py --device cpu --backbone resnet18 --image-size 128 --batch-size 16
+    python benchmarks/throughput.py --device cpu --backbone resnet18 --image-size 128 --batch-size 32 \
+        --amp bf16 --channels-last --output-stride 16                                   # the CPU recipe's models
 """
 from __future__ import annotations
 
@@ -20,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 
-from msrn_core.model import HEAD_KINDS, MODEL_KINDS, SGA_FORMS, ModelConfig, build_model, count_parameters
+from msrn_core.model import HEAD_KINDS, MODEL_KINDS, OUTPUT_STRIDES, SGA_FORMS, ModelConfig, build_model, count_parameters
 from msrn_core.running.training import AMP_MODES, TrainConfig, autocast, autocast_dtype, loss_terms, make_sgd, optimizer_step
 
 TRAINING = TrainConfig()  # the training loop's loss weight, clipping, momentum and weight decay
@@ -117,6 +119,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--amp", default="auto", choices=AMP_MODES,
                         help="autocast on CUDA (auto: bf16 where supported, else fp16 with a gradient scaler)")
     parser.add_argument("--channels-last", action="store_true", help="NHWC images and weights")
+    parser.add_argument("--output-stride", type=int, default=32, choices=OUTPUT_STRIDES,
+                        help="16: layer4 keeps layer3's resolution (the CPU recipe)")
     parser.add_argument("--no-cudnn-benchmark", action="store_true", help="leave cudnn.benchmark off")
     parser.add_argument("--compile", action="store_true", help="wrap each model in torch.compile")
     parser.add_argument("--workers", type=int, default=0,
@@ -145,12 +149,13 @@ def main(argv=None) -> None:
     print(f"{name}, PyTorch {torch.__version__}; {args.backbone} at {args.image_size} px, batch {args.batch_size}, "
           f"n = {args.classes}, autocast {dtype}, channels_last {args.channels_last}, "
           f"cudnn.benchmark {device.type == 'cuda' and not args.no_cudnn_benchmark}, compile {args.compile}, "
-          f"workers {args.workers}, MSRN head {args.head}, SGA {args.sga}; "
+          f"workers {args.workers}, MSRN head {args.head}, SGA {args.sga}, output stride {args.output_stride}; "
           f"{args.steps} timed steps after {args.warmup} warm-up steps")
     print(f"{'model':8s} {'params (M)':>10s} {'train img/s':>12s} {'infer img/s':>12s} {'peak GiB':>9s}")
     rates = {}
     for kind in args.models:
-        model = build_model(ModelConfig(kind=kind, backbone=args.backbone, head=args.head, sga=args.sga),
+        model = build_model(ModelConfig(kind=kind, backbone=args.backbone, head=args.head, sga=args.sga,
+                                        output_stride=args.output_stride),
                             features, adjacency)
         model = model.to(device, memory_format=memory_format)
         parameters = count_parameters(model)

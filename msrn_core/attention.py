@@ -24,7 +24,7 @@ Conventions
   not an artefact of the cell centres.
 - A map on an h x w grid can only point at its h x w cell centres: a trial whose boxes hold none
   of them cannot be hit. The share of trials that can is the grid's **ceiling**, reported beside
-  the score (deep branches of small images have coarse grids: 2 x 2 at 128 px).
+  the score (deep branches of small images have coarse grids: 2 x 2 at 128 px at output stride 32).
 
 - :func:`pointing_game`        one trial: one map, the boxes of its label (at cell or image resolution)
 - :func:`box_area_fraction`    the chance level of one trial (area of the union of the boxes / image area)
