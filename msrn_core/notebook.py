@@ -13,9 +13,11 @@
 from __future__ import annotations
 
 import io
+import json
 import os
 import platform
 import sys
+from dataclasses import asdict
 from pathlib import Path
 
 import torch
@@ -26,7 +28,7 @@ from .running import recipes
 from .running.checkpoints import load_trunk_weights
 from .running.experiment import DataSetup, make_model, prepare_scenes
 from .running.training import TrainResult, load_or_train, training_finished
-from .utils import get_device, project_root, seed_everything
+from .utils import atomic_write_json, display_path, get_device, project_root, read_json, seed_everything
 
 REPOSITORY = "https://github.com/msrn-tutorial/msrn-tutorial"
 
@@ -89,9 +91,35 @@ def tutorial_data(small: bool | None = None, label_features: str | None = None, 
     return setup
 
 
+RECIPE_FILE = "recipe.json"  # the fields of the recipe whose runs a recipe folder holds
+
+
+class RecipeChangedError(RuntimeError):
+    """A recipe folder holds runs of another version of that recipe (the package changed it)."""
+
+
 def run_folder(name: str, small: bool | None = None, recipe: recipes.Recipe | None = None) -> Path:
+    """``<runs_root>/<recipe name>/<name>``: the folder of run ``name`` of ``recipe``."""
     recipe = recipe or recipes.default_recipe(small)
     return runs_root() / recipe.name / name
+
+
+def check_recipe_folder(folder: Path, recipe: recipes.Recipe) -> None:
+    """The recipe folder (``<runs_root>/<recipe name>``) records the recipe's fields in
+    ``recipe.json`` when its first run starts; runs of an earlier version of the recipe (the package
+    changed it) are refused with :class:`RecipeChangedError`, not mixed with the new ones."""
+    wanted = json.loads(json.dumps(asdict(recipe)))
+    path = folder / RECIPE_FILE
+    if not path.exists():
+        atomic_write_json(path, wanted)
+        return
+    recorded = read_json(path)
+    changed = [f"{key} {recorded.get(key)!r} there, {value!r} now" for key, value in wanted.items()
+               if recorded.get(key) != value]
+    if changed:
+        raise RecipeChangedError(
+            f"{display_path(folder)} holds runs of an earlier {recipe.name!r} recipe ({'; '.join(changed)}): "
+            "move or delete that folder (or give the notebooks another RUNS folder) and run again")
 
 
 # Kinds fine-tuned from the recipe's shared backbone. SDL is left out: it is trained on the seen
@@ -111,7 +139,10 @@ def shared_backbone(setup: DataSetup, recipe: recipes.Recipe | None = None, smal
     recipe = recipe or recipes.default_recipe(small)
     seed_everything(0)
     model = make_model(setup, recipe.model_config(kind="plain", output_stride=recipe.pretrain_output_stride))
-    folder = Path(folder) if folder is not None else run_folder("backbone", recipe=recipe)
+    if folder is None:
+        folder = run_folder("backbone", recipe=recipe)
+        check_recipe_folder(folder.parent, recipe)
+    folder = Path(folder)
     load_or_train(model, setup.train, setup.val, recipe.pretrain_config(num_workers=1), folder, force=force)
     return folder / "best.pt"
 
@@ -139,6 +170,7 @@ def trained_model(setup: DataSetup, name: str = "msrn", small: bool | None = Non
         schedule.update(epochs=recipe.pretrain_epochs + recipe.epochs, backbone_lr_mult=1.0)
     config = recipe.train_config(**{**schedule, **(train_overrides or {})})
     folder = run_folder(name, recipe=recipe)
+    check_recipe_folder(folder.parent, recipe)
     backbone = None
     if (pretrains and model_config.kind in SHARED_BACKBONE_KINDS
             and (force or not training_finished(folder, config.epochs))):

@@ -1,4 +1,5 @@
 """The helpers that every notebook's opening cells call (msrn_core.notebook)."""
+import json
 from dataclasses import replace
 
 import numpy as np
@@ -166,3 +167,17 @@ def test_a_model_kept_off_the_shared_backbone_trains_the_whole_budget_from_scrat
     assert not (tmp_path / "runs" / "notebooks" / "tiny" / "backbone").exists()  # SDL never saw it
     saved = read_checkpoint(tmp_path / "runs" / "notebooks" / "tiny" / "sdl" / "last.pt")
     assert saved["train_config"]["backbone_lr_mult"] == 1.0
+
+
+def test_runs_of_an_earlier_recipe_are_refused_with_the_fields_that_changed(fresh_kernel, tmp_path, monkeypatch):
+    monkeypatch.setattr(notebook, "_runs_root", tmp_path)
+    folder = notebook.run_folder("msrn", recipe=recipes.SMALL).parent
+    assert not folder.exists()  # naming a run folder creates nothing
+    notebook.check_recipe_folder(folder, recipes.SMALL)  # the first run records the recipe
+    notebook.check_recipe_folder(folder, recipes.SMALL)  # the same recipe again: fine
+    assert json.loads((folder / notebook.RECIPE_FILE).read_text())["output_stride"] == recipes.SMALL.output_stride
+    changed = replace(recipes.SMALL, pretrain_epochs=3, output_stride=32)
+    with pytest.raises(notebook.RecipeChangedError, match=r"pretrain_epochs 1 there, 3 now; output_stride 16 there, 32 now"
+                       r".*move or delete that folder"):
+        notebook.check_recipe_folder(folder, changed)
+    assert json.loads((folder / notebook.RECIPE_FILE).read_text())["pretrain_epochs"] == 1  # nothing overwritten

@@ -27,7 +27,7 @@ from pathlib import Path
 from . import recipes
 from .checkpoints import load_trunk_weights
 from .experiment import make_model
-from ..notebook import run_folder, shared_backbone, tutorial_data
+from ..notebook import check_recipe_folder, run_folder, shared_backbone, tutorial_data
 from .training import evaluate, load_or_train
 from ..utils import atomic_write_json, project_root, seed_everything
 
@@ -60,6 +60,7 @@ def train_setting(setup, recipe: recipes.Recipe, setting: str, seed: int) -> dic
     """Fine-tune (or load) one setting with one seed; returns its row."""
     config = recipe.train_config(num_workers=1, seed=seed)
     folder = run_folder(run_name(setting, seed), recipe=recipe)
+    check_recipe_folder(folder.parent, recipe)
     backbone = shared_backbone(setup, recipe) if recipe.pretrain_epochs > 0 and not recipe.pretrained else None
     seed_everything(seed)  # as notebook.trained_model does for seed 0
     model = make_model(setup, recipe.model_config(**SETTINGS[setting]))
