@@ -383,3 +383,14 @@ def test_dictionary_coefficient_and_apus_figures_are_saved(tmp_path, monkeypatch
         plots.plot_dictionary_atoms(dictionary[:4], semantics, names)
     with pytest.raises(ValueError, match="images x 5 classes"):
         plots.plot_coefficients(images, torch.randn(3, 5), targets, names)
+
+
+def test_dsdl_takes_the_recipes_output_stride_like_the_models_it_is_compared_with(setup):
+    config = recipes.CPU.model_config(kind="dsdl")
+    assert config.output_stride == recipes.CPU.output_stride == recipes.CPU.model_config(kind="msrn").output_stride
+    with pytest.raises(ValueError, match="output_stride"):
+        DSDLConfig(output_stride=8)
+    coarse, dense = (make_model(setup, DSDLConfig(**TINY, output_stride=stride)) for stride in (32, 16))
+    images = torch.randn(2, 3, 64, 64)
+    assert dense.trunk(images, (4,))[4].shape[-2:] == (4, 4) and coarse.trunk(images, (4,))[4].shape[-2:] == (2, 2)
+    assert dense(images).logits.shape == (2, len(setup.class_names))

@@ -65,7 +65,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..model import ModelOutput, _GraphModel, register_model
+from ..model import OUTPUT_STRIDES, ModelOutput, _GraphModel, register_model
 
 LOSS_FORMS = ("additive", "authors")
 FORMER_LOSS_FORM_NAMES = {"paper": "additive"}  # checkpoints written before the rename still load
@@ -88,6 +88,7 @@ class DSDLConfig:
     kind: str = "dsdl"
     backbone: str = "resnet101"
     pretrained: bool = False
+    output_stride: int = 32  # 16: layer4 keeps layer3's resolution (msrn_core.model.ResNetTrunk)
     encoder_hidden: int = 1024  # width of the encoder's hidden layer (k -> 1024 -> C)
     negative_slope: float = 0.2  # LeakyReLU in the encoder and the decoder
     # lambda and beta: this repository's choice for the built-in dataset with the "additive" loss
@@ -110,6 +111,8 @@ class DSDLConfig:
         self.loss_form = FORMER_LOSS_FORM_NAMES.get(self.loss_form, self.loss_form)
         if self.loss_form not in LOSS_FORMS:
             raise ValueError(f"unknown DSDL loss form {self.loss_form!r}; choose one of {LOSS_FORMS}")
+        if self.output_stride not in OUTPUT_STRIDES:
+            raise ValueError(f"output_stride must be one of {OUTPUT_STRIDES}, got {self.output_stride!r}")
         if self.ridge_lambda <= 0:
             raise ValueError(f"ridge_lambda must be positive (it makes D D^T + lambda I invertible), "
                              f"got {self.ridge_lambda}")
