@@ -111,6 +111,13 @@ def check_recipe_folder(folder: Path, recipe: recipes.Recipe) -> None:
     wanted = json.loads(json.dumps(asdict(recipe)))
     path = folder / RECIPE_FILE
     if not path.exists():
+        earlier = sorted(run.parent.name for run in folder.glob("*/last.pt"))
+        if earlier:  # runs from before the recipe was recorded: of which version, nobody knows
+            raise RecipeChangedError(
+                f"{display_path(folder)} holds runs from before this package recorded its recipes "
+                f"({', '.join(earlier[:4])}{', ...' if len(earlier) > 4 else ''}), probably of an earlier "
+                f"{recipe.name!r} recipe: move or delete that folder (or give the notebooks another RUNS "
+                "folder) and run again")
         atomic_write_json(path, wanted)
         return
     recorded = read_json(path)

@@ -181,3 +181,12 @@ def test_runs_of_an_earlier_recipe_are_refused_with_the_fields_that_changed(fres
                        r".*move or delete that folder"):
         notebook.check_recipe_folder(folder, changed)
     assert json.loads((folder / notebook.RECIPE_FILE).read_text())["pretrain_epochs"] == 1  # nothing overwritten
+
+
+def test_runs_from_before_recipes_were_recorded_are_refused(fresh_kernel, tmp_path):
+    folder = tmp_path / "cpu"
+    (folder / "msrn").mkdir(parents=True)
+    (folder / "msrn" / "last.pt").write_bytes(b"")  # a run of some earlier version, no recipe.json
+    with pytest.raises(notebook.RecipeChangedError, match=r"from before .*\(msrn\).*move or delete that folder"):
+        notebook.check_recipe_folder(folder, recipes.CPU)
+    assert not (folder / notebook.RECIPE_FILE).exists()
