@@ -31,7 +31,7 @@ import re
 from pathlib import Path
 from typing import Any, Mapping
 
-from .utils import atomic_write_json, project_root
+from .utils import atomic_write_json, dataclass_changes, project_root
 
 LESSONS_FILE = "lessons.json"
 ABLATION_STUDY_FILE = "ablation_study.json"
@@ -174,9 +174,7 @@ def load_ablation_study(path: str | Path | None = None) -> dict | None:
 def recipe_differences(study: Mapping, recipe) -> list[str]:
     """The fields of ``recipe`` (a dataclass) on which the study's recorded recipe differs: a study
     trained with another recipe (an older CPU recipe) must not stand for this one's ablations."""
-    wanted = json.loads(json.dumps(dataclasses.asdict(recipe)))  # tuples -> lists, as the study's JSON holds them
-    recorded = study.get("recipe") or {}
-    return [name for name, value in wanted.items() if recorded.get(name, object()) != value]
+    return list(dataclass_changes(study.get("recipe") or {}, recipe))
 
 
 def study_test_maps(study: Mapping) -> dict[str, list[float]]:

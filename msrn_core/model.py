@@ -39,6 +39,12 @@ SGA_FORMS = ("lean", "naive")
 OUTPUT_STRIDES = (32, 16)  # ModelConfig.output_stride
 
 
+def check_output_stride(value) -> None:
+    """A clear error unless ``value`` is one of :data:`OUTPUT_STRIDES` (the configs' and the trunk's check)."""
+    if value not in OUTPUT_STRIDES:
+        raise ValueError(f"output_stride must be one of {OUTPUT_STRIDES}, got {value!r}")
+
+
 def sga_function(form: str):
     """The function that computes eq. 7-9 for ``ModelConfig.sga``: lean or naive."""
     if form not in SGA_FORMS:
@@ -84,8 +90,7 @@ class ModelConfig:
             raise ValueError(f"unknown head {self.head!r}; choose one of {HEAD_KINDS}")
         if self.sga not in SGA_FORMS:
             raise ValueError(f"unknown sga {self.sga!r}; choose one of {SGA_FORMS}")
-        if self.output_stride not in OUTPUT_STRIDES:
-            raise ValueError(f"output_stride must be one of {OUTPUT_STRIDES}, got {self.output_stride!r}")
+        check_output_stride(self.output_stride)
         if self.head == "per_label" and self.embeddings == "none":
             raise ValueError("the per_label head reads each label's SGA representation, which embeddings='none' "
                              "does not compute: use head='paper' for that ablation")
@@ -150,7 +155,7 @@ def keep_layer4_resolution(layer4: nn.Sequential) -> None:
     The weights are unchanged (a checkpoint of either stride loads into the other); each layer4
     filter sees half the pixels it saw before (no dilation: torchvision's BasicBlock has none).
     At 128 px the last map grows from 4 x 4 to 8 x 8 cells, fine enough to point at a 20-px
-    object; a training step costs about 1.5 x (ResNet-18, ``benchmarks/lessons_study.py``).
+    object; a training step costs about 1.5 x (ResNet-18, ``benchmarks/throughput.py --output-stride``).
     """
     for module in layer4[0].modules():
         if isinstance(module, nn.Conv2d) and module.stride != (1, 1):
@@ -166,8 +171,7 @@ class ResNetTrunk(nn.Module):
 
     def __init__(self, name: str = "resnet101", pretrained: bool = False, output_stride: int = 32):
         super().__init__()
-        if output_stride not in OUTPUT_STRIDES:
-            raise ValueError(f"output_stride must be one of {OUTPUT_STRIDES}, got {output_stride!r}")
+        check_output_stride(output_stride)
         resnet = load_resnet(name, pretrained)
         if output_stride == 16:
             keep_layer4_resolution(resnet.layer4)

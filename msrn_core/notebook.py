@@ -13,7 +13,6 @@
 from __future__ import annotations
 
 import io
-import json
 import os
 import platform
 import sys
@@ -28,7 +27,8 @@ from .running import recipes
 from .running.checkpoints import load_trunk_weights
 from .running.experiment import DataSetup, make_model, prepare_scenes
 from .running.training import TrainResult, load_or_train, training_finished
-from .utils import atomic_write_json, display_path, get_device, project_root, read_json, seed_everything
+from .utils import (atomic_write_json, dataclass_changes, display_path, get_device, project_root, read_json,
+                    seed_everything)
 
 REPOSITORY = "https://github.com/msrn-tutorial/msrn-tutorial"
 
@@ -108,7 +108,6 @@ def check_recipe_folder(folder: Path, recipe: recipes.Recipe) -> None:
     """The recipe folder (``<runs_root>/<recipe name>``) records the recipe's fields in
     ``recipe.json`` when its first run starts; runs of an earlier version of the recipe (the package
     changed it) are refused with :class:`RecipeChangedError`, not mixed with the new ones."""
-    wanted = json.loads(json.dumps(asdict(recipe)))
     path = folder / RECIPE_FILE
     if not path.exists():
         earlier = sorted(run.parent.name for run in folder.glob("*/last.pt"))
@@ -118,11 +117,10 @@ def check_recipe_folder(folder: Path, recipe: recipes.Recipe) -> None:
                 f"({', '.join(earlier[:4])}{', ...' if len(earlier) > 4 else ''}), probably of an earlier "
                 f"{recipe.name!r} recipe: move or delete that folder (or give the notebooks another RUNS "
                 "folder) and run again")
-        atomic_write_json(path, wanted)
+        atomic_write_json(path, asdict(recipe))
         return
-    recorded = read_json(path)
-    changed = [f"{key} {recorded.get(key)!r} there, {value!r} now" for key, value in wanted.items()
-               if recorded.get(key) != value]
+    changed = [f"{key} {there!r} there, {now!r} now"
+               for key, (there, now) in dataclass_changes(read_json(path), recipe).items()]
     if changed:
         raise RecipeChangedError(
             f"{display_path(folder)} holds runs of an earlier {recipe.name!r} recipe ({'; '.join(changed)}): "

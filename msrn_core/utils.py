@@ -1,6 +1,7 @@
 """Small helpers used everywhere: seeding, device choice, atomic writes, output folders."""
 from __future__ import annotations
 
+import dataclasses
 import errno
 import json
 import os
@@ -162,6 +163,16 @@ def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:
     """Write ``obj`` as indented JSON atomically."""
     data = json.dumps(obj, indent=2, sort_keys=False, default=_json_default).encode()
     atomic_write_bytes(path, lambda handle: handle.write(data))
+
+
+def dataclass_changes(recorded: Any, current: Any) -> dict[str, tuple[Any, Any]]:
+    """The fields of the dataclass ``current`` whose value differs from ``recorded`` (the JSON dict
+    written for an earlier one; a field it lacks differs): name -> (recorded value, current value),
+    compared as JSON holds them (tuples as lists)."""
+    wanted = json.loads(json.dumps(dataclasses.asdict(current)))
+    missing = object()
+    return {name: (recorded.get(name), value) for name, value in wanted.items()
+            if recorded.get(name, missing) != value}
 
 
 def read_json(path: str | os.PathLike, fix: str = "regenerate or download it again") -> Any:

@@ -65,7 +65,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..model import OUTPUT_STRIDES, ModelOutput, _GraphModel, register_model
+from ..model import ModelOutput, _GraphModel, check_output_stride, register_model
 
 LOSS_FORMS = ("additive", "authors")
 FORMER_LOSS_FORM_NAMES = {"paper": "additive"}  # checkpoints written before the rename still load
@@ -111,8 +111,7 @@ class DSDLConfig:
         self.loss_form = FORMER_LOSS_FORM_NAMES.get(self.loss_form, self.loss_form)
         if self.loss_form not in LOSS_FORMS:
             raise ValueError(f"unknown DSDL loss form {self.loss_form!r}; choose one of {LOSS_FORMS}")
-        if self.output_stride not in OUTPUT_STRIDES:
-            raise ValueError(f"output_stride must be one of {OUTPUT_STRIDES}, got {self.output_stride!r}")
+        check_output_stride(self.output_stride)
         if self.ridge_lambda <= 0:
             raise ValueError(f"ridge_lambda must be positive (it makes D D^T + lambda I invertible), "
                              f"got {self.ridge_lambda}")

@@ -9,8 +9,8 @@ learning rate; both phases use a cosine schedule after a short warm-up, bf16 aut
 CPU computes bf16 natively, and channels_last. The compared models run at output stride 16 (layer4
 keeps layer3's 8 x 8 map at 128 px, :func:`msrn_core.model.keep_layer4_resolution`): a 4 x 4 last
 map is too coarse to point at the scenes' small objects. The backbone is pre-trained at the
-published stride 32: pre-training at 16 as well gave about the same models at 1.5 x the cost. The study behind these choices is
-``benchmarks/lessons_study.py`` (table in ``benchmarks/README.md``). ``SMALL`` is the smoke-test
+published stride 32: pre-training at 16 as well gave about the same models at 1.5 x the cost.
+The study behind these choices is ``benchmarks/lessons_study.py`` (table in ``benchmarks/README.md``). ``SMALL`` is the smoke-test
 size used in CI. ``PAPER`` is the paper's recipe (section 4.1) for a GPU and real benchmarks.
 """
 from __future__ import annotations
