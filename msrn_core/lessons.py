@@ -2,7 +2,7 @@
 
 The main job's notebooks (and ``run_notebooks``) call :func:`record` with a value and where it
 came from; nothing else writes the file, and no value is typed in by hand. The file lives in the
-figures folder of the mode (``plots.figures_dir()``), so a smoke-test run never touches the
+figures folder of the mode (``mode.figures_dir()``), so a smoke-test run never touches the
 committed one.
 
 Keys (and what each value is):
@@ -39,6 +39,7 @@ import re
 from pathlib import Path
 from typing import Any, Mapping
 
+from .mode import figures_dir
 from .utils import atomic_write_json, dataclass_changes, project_root
 
 LESSONS_FILE = "lessons.json"
@@ -70,10 +71,8 @@ def joined_sources(*sources: str) -> str:
 
 
 def lessons_path(directory: str | Path | None = None) -> Path:
-    """``<figures folder of this mode>/lessons.json`` (``plots.figures_dir()``, read at call time)."""
+    """``<figures folder of this mode>/lessons.json`` (``mode.figures_dir()``, read at call time)."""
     if directory is None:
-        from .plots import figures_dir
-
         directory = figures_dir()
     return Path(directory) / LESSONS_FILE
 
