@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import importlib
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Sequence
 
 import torch
@@ -25,6 +26,7 @@ from torch import nn
 from . import defaults
 from .graph import gat_mask
 from .layers import COMPACTNESS_FORMS, GATLayer, compactness_loss, diffpool, semantic_guided_attention
+from .utils import UnreadableTensorFileError, UnsafePickleError, file_digest, load_tensors_only
 from .variants.lean_sga import semantic_guided_attention_lean
 from .variants.per_label_head import PerLabelClassifier, label_rows
 
@@ -146,20 +148,44 @@ def load_resnet(name: str, pretrained: bool) -> nn.Module:
     """A torchvision ResNet, with ImageNet weights when ``pretrained`` (a clear error if offline)."""
     if not hasattr(torchvision.models, name) or not name.startswith(("resnet", "resnext", "wide_resnet")):
         raise ValueError(f"unknown backbone {name!r}: use a torchvision ResNet such as resnet18 or resnet101")
-    if not pretrained:
-        return getattr(torchvision.models, name)(weights=None)
+    model = getattr(torchvision.models, name)(weights=None)
+    if pretrained:
+        model.load_state_dict(imagenet_state_dict(name))
+    return model
+
+
+def imagenet_state_dict(name: str) -> dict:
+    """The ImageNet weights of the torchvision ResNet ``name``, read as data, never as code.
+
+    The file is the one torchvision uses (``$TORCH_HOME/hub/checkpoints/<name>-<hash>.pth``,
+    downloaded there once), but read here: its SHA-256 must start with the hash its name carries,
+    and it is unpickled with ``weights_only=True`` (torchvision's own loader would run any code a
+    replaced file holds). A file that fails either check is named with the fix.
+    """
     weights = torchvision.models.get_model_weights(name).DEFAULT
+    folder = Path(torch.hub.get_dir()) / "checkpoints"
+    cached = folder / weights.url.rsplit("/", 1)[-1]
+    found = torch.hub.HASH_REGEX.search(cached.name)
+    hash_prefix = found.group(1) if found else None
+    if not cached.is_file():
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            torch.hub.download_url_to_file(weights.url, str(cached), hash_prefix, progress=True)
+        except Exception as error:  # network errors come in many types
+            raise PretrainedWeightsError(
+                f"could not load ImageNet weights {weights} for {name} ({type(error).__name__}: {error}). "
+                f"Download them once while online (torchvision caches them), or by hand: "
+                f"`mkdir -p {folder} && curl -L -o {cached} {weights.url}` (the file name must stay as it is: "
+                "its hash is checked). Or train from scratch with pretrained=False (CLI: leave out --pretrained)."
+            ) from error
+    fix = f"delete it (rm {cached}) and run again: the weights are downloaded anew"
+    if hash_prefix and not file_digest(cached).startswith(hash_prefix):
+        raise PretrainedWeightsError(f"{cached} is not the file torchvision publishes (its SHA-256 does not start "
+                                     f"with {hash_prefix}, as its name says): it is damaged or replaced; {fix}")
     try:
-        return getattr(torchvision.models, name)(weights=weights)
-    except Exception as error:  # network errors come in many types
-        folder = f"{torch.hub.get_dir()}/checkpoints"
-        cached = f"{folder}/{weights.url.rsplit('/', 1)[-1]}"
-        raise PretrainedWeightsError(
-            f"could not load ImageNet weights {weights} for {name} ({type(error).__name__}: {error}). "
-            f"Download them once while online (torchvision caches them), or by hand: "
-            f"`mkdir -p {folder} && curl -L -o {cached} {weights.url}` (the file name must stay as it is: "
-            "torchvision checks its hash). Or train from scratch with pretrained=False (CLI: leave out --pretrained)."
-        ) from error
+        return load_tensors_only(cached, fix=fix)
+    except (UnsafePickleError, UnreadableTensorFileError) as error:
+        raise PretrainedWeightsError(str(error)) from None
 
 
 def stage_channels(layer: nn.Sequential) -> int:
