@@ -37,6 +37,7 @@ import torch.nn.functional as F
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .data.dataset import build_transform
+from .utils import UnreadableTensorFileError, UnsafePickleError, load_tensors_only
 
 DEFAULT_IMAGE_SIZE = 448  # the paper's input size, for checkpoints that do not store theirs
 DISPLAY_SIDE = 512  # longest side of the image as drawn in the figure
@@ -105,9 +106,11 @@ def read_checkpoint_safely(path: str | Path) -> dict:
     if not path.is_file():
         raise PredictError(f"no checkpoint at {path}: pass the best.pt of a training run (e.g. runs/msrn/best.pt)")
     try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:
-        raise PredictError(f"{path} is not a checkpoint msrn_core can read ({type(error).__name__}); "
+        checkpoint = load_tensors_only(path, fix="pass the best.pt of a training run")
+    except UnsafePickleError as error:
+        raise PredictError(str(error)) from None
+    except UnreadableTensorFileError as error:
+        raise PredictError(f"{path} is not a checkpoint msrn_core can read ({error.reason}); "
                            "pass the best.pt of a training run") from None
     if not isinstance(checkpoint, dict) or "signature" not in checkpoint or "model" not in checkpoint:
         raise PredictError(f"{path} was not written by msrn_core (no model signature inside); "
