@@ -21,14 +21,11 @@ def _given_map():
 
 
 def _attention(g, temperature=None):
-    """The package's channel-averaged attention of every label (C x HW), scores divided by the temperature.
-
-    Dividing the scores f * e by T is dividing the embeddings by T, so this is eq. 8 with a temperature.
-    """
+    """The package's channel-averaged attention of every label (C x HW), scores divided by the temperature."""
     temperature = g.temperature if temperature is None else temperature
     f = torch.as_tensor(g.f, dtype=torch.float64)[None]
-    e = torch.as_tensor(g.e, dtype=torch.float64) / temperature
-    return semantic_guided_attention(f, e, return_attention=True)[1][0].numpy()
+    e = torch.as_tensor(g.e, dtype=torch.float64)
+    return semantic_guided_attention(f, e, return_attention=True, temperature=temperature)[1][0].numpy()
 
 
 def _per_channel(g, temperature, axis=0, normalise=True):
