@@ -105,12 +105,20 @@ SMALL = replace(CPU, name="small", image_size=64, epochs=1, max_steps_per_epoch=
 GPU_WORKERS = worker_processes()
 # A GPU kernel (Colab, a workstation): the paper's architecture and resolution on the built-in
 # dataset, with ImageNet weights and a short schedule.
+# The GPU recipes train in mixed precision (amp "auto": bf16 where the GPU computes it natively,
+# compute capability 8.0 or more, else fp16 with a gradient scaler) on channels_last tensors, and
+# every CUDA run lets cuDNN time its convolution algorithms (TrainConfig.cudnn_benchmark). On an H100
+# at batch 8 neither bf16 nor channels_last changed the speed beyond the run-to-run spread
+# (benchmarks/README.md): they are this recipe's choice, the usual one for fixed 448 px inputs, not
+# a measured gain; python -m benchmarks.gpu_check measures them on the GPU at hand.
 GPU = Recipe("gpu", image_size=defaults.PAPER_IMAGE_SIZE, backbone="resnet101", pretrained=True,
              embed_dim=defaults.EMBED_DIM, fc_hidden=defaults.FC_HIDDEN,
-             epochs=10, batch_size=8, lr=0.01, backbone_lr_mult=0.1, lr_step=7, num_workers=GPU_WORKERS)
+             epochs=10, batch_size=8, lr=0.01, backbone_lr_mult=0.1, lr_step=7, num_workers=GPU_WORKERS,
+             channels_last=True)
 PAPER = Recipe("paper", image_size=defaults.PAPER_IMAGE_SIZE, backbone="resnet101", pretrained=True,
                embed_dim=defaults.EMBED_DIM, fc_hidden=defaults.FC_HIDDEN,
-               epochs=90, batch_size=8, lr=0.01, backbone_lr_mult=0.1, lr_step=30, num_workers=GPU_WORKERS)
+               epochs=90, batch_size=8, lr=0.01, backbone_lr_mult=0.1, lr_step=30, num_workers=GPU_WORKERS,
+               channels_last=True)
 
 
 # The fields in which the authors' MSGDN differs from this repository's MSRN (ModelConfig.authors()).
@@ -140,7 +148,7 @@ class AuthorsRecipe(Recipe):
 AUTHORS_VOC = AuthorsRecipe("authors-voc", image_size=defaults.PAPER_IMAGE_SIZE, backbone="resnet101",
                             pretrained=True, embed_dim=defaults.EMBED_DIM, fc_hidden=defaults.FC_HIDDEN,
                             epochs=60, batch_size=16, lr=0.1, backbone_lr_mult=0.1, lr_step=30,
-                            num_workers=GPU_WORKERS, amp="fp16", compactness_form="authors")
+                            num_workers=GPU_WORKERS, amp="fp16", compactness_form="authors", channels_last=True)
 
 
 def default_recipe(small: bool | None = None) -> Recipe:

@@ -174,7 +174,8 @@ def build_parser() -> argparse.ArgumentParser:
                             f"up to 8: {PAPER.num_workers} here)")
     train.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, mps")
     train.add_argument("--amp", default="auto", choices=AMP_MODES,
-                       help="mixed precision on CUDA (auto: bf16 where supported)")
+                       help="mixed precision on CUDA (auto: bf16 on GPUs of compute capability 8.0 or more, "
+                            "else fp16 with a gradient scaler)")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--out", default=None,
                        help="run folder (default: runs/<model>; with --evaluate: the checkpoint's folder)")
