@@ -109,7 +109,7 @@ def no_selection_message(val_set, images_read: int, skipped: int) -> str:
 APPLIED_ON_RESUME = ("epochs", "lr", "backbone_lr_mult", "momentum", "weight_decay", "compactness_weight",
                      "clip_grad_norm", "amp", "device", "max_steps_per_epoch")
 # fields that never change what is computed
-IRRELEVANT_ON_RESUME = ("num_workers", "progress")
+IRRELEVANT_ON_RESUME = ("num_workers", "progress", "cudnn_benchmark")
 # CLI spellings that differ from "--" + the field name with dashes
 CLI_NAMES = {"compactness_weight": "--lambda", "max_steps_per_epoch": "--small"}
 

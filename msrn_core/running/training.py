@@ -9,7 +9,8 @@
 - Optional bf16 autocast on CPUs with native bf16 (AVX-512 BF16 or AMX) and channels_last
   images, both measured in ``benchmarks/README.md``.
 - Gradient clipping *after* backward (the authors' code clips before it, which does nothing).
-- Automatic mixed precision on CUDA (bf16 where supported, else fp16 with a gradient scaler).
+- Automatic mixed precision on CUDA (bf16 on GPUs of compute capability 8.0 or more, else fp16
+  with a gradient scaler), and cudnn.benchmark.
 - Model selection on the validation split; the test split is only ever evaluated.
 - ``last.pt`` (everything needed to resume exactly) and ``best.pt`` (best validation mAP),
   both written atomically after every epoch.
@@ -68,6 +69,7 @@ class TrainConfig:
     clip_grad_norm: float = 10.0
     amp: str = "auto"  # auto (CUDA: on; CPU: off) | bf16 (CUDA, or a CPU with native bf16) | fp16 | off
     channels_last: bool = False  # NHWC images and weights (faster convolutions on the CPU)
+    cudnn_benchmark: bool = True  # CUDA: cuDNN times its convolution algorithms for the fixed input size
     num_workers: int = 2
     seed: int = 0
     device: str = "auto"
@@ -119,9 +121,22 @@ def autocast_dtype(device: torch.device, amp: str) -> torch.dtype | None:
         return None
     if amp == "fp16":
         return torch.float16
-    if amp == "bf16" or torch.cuda.is_bf16_supported():
-        return torch.bfloat16
-    return torch.float16
+    return torch.bfloat16 if cuda_has_native_bf16(device) else torch.float16
+
+
+def cuda_has_native_bf16(device: torch.device) -> bool:
+    """True on GPUs of compute capability 8.0 or more (Ampere and later), whose tensor cores and
+    cuDNN kernels compute bf16. Below it (a T4, 7.5; a V100, 7.0) ``torch.cuda.is_bf16_supported()``
+    may still answer True through emulation, which is slow and has no cuDNN bf16 convolutions, so
+    ``amp="auto"`` and ``amp="bf16"`` both take fp16 with a gradient scaler there (as on the CPU,
+    bf16 is never emulated)."""
+    major, _ = torch.cuda.get_device_capability(device)
+    return major >= 8
+
+
+def gradient_scaler(dtype: torch.dtype | None) -> torch.amp.GradScaler:
+    """The gradient scaler of a run in ``dtype``: enabled for fp16 only (a disabled one passes through)."""
+    return torch.amp.GradScaler("cuda", enabled=dtype == torch.float16)
 
 
 def autocast(device: torch.device, dtype: torch.dtype | None):
@@ -392,7 +407,9 @@ def train_model(model, train_set, val_set, config: TrainConfig, run_dir: str | P
     asked_groups = [dict(group) for group in optimizer.param_groups]  # this command's lr, momentum ...
     scheduler = make_scheduler(optimizer, config, steps_per_epoch(train_set, config))
     dtype = autocast_dtype(device, config.amp)
-    scaler = torch.amp.GradScaler("cuda", enabled=dtype == torch.float16)
+    scaler = gradient_scaler(dtype)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = config.cudnn_benchmark
     generator = torch.Generator().manual_seed(config.seed)
 
     history: list[dict] = []
