@@ -25,35 +25,37 @@ def test_tutorial_data_of_another_recipe_has_its_image_size_and_the_chosen_label
 import pytest
 import torch
 
-from msrn_core import notebook, plots
+from msrn_core import mode, notebook, plots
+from msrn_core.running import shared_runs
+from msrn_core.utils import project_root
 
 
 @pytest.fixture
 def fresh_kernel(monkeypatch):
     """No mode settled by an earlier notebook_setup, and none left behind for later tests."""
-    monkeypatch.setattr(recipes, "_settled", None)
-    monkeypatch.setattr(recipes, "_settled_device", None)
-    monkeypatch.setattr(notebook, "_runs_root", None)
+    monkeypatch.setattr(mode, "_settled", None)
+    monkeypatch.setattr(mode, "_settled_device", None)
+    monkeypatch.setattr(shared_runs, "_runs_root", None)
     monkeypatch.delenv("MSRN_SMALL", raising=False)
     monkeypatch.delenv("MSRN_FIGURES_DIR", raising=False)
     monkeypatch.delenv("MSRN_RUNS", raising=False)
 
 
 def test_small_mode_reads_the_parameter_first_then_msrn_small(fresh_kernel, monkeypatch):
-    assert recipes.parse_small_mode() == recipes.SmallMode(False, "MSRN_SMALL unset")
+    assert mode.parse_small_mode() == mode.SmallMode(False, "MSRN_SMALL unset")
     monkeypatch.setenv("MSRN_SMALL", "1")
-    assert recipes.parse_small_mode() == recipes.SmallMode(True, "MSRN_SMALL=1")
-    assert recipes.parse_small_mode(False) == recipes.SmallMode(False, "parameter SMALL=False")
+    assert mode.parse_small_mode() == mode.SmallMode(True, "MSRN_SMALL=1")
+    assert mode.parse_small_mode(False) == mode.SmallMode(False, "parameter SMALL=False")
     monkeypatch.setenv("MSRN_SMALL", "0")
-    assert recipes.parse_small_mode(True).on and recipes.parse_small_mode("yes").on  # papermill -r SMALL yes
-    assert not recipes.parse_small_mode().on
+    assert mode.parse_small_mode(True).on and mode.parse_small_mode("yes").on  # papermill -r SMALL yes
+    assert not mode.parse_small_mode().on
     with pytest.raises(ValueError, match="SMALL is 'maybe'.*MSRN_SMALL"):
-        recipes.parse_small_mode("maybe")
+        mode.parse_small_mode("maybe")
 
 
 def test_notebook_setup_settles_the_mode_and_says_what_set_it(fresh_kernel, monkeypatch, tmp_path, capsys):
     monkeypatch.setenv("MSRN_SMALL", "0")
-    monkeypatch.setattr(plots, "small_figures_dir", lambda: tmp_path / "small-figures")
+    monkeypatch.setattr(mode, "small_figures_dir", lambda: tmp_path / "small-figures")
     notebook.notebook_setup(small=True)
     assert "mode: small (parameter SMALL=True) | recipe small" in capsys.readouterr().out
     # later calls without `small` follow the notebook's parameter, not the environment
@@ -73,12 +75,12 @@ def test_each_kernel_trains_the_recipe_of_its_device(fresh_kernel, monkeypatch):
     assert recipes.recipe_for_device(False, "mps") is recipes.CPU
     assert recipes.recipe_for_device(True, "cuda") is recipes.SMALL
     assert recipes.default_recipe(False) is recipes.CPU  # nothing settled: the CPU recipe
-    recipes.use_small_mode(False, torch.device("cuda"))  # what notebook_setup does on a CUDA kernel
+    mode.use_small_mode(False, torch.device("cuda"))  # what notebook_setup does on a CUDA kernel
     assert recipes.default_recipe(False) is recipes.GPU and notebook.run_folder("msrn").parent.name == "gpu"
 
 
 def test_the_runs_parameter_moves_every_run_folder(fresh_kernel, tmp_path, capsys):
-    assert notebook.run_folder("msrn", small=True) == notebook.project_root() / "runs" / "notebooks" / "small" / "msrn"
+    assert notebook.run_folder("msrn", small=True) == project_root() / "runs" / "notebooks" / "small" / "msrn"
     notebook.notebook_setup(small=True, runs=tmp_path / "drive")
     assert f"runs: {tmp_path / 'drive'}" in capsys.readouterr().out
     assert notebook.run_folder("plain") == tmp_path / "drive" / "small" / "plain"
@@ -135,7 +137,7 @@ def test_trained_model_starts_every_head_from_one_shared_backbone(small_scenes, 
     from msrn_core.running.checkpoints import read_checkpoint
     from msrn_core.running.experiment import setup_from_splits
 
-    monkeypatch.setattr(notebook, "project_root", lambda: tmp_path)
+    monkeypatch.setattr(shared_runs, "project_root", lambda: tmp_path)
     _, _, train, val, test = small_scenes
     setup = setup_from_splits(train, val, test, label_features="onehot")
     recipe = replace(recipes.SMALL, name="tiny", max_steps_per_epoch=2, embed_dim=32, fc_hidden=32)
@@ -158,7 +160,7 @@ def test_a_model_kept_off_the_shared_backbone_trains_the_whole_budget_from_scrat
     from msrn_core.running.checkpoints import read_checkpoint
     from msrn_core.running.experiment import setup_from_splits
 
-    monkeypatch.setattr(notebook, "project_root", lambda: tmp_path)
+    monkeypatch.setattr(shared_runs, "project_root", lambda: tmp_path)
     _, _, train, val, test = small_scenes
     setup = setup_from_splits(train, val, test, label_features="onehot")
     recipe = replace(recipes.SMALL, name="tiny", max_steps_per_epoch=2, pretrain_epochs=2)
@@ -170,7 +172,7 @@ def test_a_model_kept_off_the_shared_backbone_trains_the_whole_budget_from_scrat
 
 
 def test_runs_of_an_earlier_recipe_are_refused_with_the_fields_that_changed(fresh_kernel, tmp_path, monkeypatch):
-    monkeypatch.setattr(notebook, "_runs_root", tmp_path)
+    monkeypatch.setattr(shared_runs, "_runs_root", tmp_path)
     folder = notebook.run_folder("msrn", recipe=recipes.SMALL).parent
     assert not folder.exists()  # naming a run folder creates nothing
     notebook.check_recipe_folder(folder, recipes.SMALL)  # the first run records the recipe
