@@ -146,3 +146,84 @@ def test_the_advice_for_a_truncated_best_pt_works_when_followed(small_scenes, tm
     assert train_cli.main(command + ["--fresh"]) == 0
     read_checkpoint(best)
     capsys.readouterr()
+
+
+# ------------------------------------------------------------------ labels.csv of your own photos
+def photo_folder(tmp_path: Path, rows: str, photos=("a.jpg", "b.jpg", "c.jpg", "d.jpg"), encoding="utf-8") -> Path:
+    from photo_fixtures import draw_photo
+
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for i, name in enumerate(photos):
+        draw_photo(folder / name, [], i)
+    (folder / "labels.csv").write_bytes(rows.encode(encoding))
+    return folder
+
+
+@pytest.mark.parametrize("listed", ["../outside.jpg", "sub/../../outside.jpg", "{outside}"])
+def test_labels_csv_cannot_reach_files_outside_its_folder(tmp_path, listed):
+    from photo_fixtures import draw_photo
+
+    from msrn_core.data.real.folder import load_folder
+
+    draw_photo(tmp_path / "outside.jpg", [], 9)
+    listed = listed.format(outside=tmp_path / "outside.jpg")
+    folder = photo_folder(tmp_path, f"a.jpg,cat,train\nb.jpg,dog,val\n{listed},cat,test\n")
+    with pytest.raises(ValueError, match="stay inside it.*copy the photo into the folder"):
+        load_folder(folder)
+
+
+def test_labels_csv_cannot_follow_a_link_out_of_its_folder(tmp_path):
+    from photo_fixtures import draw_photo
+
+    from msrn_core.data.real.folder import load_folder
+
+    draw_photo(tmp_path / "outside.jpg", [], 9)
+    folder = photo_folder(tmp_path, "a.jpg,cat,train\nb.jpg,dog,val\nlink.jpg,cat,test\n")
+    (folder / "link.jpg").symlink_to(tmp_path / "outside.jpg")
+    with pytest.raises(ValueError, match="outside .*copy the photo into the folder"):
+        load_folder(folder)
+
+
+def test_one_photo_spelled_two_ways_is_listed_once(tmp_path):
+    """``./a.jpg`` in train and ``a.jpg`` in test would put one photo on both sides."""
+    from msrn_core.data.real.folder import load_folder
+
+    folder = photo_folder(tmp_path, "./a.jpg,cat,train\nb.jpg,dog,val\na.jpg,cat,test\nc.jpg,dog,test\n")
+    with pytest.raises(ValueError, match=r"lists 'a.jpg' more than once \(as '\./a.jpg', 'a.jpg'"):
+        load_folder(folder)
+    (folder / "labels.csv").write_text("./a.jpg,cat,train\nb.jpg,dog,val\nc.jpg,cat,test\n")
+    train, _, _ = load_folder(folder)
+    assert train.image_ids == ["a.jpg"]
+
+
+def test_class_names_are_compared_in_one_unicode_form_and_case_collisions_named(tmp_path):
+    import unicodedata
+
+    from msrn_core.data.real.folder import load_folder
+
+    composed, decomposed = unicodedata.normalize("NFC", "café"), unicodedata.normalize("NFD", "café")
+    assert composed != decomposed
+    folder = photo_folder(tmp_path, f"a.jpg,{composed},train\nb.jpg,{decomposed},val\nc.jpg,{composed},test\n")
+    train, val, test = load_folder(folder)
+    assert train.class_names == [composed] and val.labels.sum() == 1
+    (folder / "labels.csv").write_text("a.jpg,Dog,train\nb.jpg,dog,val\nc.jpg,dog,test\n")
+    with pytest.raises(ValueError, match=r"differing only in case: 'Dog' \(1 rows\) and 'dog' \(2 rows\)"):
+        load_folder(folder)
+
+
+def test_a_latin1_labels_csv_is_named_and_the_conversion_it_gives_works(tmp_path):
+    import re
+    import shutil
+    import subprocess
+
+    from msrn_core.data.real.folder import load_folder
+
+    folder = photo_folder(tmp_path, "a.jpg,café,train\nb.jpg,thé,val\nc.jpg,café,test\n", encoding="latin-1")
+    with pytest.raises(ValueError, match="is not UTF-8 text.*line 1") as info:
+        load_folder(folder)
+    command = re.search(r"`(iconv [^`]+)`", str(info.value)).group(1)
+    if shutil.which("iconv") is None:
+        pytest.skip("iconv is not installed here")
+    subprocess.run(command, shell=True, check=True)
+    assert load_folder(folder)[0].class_names == ["café", "thé"]
