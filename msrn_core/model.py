@@ -39,6 +39,9 @@ MODEL_KINDS = ("msrn", "plain", "mlgcn")
 # B x HW x (n + m) x d score tensors, "naive" is the plain form the tutorial teaches.
 SGA_FORMS = ("lean", "naive")
 OUTPUT_STRIDES = (32, 16)  # ModelConfig.output_stride
+# How the branches' buffer 1x1 convolutions start: "default" is PyTorch's Conv2d initialisation;
+# "he_normal" is the authors' (their ResNet.py, ResNet.__init__: N(0, 2 / (k * k * out_channels))).
+BRANCH_INITS = ("default", "he_normal")
 
 
 def check_output_stride(value) -> None:
@@ -73,6 +76,20 @@ class ModelConfig:
     sga: str = "lean"  # lean | naive (SGA_FORMS): how eq. 7-9 is computed, same results; not architecture
     # 32: torchvision's ResNet; 16: layer4 keeps layer3's resolution (ResNetTrunk), for small images
     output_stride: int = 32
+    # 0: the label vectors V enter the first GAT layer (the paper); w > 0: a Linear(k -> w) first,
+    # as the authors' fc_label (models.py, MSGDN: Linear(300, 256))
+    label_projection: int = 0
+    branch_init: str = "default"  # BRANCH_INITS: the buffer convolutions' initialisation
+
+    @classmethod
+    def authors(cls, **overrides) -> "ModelConfig":
+        """MSRN as the authors' code builds it (models.py, MSGDN; LabelEmbedding.py; ResNet.py):
+        the label vectors projected to 256 before the GAT (``fc_label``), LeakyReLU slope 0.01 in the
+        head (``F.leaky_relu``'s default), their compactness loss (unsquared, on Diffpool over
+        ReLU(E_l), lambda 1e-4) and He-normal buffer convolutions. ``overrides`` change any field."""
+        values = dict(label_projection=256, head_negative_slope=0.01, compactness_form="authors",
+                      branch_init="he_normal")
+        return cls(**{**values, **overrides})
 
     def __post_init__(self):
         self.branch_stages = tuple(int(s) for s in self.branch_stages)
@@ -93,6 +110,10 @@ class ModelConfig:
         if self.sga not in SGA_FORMS:
             raise ValueError(f"unknown sga {self.sga!r}; choose one of {SGA_FORMS}")
         check_output_stride(self.output_stride)
+        if self.branch_init not in BRANCH_INITS:
+            raise ValueError(f"unknown branch_init {self.branch_init!r}; choose one of {BRANCH_INITS}")
+        if self.label_projection < 0:
+            raise ValueError(f"label_projection must be 0 (none) or a width, got {self.label_projection}")
         if self.head == "per_label" and self.embeddings == "none":
             raise ValueError("the per_label head reads each label's SGA representation, which embeddings='none' "
                              "does not compute: use head='paper' for that ablation")
@@ -217,11 +238,19 @@ class ResNetTrunk(nn.Module):
         return outputs
 
 
-def make_branch(in_channels: int, embed_dim: int, buffer: bool) -> nn.Sequential:
-    """One branch (paper 4.1): [buffer 1x1 conv] -> MaxPool 2x2/2 -> 1x1 projection to d."""
+def make_branch(in_channels: int, embed_dim: int, buffer: bool, init: str = "default") -> nn.Sequential:
+    """One branch (paper 4.1): [buffer 1x1 conv] -> MaxPool 2x2/2 -> 1x1 projection to d.
+
+    ``init="he_normal"`` draws the buffer's weights from N(0, 2 / out_channels) (a 1x1 kernel),
+    as the authors' ResNet.__init__ does for its ``conv_buffer`` layers; the projection keeps
+    PyTorch's default, as their MSGDN's ``ProjectM``.
+    """
     layers: list[nn.Module] = []
     if buffer:
-        layers.append(nn.Conv2d(in_channels, in_channels, kernel_size=1, stride=1))
+        conv = nn.Conv2d(in_channels, in_channels, kernel_size=1, stride=1)
+        if init == "he_normal":
+            nn.init.kaiming_normal_(conv.weight, mode="fan_out", nonlinearity="relu")
+        layers.append(conv)
     layers += [nn.MaxPool2d(kernel_size=2, stride=2), nn.Conv2d(in_channels, embed_dim, kernel_size=1)]
     return nn.Sequential(*layers)
 
@@ -265,6 +294,10 @@ class MSRN(_GraphModel):
         super().__init__(config, label_features, adjacency)
         d, m, n = config.embed_dim, config.num_groups, self.num_classes
         k = self.label_features.shape[1]
+        self.label_projection = None  # the authors' fc_label, when config.label_projection > 0
+        if config.label_projection and config.embeddings != "none":
+            self.label_projection = nn.Linear(k, config.label_projection)
+            k = config.label_projection
         # Label-Group Embedding (section 3.2)
         self.uses_labels = config.embeddings in ("full", "label")
         self.uses_groups = config.embeddings in ("full", "group")
@@ -277,7 +310,7 @@ class MSRN(_GraphModel):
         # Branches (section 3.1 and 4.1): a buffer conv on every branch below the last stage
         self.branch_stages = config.branch_stages
         self.branches = nn.ModuleList(
-            make_branch(self.trunk.channels[s], d, buffer=s < 4) for s in self.branch_stages
+            make_branch(self.trunk.channels[s], d, buffer=s < 4, init=config.branch_init) for s in self.branch_stages
         )
         width = d * len(self.branch_stages)  # one row of M
         if config.head == "per_label":  # label i reads O_i and, with groups, its groups' rows S_i Q
@@ -291,7 +324,8 @@ class MSRN(_GraphModel):
     def label_group_embeddings(self) -> dict:
         """LGE module: label embeddings E_l (eq. 2-4) and group embeddings E_g (eq. 5-6)."""
         mask = self.gat_mask
-        hidden, alpha1 = self.gat1(self.label_features, mask)
+        vectors = self.label_features if self.label_projection is None else self.label_projection(self.label_features)
+        hidden, alpha1 = self.gat1(vectors, mask)
         label_embeddings, alpha2 = self.gat2(hidden, mask)  # E_l = GAT_2(GAT_1(V))
         out = {"label_embeddings": label_embeddings, "gat_attention": [alpha1, alpha2]}
         if self.uses_groups:
