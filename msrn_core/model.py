@@ -14,6 +14,7 @@ the two baselines their class activation maps.
 from __future__ import annotations
 
 import importlib
+import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Sequence
@@ -25,7 +26,8 @@ from torch import nn
 
 from . import defaults
 from .graph import gat_mask
-from .layers import COMPACTNESS_FORMS, GATLayer, compactness_loss, diffpool, semantic_guided_attention
+from .layers import (COMPACTNESS_FORMS, GATLayer, check_sga_axis, compactness_loss, diffpool,
+                     semantic_guided_attention)
 from .utils import UnreadableTensorFileError, UnsafePickleError, file_digest, load_tensors_only
 from .variants.lean_sga import semantic_guided_attention_lean
 from .variants.per_label_head import PerLabelClassifier, label_rows
@@ -34,11 +36,20 @@ EMBEDDING_MODES = ("full", "label", "group", "none")
 # "paper": fc1 over the flattened M = [O || Q] (its weights grow with n + m); "per_label": one
 # shared layer applied to each label's own row, then a weight vector per label (linear in n).
 HEAD_KINDS = ("paper", "per_label")
-MODEL_KINDS = ("msrn", "plain", "mlgcn")
+MODEL_KINDS = ("msrn", "plain", "mlgcn", "csra")
 # Two implementations of eq. 7-9 with the same results: "lean" (the default) never holds the
 # B x HW x (n + m) x d score tensors, "naive" is the plain form the tutorial teaches.
 SGA_FORMS = ("lean", "naive")
 OUTPUT_STRIDES = (32, 16)  # ModelConfig.output_stride
+# ModelConfig.attention_scale: what eq. 8's scores are divided by before the softmax (section 3.3)
+# - "none":    nothing, eq. 8 as printed (the default);
+# - "fixed":   ModelConfig.attention_temperature, the same on every branch;
+# - "sqrt_d":  sqrt(d), d = embed_dim (as a transformer scales its dot products), times
+#              attention_temperature (1 by default);
+# - "learned": one temperature per branch, exp of a learned parameter (so it stays positive),
+#              starting at attention_temperature.
+# A temperature below 1 sharpens the maps, above 1 flattens them.
+ATTENTION_SCALES = ("none", "fixed", "sqrt_d", "learned")
 # How the branches' buffer 1x1 convolutions start: "default" is PyTorch's Conv2d initialisation;
 # "he_normal" is the authors' (their ResNet.py, ResNet.__init__: N(0, 2 / (k * k * out_channels))).
 BRANCH_INITS = ("default", "he_normal")
@@ -61,7 +72,7 @@ def sga_function(form: str):
 class ModelConfig:
     """Everything that fixes a model's architecture (stored in every checkpoint)."""
 
-    kind: str = "msrn"  # msrn | plain | mlgcn
+    kind: str = "msrn"  # msrn | plain | mlgcn | csra
     backbone: str = "resnet101"  # any torchvision ResNet: resnet18/34/50/101/152, ...
     pretrained: bool = False  # ImageNet weights through torchvision's weights API
     branch_stages: tuple[int, ...] = (2, 3, 4)  # backbone stages (layer2..layer4) feeding branches
@@ -76,6 +87,17 @@ class ModelConfig:
     sga: str = "lean"  # lean | naive (SGA_FORMS): how eq. 7-9 is computed, same results; not architecture
     # 32: torchvision's ResNet; 16: layer4 keeps layer3's resolution (ResNetTrunk), for small images
     output_stride: int = 32
+    # eq. 8's softmax (MSRN only): what divides the scores (ATTENTION_SCALES, "none" as printed), the
+    # temperature "fixed" uses (and "learned" starts at), and what the softmax runs over (layers.SGA_AXES):
+    # "channel" per label and channel as eq. 8, "label" one map per label from dot-product scores
+    attention_scale: str = "none"
+    attention_temperature: float = 1.0
+    attention_axis: str = "channel"
+    # CSRA (kind "csra", msrn_core.csra): softmax temperature T (inf: max pooling) and weight lambda
+    # of the residual attention; csra_normalise divides each class's scores by its classifier's norm
+    csra_temperature: float = 1.0
+    csra_lambda: float = 0.1
+    csra_normalise: bool = True
     # 0: the label vectors V enter the first GAT layer (the paper); w > 0: a Linear(k -> w) first,
     # as the authors' fc_label (models.py, MSGDN: Linear(300, 256))
     label_projection: int = 0
@@ -110,6 +132,14 @@ class ModelConfig:
         if self.sga not in SGA_FORMS:
             raise ValueError(f"unknown sga {self.sga!r}; choose one of {SGA_FORMS}")
         check_output_stride(self.output_stride)
+        if self.attention_scale not in ATTENTION_SCALES:
+            raise ValueError(f"unknown attention_scale {self.attention_scale!r}; choose one of {ATTENTION_SCALES}")
+        if not self.attention_temperature > 0:
+            raise ValueError(f"attention_temperature must be positive, got {self.attention_temperature!r}")
+        check_sga_axis(self.attention_axis)
+        if not self.csra_temperature > 0 or self.csra_lambda < 0:
+            raise ValueError(f"CSRA needs csra_temperature > 0 (inf for max pooling) and csra_lambda >= 0, "
+                             f"got {self.csra_temperature!r} and {self.csra_lambda!r}")
         if self.branch_init not in BRANCH_INITS:
             raise ValueError(f"unknown branch_init {self.branch_init!r}; choose one of {BRANCH_INITS}")
         if self.label_projection < 0:
@@ -312,6 +342,9 @@ class MSRN(_GraphModel):
         self.branches = nn.ModuleList(
             make_branch(self.trunk.channels[s], d, buffer=s < 4, init=config.branch_init) for s in self.branch_stages
         )
+        if config.attention_scale == "learned":  # one temperature per branch, exp(log T) > 0
+            self.attention_log_temperature = nn.Parameter(
+                torch.full((len(self.branch_stages),), math.log(config.attention_temperature)))
         width = d * len(self.branch_stages)  # one row of M
         if config.head == "per_label":  # label i reads O_i and, with groups, its groups' rows S_i Q
             self.classifier = PerLabelClassifier((self.uses_labels + self.uses_groups) * width,
@@ -342,6 +375,15 @@ class MSRN(_GraphModel):
 
     def forward(self, images: torch.Tensor, details: bool = False) -> ModelOutput:
         return self.head(self.trunk(images, self.branch_stages), details)
+
+    def attention_temperatures(self) -> list:
+        """What divides eq. 8's scores on each branch (ModelConfig.attention_scale): 1.0 for "none"."""
+        config, branches = self.config, len(self.branch_stages)
+        if config.attention_scale == "learned":
+            return list(self.attention_log_temperature.exp())
+        scale = {"none": 1.0, "fixed": config.attention_temperature,
+                 "sqrt_d": math.sqrt(config.embed_dim) * config.attention_temperature}[config.attention_scale]
+        return [scale] * branches
 
     def branch_maps(self, features: dict[int, torch.Tensor]) -> list[torch.Tensor]:
         """Each branch's projected map f (B x d x H x W) from the trunk's stage outputs.
@@ -381,10 +423,11 @@ class MSRN(_GraphModel):
         embeddings = torch.cat(used, dim=0)  # (n + m) x d: rows of M = [O || Q]
         sga = sga_function(self.config.sga)
         representations, attention_maps = [], []
-        for f in self.branch_maps(features):  # B x d x H x W
+        for f, temperature in zip(self.branch_maps(features), self.attention_temperatures()):  # B x d x H x W
             height, width = f.shape[-2:]
             f = f.flatten(2).transpose(1, 2)  # B x HW x d
-            out = sga(f, embeddings.to(f.dtype), return_attention=details)  # eq. 7-9
+            out = sga(f, embeddings.to(f.dtype), return_attention=details, temperature=temperature,
+                      axis=self.config.attention_axis)  # eq. 7-9
             if details:
                 out, attention = out
                 attention_maps.append(attention.unflatten(-1, (height, width)))
@@ -484,7 +527,10 @@ MODEL_CLASSES = {"msrn": MSRN, "plain": PlainBaseline, "mlgcn": MLGCNBaseline}
 CONFIG_CLASSES: dict[str, type] = {kind: ModelConfig for kind in MODEL_CLASSES}
 # Kinds defined in a module of their own: the module calls register_model when imported, and is
 # imported on first use, so a config or checkpoint naming the kind always finds it.
-KIND_MODULES = {"dsdl": ".extras.dsdl", "sdl": ".extras.sdl"}
+KIND_MODULES = {"dsdl": ".extras.dsdl", "sdl": ".extras.sdl", "csra": ".csra"}
+# The kinds that classify a dataset's own labels, trained and evaluated alike (the training command
+# line offers these); SDL ranks tags for zero-shot learning on a split of its own (notebook 08).
+CLASSIFIER_KINDS = (*MODEL_KINDS, "dsdl")
 
 
 def register_model(kind: str, model_class: type, config_class: type) -> None:

@@ -1,6 +1,6 @@
 """Run a trained model on your own photos: its labels with probabilities, and what it looked at.
 
-    python -m msrn_core.predict photo.jpg [more.png ...] --checkpoint runs/tutorial/msrn/best.pt
+    python -m msrn_core.predict photo.jpg [more.png ...] --checkpoint runs/notebooks/cpu/msrn/best.pt
 
 prints each image's top labels with their probabilities and saves one figure per image
 (``<out>/<image name>_predict.png``): the image with its top labels and, beside it,
@@ -8,7 +8,7 @@ prints each image's top labels with their probabilities and saves one figure per
 - MSRN: the label attention of each branch (paper eq. 8), every map on one shared colour scale
   (attention relative to a uniform spread: 1 = spread evenly, 4 = four times the even share),
   with a colour bar;
-- plain ResNet and ML-GCN: the class activation map of each label (Zhou et al. 2016: the label's
+- plain ResNet, ML-GCN and CSRA: the class activation map of each label (Zhou et al. 2016: the label's
   classifier applied at every position of the last stage, ``details["class_activation_map"]``);
 - DSDL: the representation coefficients of the top classes (its scores);
 - SDL: the ranked tags, with the tags the model never saw in training (unseen) marked.
@@ -193,6 +193,9 @@ def open_image(source, name: str | None = None) -> Image.Image:
 # --------------------------------------------------------------------------------------------
 # what each kind of model shows
 # --------------------------------------------------------------------------------------------
+CAM_KINDS = ("plain", "mlgcn", "csra")  # kinds whose details hold per-class maps, "class_activation_map"
+
+
 @torch.no_grad()
 def predict_image(predictor: Predictor, image, name: str = "image", threshold: float = 0.5) -> Prediction:
     """Scores of one image (a path, bytes or PIL image) and the kind's explanation maps."""
@@ -209,7 +212,7 @@ def predict_image(predictor: Predictor, image, name: str = "image", threshold: f
             scores = model(tensor).logits[0].float().cpu().numpy()
         unseen = np.array([tag not in predictor.class_names for tag in names])
         return Prediction(name, picture, names, scores, kind, unseen=unseen, threshold=threshold)
-    output = model(tensor, details=kind in ("msrn", "plain", "mlgcn"))
+    output = model(tensor, details=kind in ("msrn", *CAM_KINDS))
     probabilities = torch.sigmoid(output.logits[0].float()).cpu().numpy()
     if kind == "msrn":
         attention = output.details.get("label_attention") if output.details else None
@@ -218,8 +221,8 @@ def predict_image(predictor: Predictor, image, name: str = "image", threshold: f
             maps = [(a[0].float() * a.shape[-2] * a.shape[-1]).cpu().numpy() for a in attention]
             titles = [f"layer{s} ({a.shape[-2]}x{a.shape[-1]})"
                       for s, a in zip(output.details["branch_stages"], attention)]
-    elif kind in ("plain", "mlgcn"):
-        cam = output.details["class_activation_map"]  # B x n x h x w (Zhou et al. 2016)
+    elif kind in CAM_KINDS:
+        cam = output.details["class_activation_map"]  # B x n x h x w (Zhou et al. 2016; CSRA's score maps)
         maps = [cam[0].float().cpu().numpy()]
         titles = [f"class activation map ({cam.shape[-2]}x{cam.shape[-1]})"]
     return Prediction(name, picture, names, probabilities, kind, maps, titles, threshold=threshold)
@@ -371,7 +374,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(
         prog="python -m msrn_core.predict",
         description="Label your own photos with a trained model and draw what it looked at.",
-        epilog="example: python -m msrn_core.predict photo.jpg --checkpoint runs/tutorial/msrn/best.pt --out predictions",
+        epilog="example: python -m msrn_core.predict photo.jpg --checkpoint runs/notebooks/cpu/msrn/best.pt --out predictions",
     )
     parser.add_argument("images", nargs="+", help="image files (any format PIL opens)")
     parser.add_argument("--checkpoint", required=True, help="a best.pt or last.pt written by msrn_core")
