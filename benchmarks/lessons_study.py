@@ -19,7 +19,14 @@ best validation mAP, test mAP, pointing-game hit rates of MSRN's label attention
 of the plain/ML-GCN model's class activation map (CAM), the centre and random-point baselines
 and the best any map on that grid could do (its ceiling), the same hit rates on the validation
 split (what a choice between candidates may look at), the ARI of MSRN's Diffpool groups against
-the dataset's themes, and the mean |E_l| of the label embeddings.
+the dataset's themes, and the mean |E_l| of the label embeddings. The rows that ask why eq. 8
+comes out flat add, per branch on the test split (``attention.map_statistics``), the maps'
+normalised entropy (1 = flat), peak-to-mean ratio (1 = flat) and label-map correlation (the mean
+Pearson correlation between two present labels' maps of one image; 1 = one map for every label),
+and the seed. ``--label-context`` writes the per-class AP gain of MSRN and CSRA over the plain
+model against class frequency and label-graph degree (``benchmarks/results/label_context.json``).
+
+    python benchmarks/lessons_study.py --threads 1 --rerun --only NAME  # train NAME here even if a row is cached
 """
 from __future__ import annotations
 
@@ -121,6 +128,12 @@ CANDIDATES: dict[str, dict] = {
                                             group_link_weight=1.0, lr=0.1),
     "ft8_msrn_os16_label": fine_tuned("backbone_8ep", "msrn", "MSRN as ft8_msrn_os16, label axis, scores unscaled",
                                       dict(MEAN, **OS16, attention_axis="label"), group_link_weight=1.0, lr=0.1),
+    # ... and the per-label head (ModelConfig.head): label c's logit reads its own row O_c (and its
+    # groups'), so its map has to find label c's evidence; the paper's head mixes every row into fc1
+    "ft8_msrn_os16_label_sqrtd_perlabel": fine_tuned("backbone_8ep", "msrn", "MSRN as ft8_msrn_os16, label axis, "
+                                                     "scores / sqrt(d), per-label head",
+                                                     dict(MEAN, **OS16, attention_axis="label", attention_scale="sqrt_d",
+                                                          head="per_label"), group_link_weight=1.0, lr=0.1),
     # CSRA (msrn_core.csra) with the plain head's schedule: T = 1, lambda = 0.1 as the paper's one head
     "ft8_csra_os16": fine_tuned("backbone_8ep", "csra", "CSRA (T 1, lambda 0.1), output stride 16, lr 0.1", OS16, lr=0.1),
     # the old recipe's from-scratch MSRN with the new speed levers, for scale
@@ -140,7 +153,7 @@ def with_seed(name: str, seed: int) -> str:
 
 # more seeds (1 and 2) of the baselines, the eq. 8 variants and CSRA
 SEEDED = ("ft8_plain_os16", "ft8_msrn_os16", "ft8_msrn_os16_T0.1", "ft8_msrn_os16_sqrtd", "ft8_msrn_os16_learnedT",
-          "ft8_msrn_os16_label_sqrtd", "ft8_msrn_os16_label", "ft8_csra_os16")
+          "ft8_msrn_os16_label_sqrtd", "ft8_msrn_os16_label", "ft8_msrn_os16_label_sqrtd_perlabel", "ft8_csra_os16")
 for _name in SEEDED:
     for _seed in (1, 2):
         with_seed(_name, _seed)
