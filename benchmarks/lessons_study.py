@@ -389,6 +389,23 @@ def maps_table(rows: dict) -> str:
     return "\n".join(lines)
 
 
+def seed_summary(rows: dict) -> str:
+    """Mean (and standard deviation over seeds) of each seeded candidate's test mAP and pointing per branch."""
+    lines = ["| candidate | seeds | val mAP | test mAP (sd) | test pointing | label-map correlation |", "|---|---|---|---|---|---|"]
+    for name in SEEDED:
+        runs = [rows[n] for n in (name, f"{name}_s1", f"{name}_s2") if n in rows]
+        if len(runs) < 2:
+            continue
+        branches = list(runs[0].get("maps", {})) or ["cam"]
+        mean = {b: np.mean([r["pointing"][b] for r in runs]) for b in branches}
+        corr = {b: np.mean([r["maps"][b]["label_map_correlation"] for r in runs if "maps" in r]) for b in branches}
+        test = [r["test_map"] for r in runs]
+        lines.append(f"| {name} | {len(runs)} | {fmt(np.mean([r['best_val_map'] for r in runs]))} | {fmt(np.mean(test))} "
+                     f"({fmt(np.std(test, ddof=1))}) | {' / '.join(fmt(mean[b]) for b in branches)} | "
+                     f"{' / '.join(fmt(corr[b], False) for b in branches)} |")
+    return "\n".join(lines)
+
+
 def table(rows: dict) -> str:
     lines = ["| candidate | train s (CPU s) | val mAP | test mAP | pointing: layer2 / layer3 / layer4 or CAM "
              "(cell; image) | centre / random | val pointing (cell; centre) | ARI | mean abs E_l |",
@@ -446,6 +463,7 @@ def main(argv=None) -> None:
     known = {name: rows[name] for name in [*CANDIDATES, *TRAINING_FREE] if name in rows}
     print(table(known))
     print(maps_table(known))
+    print(seed_summary(known))
     ceilings = {key: value for row in rows.values() for key, value in row.get("pointing", {}).items()
                 if key.endswith("@ceiling")}
     print("the best any map on each grid could do (share of trials with a cell centre in a box):",
