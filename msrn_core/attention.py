@@ -32,7 +32,7 @@ Conventions
 - :func:`upsample_map`         a map bilinearly upsampled to the image (``resolution="image"``)
 - :func:`pointing_game_score`  hit rate per branch (and per class) of MSRN's label attention, or of a
   baseline's class activation map (``source="cam"``), at cell or image resolution
-- :func:`pointing_game_score`  hit rate per branch (and per class) of a model's label attention
+- :func:`pointing_game_scores` the same at several resolutions from one pass over the images
 - :func:`attention_statistics` how focused each branch's attention is, and how much of it is in the boxes
 
 Why the maps point where they do:
@@ -188,7 +188,6 @@ def _maps_of(details: dict, source: str) -> tuple[list[torch.Tensor], list[str]]
     return list(maps), [f"layer{s}" if s is not None else f"branch {k}" for k, s in enumerate(stages)]
 
 
-@torch.no_grad()
 def pointing_game_score(model, dataset, branch: int | None = None, max_images: int | None = None,
                         device: str | torch.device = "cpu", batch_size: int = 32,
                         image_size=None, source: str = "attention", resolution: str = "cell") -> dict:
@@ -222,10 +221,26 @@ def pointing_game_score(model, dataset, branch: int | None = None, max_images: i
     - ``trials_per_class``, ``num_trials``, ``num_images``, ``labels_without_box`` (true labels
       with no box, not scored), ``source``, ``resolution``.
     """
+    return pointing_game_scores(model, dataset, branch, max_images, device, batch_size, image_size, source,
+                                (resolution,))[resolution]
+
+
+@torch.no_grad()
+def pointing_game_scores(model, dataset, branch: int | None = None, max_images: int | None = None,
+                         device: str | torch.device = "cpu", batch_size: int = 32, image_size=None,
+                         source: str = "attention", resolutions: Sequence[str] = POINTING_RESOLUTIONS) -> dict:
+    """:func:`pointing_game_score` at several ``resolutions`` from ONE pass of the model over the
+    images: resolution -> the dict :func:`pointing_game_score` returns at that resolution (the same
+    numbers, with one forward pass where separate calls would make one per resolution)."""
+    resolutions = tuple(dict.fromkeys(resolutions))
     if source not in POINTING_SOURCES:
         raise ValueError(f"unknown source {source!r} for the pointing game; choose one of {tuple(POINTING_SOURCES)}")
-    if resolution not in POINTING_RESOLUTIONS:
-        raise ValueError(f"unknown resolution {resolution!r} for the pointing game; choose one of {POINTING_RESOLUTIONS}")
+    for resolution in resolutions:
+        if resolution not in POINTING_RESOLUTIONS:
+            raise ValueError(f"unknown resolution {resolution!r} for the pointing game; "
+                             f"choose one of {POINTING_RESOLUTIONS}")
+    if not resolutions:
+        raise ValueError(f"pointing_game_scores needs at least one resolution of {POINTING_RESOLUTIONS}")
     device = torch.device(device)
     boxes_of = getattr(dataset, "boxes", None)
     if boxes_of is None:
@@ -238,9 +253,9 @@ def pointing_game_score(model, dataset, branch: int | None = None, max_images: i
     model = model.to(device).eval()
 
     names: list[str] | None = None
-    hits: dict[str, dict[int, list[bool]]] = {}
-    reachable: dict[str, list[bool]] = {}
-    grids: dict[str, tuple[int, int]] = {}
+    hits: dict[str, dict[str, dict[int, list[bool]]]] = {}  # resolution -> map name -> class -> trials
+    reachable: dict[str, dict[str, list[bool]]] = {}
+    grids: dict[str, dict[str, tuple[int, int]]] = {r: {} for r in resolutions}
     chance: dict[int, list[float]] = {}
     centre: dict[int, list[bool]] = {}
     num_images, without_box = 0, 0
@@ -251,8 +266,8 @@ def pointing_game_score(model, dataset, branch: int | None = None, max_images: i
         chosen = range(len(maps)) if branch is None else [branch]
         if names is None:
             names = [all_names[k] for k in chosen]
-            hits = {name: {} for name in names}
-            reachable = {name: [] for name in names}
+            hits = {r: {name: {} for name in names} for r in resolutions}
+            reachable = {r: {name: [] for name in names} for r in resolutions}
         for b, index in enumerate(batch.indices.tolist()):
             num_images += 1
             size = image_size if image_size is not None else _dataset_image_size(dataset, index)
@@ -265,10 +280,12 @@ def pointing_game_score(model, dataset, branch: int | None = None, max_images: i
                 centre.setdefault(int(c), []).append(pointing_game(np.ones((1, 1)), boxes, size))
                 for k in chosen:
                     a = maps[k][b, c].float().cpu()
-                    scored_grid = tuple(a.shape) if resolution == "cell" else _pixel_grid(size)
-                    grids[all_names[k]] = scored_grid
-                    hits[all_names[k]].setdefault(int(c), []).append(pointing_game(a, boxes, size, resolution))
-                    reachable[all_names[k]].append(grid_reachable(scored_grid, boxes, size))
+                    for resolution in resolutions:
+                        scored_grid = tuple(a.shape) if resolution == "cell" else _pixel_grid(size)
+                        grids[resolution][all_names[k]] = scored_grid
+                        hits[resolution][all_names[k]].setdefault(int(c), []).append(
+                            pointing_game(a, boxes, size, resolution))
+                        reachable[resolution][all_names[k]].append(grid_reachable(scored_grid, boxes, size))
 
     names = names or []
     trials = {class_names[c]: len(v) for c, v in sorted(chance.items())}
@@ -277,12 +294,13 @@ def pointing_game_score(model, dataset, branch: int | None = None, max_images: i
     def rate(values) -> float:
         return float(np.mean(values)) if len(values) else float("nan")
 
-    return {
+    return {resolution: {
         "branches": names,
-        "hit_rate": {name: rate([h for v in hits[name].values() for h in v]) for name in names},
-        "per_class": {name: {class_names[c]: rate(v) for c, v in sorted(hits[name].items())} for name in names},
-        "ceiling": {name: rate(reachable[name]) for name in names},
-        "grid": {name: grids.get(name) for name in names},
+        "hit_rate": {name: rate([h for v in hits[resolution][name].values() for h in v]) for name in names},
+        "per_class": {name: {class_names[c]: rate(v) for c, v in sorted(hits[resolution][name].items())}
+                      for name in names},
+        "ceiling": {name: rate(reachable[resolution][name]) for name in names},
+        "grid": {name: grids[resolution].get(name) for name in names},
         "random_baseline": rate(all_chance),
         "random_baseline_per_class": {class_names[c]: rate(v) for c, v in sorted(chance.items())},
         "center_baseline": rate([h for v in centre.values() for h in v]),
@@ -293,7 +311,7 @@ def pointing_game_score(model, dataset, branch: int | None = None, max_images: i
         "labels_without_box": without_box,
         "source": source,
         "resolution": resolution,
-    }
+    } for resolution in resolutions}
 
 
 def box_mask(boxes: Sequence[Box], size: int) -> np.ndarray:

@@ -113,6 +113,25 @@ PAPER = Recipe("paper", image_size=defaults.PAPER_IMAGE_SIZE, backbone="resnet10
                epochs=90, batch_size=8, lr=0.01, backbone_lr_mult=0.1, lr_step=30, num_workers=GPU_WORKERS)
 
 
+# --------------------------------------------------------------------------- the attention comparison
+# The MSRN variant the notebooks train beside the paper's eq. 8 (notebooks 05-06): what eq. 8's
+# softmax runs over (``ModelConfig.attention_axis``) and how its scores are scaled
+# (``attention_scale``, ``attention_temperature``). The one place this choice is made.
+ATTENTION_VARIANT = dict(attention_axis="label", attention_scale="sqrt_d")
+"""Chosen on the validation split by ``benchmarks/lessons_study.py`` (pointing game, then mAP) among
+the MSRN variants its rows train (table in ``benchmarks/README.md``); until the study has scored
+them, label-specific spatial attention scaled by 1/sqrt(d)."""
+
+
+def attention_variant_name(variant: dict | None = None) -> str:
+    """``"msrn_label_sqrt_d"``: the name of an MSRN variant (:data:`ATTENTION_VARIANT` by default),
+    its key in ``lessons.json``; its run folder is the same name with dashes."""
+    variant = ATTENTION_VARIANT if variant is None else variant
+    values = [str(variant[key]) for key in ("attention_axis", "attention_scale", "attention_temperature")
+              if key in variant]
+    return "_".join(["msrn", *values]).replace(".", "p").replace("-", "_").lower()
+
+
 def default_recipe(small: bool | None = None) -> Recipe:
     """``SMALL`` in small mode (argument, else the settled mode, else ``MSRN_SMALL``); otherwise the
     recipe of the device a notebook's kernel settled (:func:`msrn_core.mode.use_small_mode`), else ``CPU``.
