@@ -162,6 +162,21 @@ def attention_variant_name(variant: dict | None = None) -> str:
     return "_".join(["msrn", *values]).replace(".", "p").replace("-", "_").lower()
 
 
+# The recipe study's MSRN variants (``benchmarks/lessons_study.py``: candidate -> its eq. 8 switches);
+# each is one entry of ``attention_variants`` in lessons.json, named by :func:`attention_variant_name`.
+STUDY_ATTENTION_VARIANTS = {
+    "ft8_msrn_os16_T0.1": dict(attention_axis="channel", attention_scale="fixed", attention_temperature=0.1),
+    "ft8_msrn_os16_sqrtd": dict(attention_axis="channel", attention_scale="sqrt_d"),
+    "ft8_msrn_os16_learnedT": dict(attention_axis="channel", attention_scale="learned"),
+    "ft8_msrn_os16_label_sqrtd": dict(attention_axis="label", attention_scale="sqrt_d"),
+    "ft8_msrn_os16_label": dict(attention_axis="label", attention_scale="none"),
+}
+# lessons.json key -> the study's candidate whose rows ``<candidate>_s<k>`` hold the seeds of that model
+# (seed 0 of the models the notebooks train: the main job's run, trained alike)
+ATTENTION_STUDY_ROWS = {"msrn": "ft8_msrn_os16", "plain_cam": "ft8_plain_os16", "csra": "ft8_csra_os16",
+                        **{attention_variant_name(v): name for name, v in STUDY_ATTENTION_VARIANTS.items()}}
+
+
 def default_recipe(small: bool | None = None) -> Recipe:
     """``SMALL`` in small mode (argument, else the settled mode, else ``MSRN_SMALL``); otherwise the
     recipe of the device a notebook's kernel settled (:func:`msrn_core.mode.use_small_mode`), else ``CPU``.
