@@ -229,10 +229,14 @@ def pointing_game_score(model, dataset, branch: int | None = None, max_images: i
 @torch.no_grad()
 def pointing_game_scores(model, dataset, branch: int | None = None, max_images: int | None = None,
                          device: str | torch.device = "cpu", batch_size: int = 32, image_size=None,
-                         source: str = "attention", resolutions: Sequence[str] = POINTING_RESOLUTIONS) -> dict:
+                         source: str = "attention", resolutions: Sequence[str] = POINTING_RESOLUTIONS,
+                         map_temperature: float | None = None) -> dict:
     """:func:`pointing_game_score` at several ``resolutions`` from ONE pass of the model over the
     images: resolution -> the dict :func:`pointing_game_score` returns at that resolution (the same
-    numbers, with one forward pass where separate calls would make one per resolution)."""
+    numbers, with one forward pass where separate calls would make one per resolution).
+
+    With ``map_temperature`` (the ``temperature`` of :func:`map_statistics`), each dict also holds
+    ``"maps"``: what :func:`map_statistics` returns for the same images, from the same pass."""
     resolutions = tuple(dict.fromkeys(resolutions))
     if source not in POINTING_SOURCES:
         raise ValueError(f"unknown source {source!r} for the pointing game; choose one of {tuple(POINTING_SOURCES)}")
@@ -257,6 +261,7 @@ def pointing_game_scores(model, dataset, branch: int | None = None, max_images: 
     hits: dict[str, dict[str, dict[int, list[bool]]]] = {}  # resolution -> map name -> class -> trials
     reachable: dict[str, dict[str, list[bool]]] = {}
     grids: dict[str, dict[str, tuple[int, int]]] = {r: {} for r in resolutions}
+    statistics = None if map_temperature is None else _MapStatistics(source, map_temperature)
     chance: dict[int, list[float]] = {}
     centre: dict[int, list[bool]] = {}
     num_images, without_box = 0, 0
@@ -264,6 +269,8 @@ def pointing_game_scores(model, dataset, branch: int | None = None, max_images: 
         if batch.images.numel() == 0:
             continue
         maps, all_names = _maps_of(model(batch.images.to(device), details=True).details, source)
+        if statistics is not None:
+            statistics.add(maps, all_names, labels[batch.indices.numpy()].astype(bool))
         chosen = range(len(maps)) if branch is None else [branch]
         if names is None:
             names = [all_names[k] for k in chosen]
@@ -312,6 +319,7 @@ def pointing_game_scores(model, dataset, branch: int | None = None, max_images: 
         "labels_without_box": without_box,
         "source": source,
         "resolution": resolution,
+        **({} if statistics is None else {"maps": statistics.result()}),
     } for resolution in resolutions}
 
 
@@ -453,17 +461,30 @@ def map_statistics(model, dataset, source: str = "attention", max_images: int | 
                         collate_fn=collate_skip_unreadable)
     device = torch.device(device)
     model = model.to(device).eval()
-    sums: dict[str, dict[str, float]] = {}
+    statistics = _MapStatistics(source, temperature)
     for batch in loader:
         if batch.images.numel() == 0:
             continue
         maps, names = _maps_of(model(batch.images.to(device), details=True).details, source)
-        present = torch.as_tensor(labels[batch.indices.numpy()])
+        statistics.add(maps, names, labels[batch.indices.numpy()])
+    return statistics.result()
+
+
+class _MapStatistics:
+    """The running sums behind :func:`map_statistics`, batch by batch (also fed by :func:`pointing_game_scores`)."""
+
+    def __init__(self, source: str, temperature: float = 1.0):
+        self.source, self.temperature = source, temperature
+        self.sums: dict[str, dict[str, float]] = {}
+
+    def add(self, maps, names, present) -> None:
+        """One batch: its maps per branch (B x n x h x w) and which labels each image holds (B x n)."""
+        present = torch.as_tensor(np.asarray(present, dtype=bool))
         pairs = float((present.sum(1) * (present.sum(1) - 1)).sum())
         for name, branch_maps in zip(names, maps):
             branch_maps = branch_maps.float().cpu()
-            distributions = as_distributions(branch_maps, source, temperature)
-            total = sums.setdefault(name, dict.fromkeys(("entropy", "peak", "trials", "correlation", "pairs"), 0.0))
+            distributions = as_distributions(branch_maps, self.source, self.temperature)
+            total = self.sums.setdefault(name, dict.fromkeys(("entropy", "peak", "trials", "correlation", "pairs"), 0.0))
             total["entropy"] += float(normalised_entropy(distributions)[present].sum())
             total["peak"] += float(peak_ratio(distributions)[present].sum())
             total["trials"] += float(present.sum())
@@ -471,10 +492,12 @@ def map_statistics(model, dataset, source: str = "attention", max_images: int | 
             if pairs and not math.isnan(correlation):
                 total["correlation"] += correlation * pairs
                 total["pairs"] += pairs
-    return {name: {"normalised_entropy": total["entropy"] / max(total["trials"], 1),
-                   "peak_ratio": total["peak"] / max(total["trials"], 1),
-                   "label_map_correlation": total["correlation"] / total["pairs"] if total["pairs"] else float("nan")}
-            for name, total in sums.items()}
+
+    def result(self) -> dict:
+        return {name: {"normalised_entropy": total["entropy"] / max(total["trials"], 1),
+                       "peak_ratio": total["peak"] / max(total["trials"], 1),
+                       "label_map_correlation": total["correlation"] / total["pairs"] if total["pairs"] else float("nan")}
+                for name, total in self.sums.items()}
 
 
 def embedding_cosine(embeddings: torch.Tensor) -> float:

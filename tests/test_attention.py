@@ -10,8 +10,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from msrn_core.attention import (attention_statistics, box_area_fraction, box_mask, peak_point, pointing_game,
-                                 pointing_game_score, pointing_game_scores)
+from msrn_core.attention import (attention_statistics, box_area_fraction, box_mask, map_statistics, peak_point,
+                                 pointing_game, pointing_game_score, pointing_game_scores)
 
 
 # ----------------------------------------------------------------------------- one trial by hand
@@ -209,6 +209,9 @@ def test_several_resolutions_from_one_pass_equal_separate_scores():
         assert both[resolution] == pointing_game_score(IndicatorModel(), dataset, batch_size=2,
                                                        resolution=resolution)
     assert both["cell"]["grid"]["layer4"] == (SIZE // 4, SIZE // 4) and both["image"]["grid"]["layer4"] == (SIZE, SIZE)
+    with_maps = pointing_game_scores(IndicatorModel(), dataset, batch_size=2, resolutions=("cell",), map_temperature=1.0)
+    assert with_maps["cell"].pop("maps") == map_statistics(IndicatorModel(), dataset, batch_size=2)  # same pass
+    assert with_maps["cell"] == both["cell"] and "maps" not in both["cell"]
     with pytest.raises(ValueError, match="unknown resolution"):
         pointing_game_scores(IndicatorModel(), dataset, resolutions=("cell", "pixel"))
     with pytest.raises(ValueError, match="at least one resolution"):
