@@ -41,7 +41,7 @@ import torch
 
 from msrn_core.model import KIND_MODULES, MODEL_CLASSES, model_config, build_model, count_parameters
 from msrn_core.running import recipes
-from msrn_core.running.training import autocast, autocast_dtype, loss_terms, make_sgd, optimizer_step, train_model
+from msrn_core.running.training import autocast, autocast_dtype, loss_terms, make_sgd, train_model
 from msrn_core.utils import atomic_write_json, project_root
 
 # The kinds compared, in the order of the tables; a kind this checkout lacks is left out.
@@ -119,10 +119,15 @@ def measure_model(model, loss_of, sizes: Sizes, device: torch.device, dtype, mem
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
 
-    def train(batch):
+    def train(batch):  # the training loop's step: scaled backward, clipping at 10 after it, SGD
+        optimizer.zero_grad(set_to_none=True)
         with autocast(device, dtype):
             loss = loss_of(model, *batch)
-        optimizer_step(loss, model, optimizer, scaler, 10.0)
+        scaler.scale(loss).backward()
+        scaler.unscale_(optimizer)
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 10.0)
+        scaler.step(optimizer)
+        scaler.update()
 
     def infer(batch):
         with torch.inference_mode(), autocast(device, dtype):
