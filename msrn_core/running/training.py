@@ -43,6 +43,7 @@ from ..utils import (atomic_write_json, check_writable_folder, display_path, get
 from .guards import (DivergenceMonitor, ModelSelectionError, ResumeConflictError, check_validation_split,
                      no_selection_message, non_finite_message, resume_changes, resume_conflict_message)
 from .progress import progress_bar
+from .run_lock import holding_run_folder
 
 RUN_FILES = ("last.pt", "best.pt", "history.json", "test_metrics.json")  # what a run folder holds
 
@@ -373,6 +374,7 @@ def _loader_and_network(model, train_set, val_set, config: TrainConfig, device: 
     return loader, distributed.wrap_model(model, device, bool(unused), config.sync_batchnorm)
 
 
+@holding_run_folder("run_dir")  # one run per folder: a second one stops at once
 def train_model(model, train_set, val_set, config: TrainConfig, run_dir: str | Path,
                 resume: bool = True) -> TrainResult:
     """Train ``model`` on ``train_set``, select the best epoch on ``val_set``.
