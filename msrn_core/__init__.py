@@ -11,6 +11,8 @@ The model (read in this order)
 - ``layers``          GAT layer (eq. 2-4), Diffpool (eq. 5), compactness loss (eq. 6),
                       semantic guided attention (eq. 7-9), in their plain form
 - ``model``           MSRN, its backbone branches and classifier, the two baselines
+- ``objective``       the loss, one function per term: BCE (eq. 1), compactness (eq. 6), link
+- ``training_step``   the one training step: autocast, objective, backward, clipping, SGD step
 - ``metrics``         AP, mAP, CP/CR/CF1, OP/OR/OF1 and their top-3 variants
 - ``groups``          Diffpool label groups fitted in seconds and scored against the themes
 - ``attention``       the pointing game: do attention maps (or a baseline's class activation
