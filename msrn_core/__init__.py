@@ -17,9 +17,11 @@ The model (read in this order)
 - ``groups``          Diffpool label groups fitted in seconds and scored against the themes
 - ``attention``       the pointing game: do attention maps (or a baseline's class activation
                       maps) peak inside a label's boxes? And why they do or do not
-- ``plots``           every figure of the tutorial, saved through one helper
+- ``plots/``          every figure of the tutorial, saved through one helper, by topic (graph,
+                      groups, attention, training curves, metrics, notebooks 07-08)
 - ``notebook``        what every notebook opens with, and the trained models they share
 - ``lessons``         the one writer of ``figures/lessons.json``: each measured lesson with its run
+- ``mode``            small mode (the smoke-test size) and the figures folder it picks
 - ``utils``           seeding, device choice, atomic file writes
 - ``defaults``        every default value (image size, t, p, label features, widths) in one place
 

@@ -39,6 +39,7 @@ Why the maps point where they do:
 
 - :func:`label_map_correlation`  do different labels' maps of one image differ?
 - :func:`normalised_entropy`, :func:`peak_ratio`  how focused is a map?
+- :func:`map_statistics`         both, and the label-map correlation, per branch over a dataset
 - :func:`embedding_cosine`       do the label embeddings that steer the attention differ?
 - :func:`head_label_mixing`      does label c's logit read label c's own row of M?
 """
@@ -399,6 +400,63 @@ def peak_ratio(maps: torch.Tensor) -> torch.Tensor:
     """``hw * max_p a_p`` of maps that sum to 1 (B x n x h x w -> B x n): 1 flat, hw one cell."""
     values = torch.as_tensor(maps).detach().double().flatten(2)
     return values.shape[-1] * values.amax(dim=-1)
+
+
+def as_distributions(maps: torch.Tensor, source: str, temperature: float = 1.0) -> torch.Tensor:
+    """Maps as distributions over their positions (B x n x h x w, each map summing to 1).
+
+    ``source="attention"``: MSRN's label attention already is one, returned as it is. ``"cam"``:
+    a class activation map (or CSRA's score map) through a softmax over its positions at
+    ``temperature``, the weights CSRA's residual attention gives the positions (T = 1 for a plain CAM).
+    """
+    values = torch.as_tensor(maps).detach().double()
+    if source == "attention":
+        return values
+    flat = values.flatten(2)
+    return torch.softmax(temperature * flat, dim=-1).view_as(values)
+
+
+@torch.no_grad()
+def map_statistics(model, dataset, source: str = "attention", max_images: int | None = None,
+                   batch_size: int = 32, temperature: float = 1.0, device: str | torch.device = "cpu") -> dict:
+    """How focused and how label-specific a model's maps are, per branch (``"layer2"``, ... or ``"cam"``).
+
+    Over every (image, true label) pair of the first ``max_images`` of ``dataset``, the means of
+    :func:`normalised_entropy` and :func:`peak_ratio` of the label's map (as a distribution,
+    :func:`as_distributions` at ``temperature``), and per image :func:`label_map_correlation` between
+    the maps of the labels present (averaged over the pairs of labels). Returns
+    ``{branch: {"normalised_entropy", "peak_ratio", "label_map_correlation"}}``.
+    """
+    if source not in POINTING_SOURCES:
+        raise ValueError(f"unknown source {source!r}; choose one of {tuple(POINTING_SOURCES)}")
+    labels = np.asarray(dataset.labels).astype(bool)
+    indices = list(range(len(dataset) if max_images is None else min(max_images, len(dataset))))
+    loader = DataLoader(Subset(dataset, indices), batch_size=batch_size, shuffle=False,
+                        collate_fn=collate_skip_unreadable)
+    device = torch.device(device)
+    model = model.to(device).eval()
+    sums: dict[str, dict[str, float]] = {}
+    for batch in loader:
+        if batch.images.numel() == 0:
+            continue
+        maps, names = _maps_of(model(batch.images.to(device), details=True).details, source)
+        present = torch.as_tensor(labels[batch.indices.numpy()])
+        pairs = float((present.sum(1) * (present.sum(1) - 1)).sum())
+        for name, branch_maps in zip(names, maps):
+            branch_maps = branch_maps.float().cpu()
+            distributions = as_distributions(branch_maps, source, temperature)
+            total = sums.setdefault(name, dict.fromkeys(("entropy", "peak", "trials", "correlation", "pairs"), 0.0))
+            total["entropy"] += float(normalised_entropy(distributions)[present].sum())
+            total["peak"] += float(peak_ratio(distributions)[present].sum())
+            total["trials"] += float(present.sum())
+            correlation = label_map_correlation(branch_maps, present)
+            if pairs and not math.isnan(correlation):
+                total["correlation"] += correlation * pairs
+                total["pairs"] += pairs
+    return {name: {"normalised_entropy": total["entropy"] / max(total["trials"], 1),
+                   "peak_ratio": total["peak"] / max(total["trials"], 1),
+                   "label_map_correlation": total["correlation"] / total["pairs"] if total["pairs"] else float("nan")}
+            for name, total in sums.items()}
 
 
 def embedding_cosine(embeddings: torch.Tensor) -> float:

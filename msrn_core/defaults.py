@@ -9,8 +9,10 @@ are in :mod:`msrn_core.running.recipes`; they take their sizes from here.
 IMAGE_SIZE = 128
 PAPER_IMAGE_SIZE = 448
 
-# The label graph (ML-GCN's adjacency, paper section 3.2): an edge where P(j | i) >= t, and the
-# neighbours re-weighted to p of each row (notebook 01 teaches both).
+# The label graph (ML-GCN's adjacency, paper section 3.2): an edge i -> j where P(j | i) >= t; the
+# edges are divided by their *column* sums, so each column's neighbours sum to p (the official code's
+# gen_A, not ML-GCN's eq. 8, which uses row sums), plus 1 on the diagonal; gen_adj then transposes,
+# so the GCN/GAT row of label i reads the labels j with P(i | j) >= t (graph.py; notebook 01).
 T = 0.4
 P = 0.25
 

@@ -12,11 +12,14 @@ The steps, each a function below so the tutorial can show them one by one:
 2. ``P[i, j] = counts[i, j] / nums[i] = P(label j | label i)``.  -> :func:`conditional_probabilities`
 3. Binarise: ``A = 1[P >= t]`` (removes rare, noisy co-occurrences; ML-GCN eq. 7).
                                                                 -> :func:`binarize`
-4. Re-weight: ``A' = p * A / (column sums of A + 1e-6)``, then ``A' += I`` (ML-GCN eq. 8,
-   against over-smoothing: a node keeps weight 1 for itself, ``p`` for its neighbours).
+4. Re-weight: ``A' = p * A / (column sums of A + 1e-6)``, then ``A' += I``: the official code's
+   ``gen_A`` (ML-GCN's ``util.py``, copied unchanged into MSRN's), against over-smoothing. It is
+   not ML-GCN's eq. 8, which divides by *row* sums and puts ``1 - p`` on the diagonal.
                                                                 -> :func:`reweight`
 5. Normalise: ``A_hat = D^-1/2 A'^T D^-1/2`` with ``D = diag(row sums of A')``
-   (ML-GCN ``gen_adj``).                                        -> :func:`normalize_adjacency`
+   (ML-GCN ``gen_adj``). The transpose makes row i of ``A_hat`` read the labels j with
+   ``P(i | j) >= t``: label i gathers from the labels whose presence implies it, their weights
+   summing to about ``p`` before the D scaling.                  -> :func:`normalize_adjacency`
 
 :class:`LabelGraph` keeps all intermediate results; :func:`gat_mask` turns the graph into the
 attention mask of the GAT layers; :func:`edge_density`, :func:`to_networkx` and
@@ -108,9 +111,12 @@ def binarize(P: np.ndarray, t: float = DEFAULT_T) -> np.ndarray:
 
 
 def reweight(binary: np.ndarray, p: float = DEFAULT_P) -> np.ndarray:
-    """Step 4 (ML-GCN eq. 8): ``A' = p * A / (A.sum(0) + 1e-6) + I``.
+    """Step 4, the official code's ``gen_A`` (ML-GCN's and MSRN's ``util.py``):
+    ``A' = p * A / (A.sum(0) + 1e-6) + I``.
 
-    Every column's neighbour weights sum to (almost) ``p``; the self loop keeps weight 1.
+    Every *column's* neighbour weights sum to (almost) ``p``; the self loop keeps weight 1.
+    ML-GCN's eq. 8 as printed differs on both counts: ``A'[i, j] = p * A[i, j] / sum_{j != i} A[i, j]``
+    (each *row* sums to p) and ``A'[i, i] = 1 - p``. This repository follows the code.
     """
     if p < 0.0:
         raise ValueError(f"re-weight p must be >= 0, got {p}")

@@ -14,9 +14,12 @@ embeddings E_l of a trained MSRN) and the label graph:
   adjusted Rand index (ARI) and a theme x group contingency table.
 
 This is an unsupervised STAND-IN for the groups MSRN learns end to end, not the same thing:
-MSRN never sees the link-prediction or entropy terms, and nothing in its loss asks groups to
-follow themes. Here the link-prediction term asks labels that share an edge to share a group,
-so the groups follow the graph's clusters.
+the paper's MSRN never sees the link-prediction or entropy terms, and nothing in its loss asks
+groups to follow themes. The link-prediction term asks labels that share an edge to share a
+group, so the groups follow the graph's clusters. The tutorial's CPU recipe adds that link term
+(not the entropy term) to MSRN's own loss (``TrainConfig.group_link_weight``), and its trained
+MSRN's groups follow the themes with confident memberships (``groups_ari`` in ``lessons.json``);
+trained without it, they did not (``benchmarks/lessons_study.py``).
 """
 from __future__ import annotations
 

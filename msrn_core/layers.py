@@ -6,6 +6,7 @@ Each block is a few dozen lines with the paper's equation numbers beside the cod
 - :func:`diffpool`                   differentiable pooling of labels into groups, eq. 5
 - :func:`compactness_loss`           pull each label towards its group, eq. 6
 - :func:`semantic_guided_attention`  position-wise attention guided by embeddings, eq. 7-9
+- :func:`label_spatial_attention`    one spatial map per label from dot-product scores (eq. 8's softmax per label)
 
 This is the plain form the notebooks teach. MSRN trains by default with a memory-lean form of
 eq. 7-9 that gives the same results: :mod:`msrn_core.variants.lean_sga`.
@@ -105,21 +106,60 @@ def compactness_loss(group_embeddings: torch.Tensor, label_embeddings: torch.Ten
     return squared / label_embeddings.shape[0] if form == "paper_mean" else squared
 
 
+SGA_AXES = ("channel", "label")  # what eq. 8's softmax runs over, per channel or per label
+
+
+def check_sga_axis(axis: str) -> None:
+    """A clear error unless ``axis`` is one of :data:`SGA_AXES`."""
+    if axis not in SGA_AXES:
+        raise ValueError(f"unknown attention axis {axis!r}; choose one of {SGA_AXES}")
+
+
+def label_spatial_attention(features: torch.Tensor, embeddings: torch.Tensor, temperature=1.0):
+    """Label-specific spatial attention: one map per label, from dot-product scores.
+
+    ``features`` f (B x HW x d), ``embeddings`` e (C x d)::
+
+        s[p, c] = <f[p], e[c]> / temperature
+        a[p, c] = softmax over positions p of s[:, c]
+        o[c]    = sum_p a[p, c] f[p]
+
+    Returns ``o`` (B x C x d) and the attention ``a`` as B x C x HW (rows sum to 1). Unlike eq. 8,
+    every channel of label c shares one map, so the map is the whole of what label c looks at.
+    """
+    scores = features @ embeddings.t().to(features.dtype)  # B x HW x C
+    if not (isinstance(temperature, (int, float)) and temperature == 1):
+        scores = scores / temperature
+    attention = torch.softmax(scores.float(), dim=1).transpose(1, 2)  # B x C x HW
+    return attention.to(features.dtype) @ features, attention
+
+
 def semantic_guided_attention(features: torch.Tensor, embeddings: torch.Tensor,
-                              return_attention: bool = False):
+                              return_attention: bool = False, temperature=1.0, axis: str = "channel"):
     """Semantic Guided Attention (paper eq. 7-9); no parameters.
 
     ``features``: projected branch features f (B x HW x d); ``embeddings``: e (C x d),
-    the label (or group) embeddings. For every label c and channel k:
+    the label (or group) embeddings. With ``axis="channel"`` (the paper), for every label c and
+    channel k:
 
-        s[p, c, k] = f[p, k] * e[c, k]                 (eq. 7, Hadamard product)
+        s[p, c, k] = f[p, k] * e[c, k] / temperature    (eq. 7, Hadamard product)
         a[p, c, k] = softmax over positions p of s      (eq. 8)
         o[c, k]    = sum_p a[p, c, k] * f[p, k]         (eq. 9)
 
+    ``temperature`` (a float or a 0-dim tensor) divides the scores before eq. 8's softmax; 1 is
+    eq. 8 as printed (the scores are then not divided at all). With ``axis="label"`` the softmax
+    runs per label over positions of dot-product scores instead (:func:`label_spatial_attention`).
+
     Returns ``o`` (B x C x d) and, with ``return_attention``, the spatial attention of every
-    label averaged over channels (B x C x HW; each row sums to 1 over positions).
+    label (averaged over channels for ``axis="channel"``; B x C x HW, each row sums to 1 over positions).
     """
+    check_sga_axis(axis)
+    if axis == "label":
+        out, attention = label_spatial_attention(features, embeddings, temperature)
+        return (out, attention) if return_attention else out
     scores = features.unsqueeze(2) * embeddings  # (B, HW, C, d)        eq. 7
+    if not (isinstance(temperature, (int, float)) and temperature == 1):
+        scores = scores / temperature
     attention = torch.softmax(scores, dim=1)  # over positions          eq. 8
     out = (attention * features.unsqueeze(2)).sum(dim=1)  # (B, C, d)   eq. 9
     if return_attention:

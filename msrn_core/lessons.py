@@ -2,7 +2,7 @@
 
 The main job's notebooks (and ``run_notebooks``) call :func:`record` with a value and where it
 came from; nothing else writes the file, and no value is typed in by hand. The file lives in the
-figures folder of the mode (``plots.figures_dir()``), so a smoke-test run never touches the
+figures folder of the mode (``mode.figures_dir()``), so a smoke-test run never touches the
 committed one.
 
 Keys (and what each value is):
@@ -15,11 +15,19 @@ Keys (and what each value is):
 - ``groups_ari``: the adjusted Rand index of the trained MSRN's Diffpool groups against the themes;
 - ``test_map``: ``msrn``, ``plain``, ``mlgcn`` -> one test mAP (a fraction) per seed;
 - ``ablations``: setting (``none``, ``label``, ...) -> one test mAP per seed;
-- ``sources``: key -> ``"main job: notebook NN"``, ``"main job: run_notebooks"`` or
-  ``"ablation study: figures/ablation_study.json"``.
+- ``attention_variants``: one entry per scored attention, keyed ``plain_cam`` (the plain ResNet's
+  class activation map), ``msrn`` (eq. 7-8 as printed), ``csra`` (class-specific residual attention)
+  and one key per MSRN variant (e.g. ``msrn_label_sqrt_d``); each entry holds ``pointing`` (a list of
+  hit rates: one per branch, or one value), ``normalised_entropy`` and ``label_map_correlation``
+  (a number, or a list with one value per branch) and ``test_map`` (a list over seeds);
+- ``sources``: key -> ``"main job: notebook NN"``, ``"main job: run_notebooks"``,
+  ``"ablation study: figures/ablation_study.json"`` or ``"lessons study:
+  benchmarks/results/lessons_study.json"``; a key whose values come from several of them names
+  each, joined by ``" + "`` (:func:`joined_sources`).
 
 - :func:`record`, :func:`discard`, :func:`read`  write one key, drop a stale one, read the file
-- :func:`main_job`, :data:`ABLATION_STUDY_SOURCE` the source strings
+- :func:`main_job`, :data:`ABLATION_STUDY_SOURCE`, :data:`LESSONS_STUDY_SOURCE`, :func:`joined_sources`
+  the source strings
 - :func:`load_ablation_study`, :func:`study_test_maps`  the committed study's results, per setting and seed
 """
 from __future__ import annotations
@@ -31,15 +39,23 @@ import re
 from pathlib import Path
 from typing import Any, Mapping
 
+from .mode import figures_dir
 from .utils import atomic_write_json, dataclass_changes, project_root
 
 LESSONS_FILE = "lessons.json"
 ABLATION_STUDY_FILE = "ablation_study.json"
-KEYS = ("recipe", "main_job_seconds", "pointing_game", "groups_ari", "test_map", "ablations")
+KEYS = ("recipe", "main_job_seconds", "pointing_game", "groups_ari", "test_map", "ablations", "attention_variants")
 POINTING_KEYS = ("layer2", "layer3", "layer4", "centre", "random", "plain_cam")
 TEST_MAP_KEYS = ("msrn", "plain", "mlgcn")
 ABLATION_STUDY_SOURCE = f"ablation study: figures/{ABLATION_STUDY_FILE}"
-_SOURCE = re.compile(r"main job: (notebook \d\d|run_notebooks)|" + re.escape(ABLATION_STUDY_SOURCE))
+LESSONS_STUDY_SOURCE = "lessons study: benchmarks/results/lessons_study.json"
+_ONE_SOURCE = (r"(main job: (notebook \d\d|run_notebooks)|" + re.escape(ABLATION_STUDY_SOURCE) + "|"
+               + re.escape(LESSONS_STUDY_SOURCE) + ")")
+_SOURCE = re.compile(_ONE_SOURCE + r"( \+ " + _ONE_SOURCE + ")*")
+# attention_variants: the entries every file holds, and the fields of each entry
+ATTENTION_REQUIRED = ("plain_cam", "msrn", "csra")
+ATTENTION_FIELDS = ("pointing", "normalised_entropy", "label_map_correlation", "test_map")
+_ATTENTION_NAME = re.compile(r"[a-z][a-z0-9_]*")
 # the study's settings that stand for the three models of the comparison
 STUDY_MODELS = {"msrn": "full", "plain": "plain", "mlgcn": "mlgcn"}
 
@@ -49,11 +65,14 @@ def main_job(notebook: str | int) -> str:
     return f"main job: notebook {int(notebook):02d}"
 
 
-def lessons_path(directory: str | Path | None = None) -> Path:
-    """``<figures folder of this mode>/lessons.json`` (``plots.figures_dir()``, read at call time)."""
-    if directory is None:
-        from .plots import figures_dir
+def joined_sources(*sources: str) -> str:
+    """One source string for a value measured in several places: each named once, in order."""
+    return " + ".join(dict.fromkeys(sources))
 
+
+def lessons_path(directory: str | Path | None = None) -> Path:
+    """``<figures folder of this mode>/lessons.json`` (``mode.figures_dir()``, read at call time)."""
+    if directory is None:
         directory = figures_dir()
     return Path(directory) / LESSONS_FILE
 
@@ -89,6 +108,43 @@ def _fractions(values, what: str) -> list[float]:
     return values
 
 
+def _per_branch(value, low: float, high: float, what: str, branches: int) -> float | list[float]:
+    """A number in [low, high], or a list of them with one value per branch (``branches``)."""
+    if isinstance(value, (list, tuple)):
+        if len(value) != branches:
+            raise ValueError(f"{what} needs one value per branch ({branches}, as 'pointing'), got {len(value)}")
+        return [_number(v, low, high, f"{what} must be in [{low:g}, {high:g}]") for v in value]
+    return _number(value, low, high, f"{what} must be in [{low:g}, {high:g}]")
+
+
+def _attention_variants(value) -> dict:
+    """``attention_variants`` checked: the required entries, lowercase names, four fields each."""
+    if not isinstance(value, Mapping) or not set(ATTENTION_REQUIRED) <= set(value):
+        got = sorted(value) if isinstance(value, Mapping) else type(value).__name__
+        raise ValueError(f"lessons 'attention_variants' needs at least the entries {list(ATTENTION_REQUIRED)} "
+                         f"(plus one per MSRN variant), got {got}")
+    checked = {}
+    for name, entry in value.items():
+        if not isinstance(name, str) or not _ATTENTION_NAME.fullmatch(name):
+            raise ValueError(f"attention_variants entry {name!r} must be a lowercase name such as 'msrn_label'")
+        entry = _exact_keys(entry, ATTENTION_FIELDS, f"attention_variants['{name}']")
+        pointing = entry["pointing"]
+        if not isinstance(pointing, (list, tuple)) or not pointing:
+            raise ValueError(f"attention_variants['{name}']['pointing'] must be a list of hit rates "
+                             f"(one per branch, or one value), got {pointing!r}")
+        pointing = [_fraction(v, f"attention_variants['{name}']['pointing']") for v in pointing]
+        checked[name] = {
+            "pointing": pointing,
+            "normalised_entropy": _per_branch(entry["normalised_entropy"], 0.0, 1.0,
+                                              f"attention_variants['{name}']['normalised_entropy']", len(pointing)),
+            "label_map_correlation": _per_branch(entry["label_map_correlation"], -1.0, 1.0,
+                                                 f"attention_variants['{name}']['label_map_correlation']",
+                                                 len(pointing)),
+            "test_map": _fractions(entry["test_map"], f"attention_variants['{name}']['test_map']"),
+        }
+    return checked
+
+
 def _exact_keys(value, wanted: tuple[str, ...], key: str) -> Mapping:
     if not isinstance(value, Mapping) or set(value) != set(wanted):
         got = sorted(value) if isinstance(value, Mapping) else type(value).__name__
@@ -118,6 +174,8 @@ def _checked(key: str, value: Any) -> Any:
         if not isinstance(value, Mapping) or not value:
             raise ValueError("lessons 'ablations' needs a dict: setting -> list of test mAPs, one per seed")
         return {str(k): _fractions(v, f"ablations['{k}']") for k, v in value.items()}
+    if key == "attention_variants":
+        return _attention_variants(value)
     raise ValueError(f"unknown lessons key {key!r}; choose one of {list(KEYS)}")
 
 
@@ -129,8 +187,9 @@ def record(key: str, value: Any, source: str, directory: str | Path | None = Non
     checked = _checked(key, value)
     if not isinstance(source, str) or not _SOURCE.fullmatch(source):
         raise ValueError(f"unknown source {source!r} for lessons '{key}': use lessons.main_job('NN') "
-                         f"(a notebook of the main job), 'main job: run_notebooks' or "
-                         f"lessons.ABLATION_STUDY_SOURCE")
+                         f"(a notebook of the main job), 'main job: run_notebooks', "
+                         f"lessons.ABLATION_STUDY_SOURCE or lessons.LESSONS_STUDY_SOURCE, several joined "
+                         f"by lessons.joined_sources")
     lessons = read(directory)
     lessons[key] = checked
     lessons["sources"][key] = source
@@ -183,3 +242,36 @@ def study_test_maps(study: Mapping) -> dict[str, list[float]]:
     for run in study["runs"]:
         by_setting.setdefault(str(run["setting"]), []).append((int(run["seed"]), float(run["test_map"])))
     return {setting: [v for _, v in sorted(runs)] for setting, runs in by_setting.items()}
+
+
+# --------------------------------------------------------------------------- the committed lessons study
+LESSONS_STUDY_PATH = Path("benchmarks") / "results" / "lessons_study.json"
+_SEED_SUFFIX = re.compile(r"(?P<name>.+?)[_-]s(?P<seed>\d+)")
+
+
+def load_lessons_study(path: str | Path | None = None) -> dict | None:
+    """The rows of ``python benchmarks/lessons_study.py`` (``benchmarks/results/lessons_study.json``
+    of the checkout), or None when it has not been run."""
+    path = Path(path) if path is not None else project_root() / LESSONS_STUDY_PATH
+    if not path.exists():
+        return None
+    study = json.loads(path.read_text())
+    if not isinstance(study.get("rows"), Mapping):
+        raise ValueError(f"{path} holds no 'rows' table: rerun `python benchmarks/lessons_study.py`")
+    return study
+
+
+def study_rows_by_seed(study: Mapping, candidate: str) -> dict[int, dict]:
+    """Seed -> row of the study's runs of ``candidate``: the row named so (its ``seed``, else 0)
+    and the rows named ``<candidate>_s<k>`` or ``<candidate>-s<k>`` (or whose ``seed`` field says k)."""
+    found: dict[int, dict] = {}
+    for name, row in study["rows"].items():
+        match = _SEED_SUFFIX.fullmatch(name)
+        if name == candidate:
+            seed = int(row.get("seed", 0))
+        elif match and match["name"] == candidate:
+            seed = int(row.get("seed", match["seed"]))
+        else:
+            continue
+        found[seed] = row
+    return dict(sorted(found.items()))

@@ -40,6 +40,13 @@ Conventions for the degenerate cases (the ML-GCN code leaves them to 0/0):
   the CP and the CR means** (its false positives still count in OP);
 - if no class is defined, CP and CR are ``nan``; ``OP = 0`` when nothing at all is predicted;
   ``OR = nan`` when there is no positive at all; an F1 whose precision and recall are both 0 is 0.
+
+The authors' convention
+-----------------------
+MSRN's authors report CP ... OF1 at the best of 20 logit thresholds, chosen on the test split by
+CF1 + OF1 (their ``util.py``, ``AveragePrecisionMeter.evaluation``).
+:func:`authors_threshold_metrics` computes that, and ``compute_all_metrics(thresholds="authors")``
+reports it; ``benchmarks/metric_conventions.py`` measures how much it raises CF1 and OF1.
 """
 from __future__ import annotations
 
@@ -265,6 +272,67 @@ def precision_recall_f1(
 
 
 # --------------------------------------------------------------------------------------------
+# the authors' threshold sweep (MSRN's util.py, AveragePrecisionMeter.evaluation)
+# --------------------------------------------------------------------------------------------
+# The 20 logit thresholds the authors try, -1.0, -0.9, ..., 0.9, computed as their code does
+# (x * 0.1 + -1, so 0.2 is 0.20000000000000018).
+AUTHORS_LOGIT_THRESHOLDS: tuple[float, ...] = tuple(x * 0.1 + -1 for x in range(20))
+THRESHOLD_RULES: tuple[str, ...] = ("fixed", "authors")  # compute_all_metrics(thresholds=...)
+
+
+def _authors_counts_metrics(predicted: np.ndarray, truth: np.ndarray) -> dict[str, float]:
+    """CP ... OF1 with the authors' counting: a class with no prediction counts Np = 1 (also in OP's
+    denominator), and a class with no positive makes CR, hence CF1, nan."""
+    n_classes = truth.shape[1]
+    n_correct = (predicted & truth).sum(axis=0).astype(np.float64)
+    n_truth = truth.sum(axis=0).astype(np.float64)
+    n_predicted = np.maximum(predicted.sum(axis=0), 1).astype(np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        op = n_correct.sum() / n_predicted.sum()
+        orec = n_correct.sum() / n_truth.sum()
+        cp = np.sum(n_correct / n_predicted) / n_classes
+        cr = np.sum(n_correct / n_truth) / n_classes
+        return {"CP": float(cp), "CR": float(cr), "CF1": float(2 * cp * cr / (cp + cr)),
+                "OP": float(op), "OR": float(orec), "OF1": float(2 * op * orec / (op + orec))}
+
+
+def _authors_sweep(scores: np.ndarray, truth: np.ndarray) -> dict[str, float]:
+    """The threshold of :data:`AUTHORS_LOGIT_THRESHOLDS` with the highest CF1 + OF1 (the first on a
+    tie; a nan sum never wins), and the metrics there; all 0 and threshold nan if none wins."""
+    best = dict.fromkeys(THRESHOLD_KEYS, 0.0) | {"threshold": float("nan")}
+    for threshold in AUTHORS_LOGIT_THRESHOLDS:
+        values = _authors_counts_metrics(scores >= threshold, truth)
+        if values["CF1"] + values["OF1"] > best["CF1"] + best["OF1"]:
+            best = values | {"threshold": threshold}
+    return best
+
+
+def authors_threshold_metrics(logits: Any, targets: Any, difficult: Any | None = None,
+                              top_k: int | None = None) -> dict[str, float]:
+    """CP, CR, CF1, OP, OR, OF1 as MSRN's authors compute them (their ``util.py``,
+    ``AveragePrecisionMeter.evaluation``, ``overall`` and ``overall_topk``), plus ``threshold``.
+
+    Over the *evaluated* images, the logits are thresholded at each of
+    :data:`AUTHORS_LOGIT_THRESHOLDS` (a label is predicted when ``logit >= t``) and the threshold
+    with the highest CF1 + OF1 is kept: on the test split, the threshold is chosen on the test
+    split. Their counting differs from :func:`precision_recall_f1` in the degenerate cases: a class
+    with no prediction counts as one prediction (lowering OP), and a class with no positive makes
+    CR and CF1 nan (so no threshold wins and every value is 0). Difficult items are negatives.
+
+    With ``top_k`` (their ``overall_topk(3)``): each image's ``top_k`` logits become +1 where the
+    logit is ``>= 0`` and -1 otherwise, every other label -1, and the same sweep runs on these
+    scores, so it chooses between "every label predicted" (t = -1.0) and "the top-k labels with
+    logit >= 0" (any other t). Ties at the top-k boundary go to the lower class index.
+    """
+    scores, positives, hard = _prepare(logits, targets, difficult)
+    scores, positives, hard = _as_2d(scores, positives, hard)
+    if top_k is not None:
+        top = predict_labels(scores, threshold=-np.inf, top_k=top_k)
+        scores = np.where(top & (scores >= 0), 1.0, -1.0)
+    return _authors_sweep(scores, positives & ~hard)
+
+
+# --------------------------------------------------------------------------------------------
 # everything at once, and a table
 # --------------------------------------------------------------------------------------------
 def compute_all_metrics(
@@ -273,12 +341,18 @@ def compute_all_metrics(
     difficult: Any | None = None,
     class_names: Sequence[str] | None = None,
     from_logits: bool = False,
+    thresholds: str = "fixed",
 ) -> dict[str, Any]:
     """All the metrics reported in the MSRN / ML-GCN papers, as fractions in [0, 1].
 
     AP uses the raw scores (ranking is the same for logits and probabilities); the threshold
     metrics (threshold 0.5, and top-3 with the ``-3`` suffix) use ``sigmoid(scores)`` when
     ``from_logits`` is true, else the scores as probabilities.
+
+    ``thresholds="authors"`` computes the threshold metrics as MSRN's authors do instead
+    (:func:`authors_threshold_metrics`: the best of 20 logit thresholds, chosen on the evaluated
+    images) and adds the chosen ``threshold`` and ``threshold-3``; it needs logits
+    (``from_logits=True``). The default ``"fixed"`` is the tutorial's convention.
 
     Returns a JSON-serialisable dict: ``mAP``; ``per_class_ap`` (class name -> float, ``None``
     for undefined classes); ``CP`` ``CR`` ``CF1`` ``OP`` ``OR`` ``OF1`` and their ``-3``
@@ -292,6 +366,11 @@ def compute_all_metrics(
     if len(names) != n_classes:
         raise ValueError(f"{len(names)} class names for {n_classes} classes")
 
+    if thresholds not in THRESHOLD_RULES:
+        raise ValueError(f"unknown thresholds {thresholds!r}; choose one of {THRESHOLD_RULES}")
+    if thresholds == "authors" and not from_logits:
+        raise ValueError("thresholds='authors' sweeps thresholds on logits: pass logits with from_logits=True")
+
     aps = per_class_ap(scores, targets, difficult)
     probs = sigmoid(scores) if from_logits else scores
     results: dict[str, Any] = {
@@ -300,8 +379,13 @@ def compute_all_metrics(
             name: (None if math.isnan(ap) else float(ap)) for name, ap in zip(names, aps)
         },
     }
-    results.update(precision_recall_f1(probs, targets, difficult=difficult))
-    top3 = precision_recall_f1(probs, targets, top_k=3, difficult=difficult)
+    if thresholds == "authors":
+        full = authors_threshold_metrics(scores, targets, difficult)
+        top3 = authors_threshold_metrics(scores, targets, difficult, top_k=3)
+    else:
+        full = precision_recall_f1(probs, targets, difficult=difficult)
+        top3 = precision_recall_f1(probs, targets, top_k=3, difficult=difficult)
+    results.update(full)
     results.update({f"{key}-3": value for key, value in top3.items()})
     results["undefined_classes"] = [name for name, ap in zip(names, aps) if math.isnan(ap)]
     return {key: (float(v) if isinstance(v, (float, np.floating)) else v) for key, v in results.items()}

@@ -14,7 +14,9 @@ the two baselines their class activation maps.
 from __future__ import annotations
 
 import importlib
+import math
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Sequence
 
 import torch
@@ -24,7 +26,9 @@ from torch import nn
 
 from . import defaults
 from .graph import gat_mask
-from .layers import COMPACTNESS_FORMS, GATLayer, compactness_loss, diffpool, semantic_guided_attention
+from .layers import (COMPACTNESS_FORMS, GATLayer, check_sga_axis, compactness_loss, diffpool,
+                     semantic_guided_attention)
+from .utils import UnreadableTensorFileError, UnsafePickleError, file_digest, load_tensors_only
 from .variants.lean_sga import semantic_guided_attention_lean
 from .variants.per_label_head import PerLabelClassifier, label_rows
 
@@ -32,11 +36,23 @@ EMBEDDING_MODES = ("full", "label", "group", "none")
 # "paper": fc1 over the flattened M = [O || Q] (its weights grow with n + m); "per_label": one
 # shared layer applied to each label's own row, then a weight vector per label (linear in n).
 HEAD_KINDS = ("paper", "per_label")
-MODEL_KINDS = ("msrn", "plain", "mlgcn")
+MODEL_KINDS = ("msrn", "plain", "mlgcn", "csra")
 # Two implementations of eq. 7-9 with the same results: "lean" (the default) never holds the
 # B x HW x (n + m) x d score tensors, "naive" is the plain form the tutorial teaches.
 SGA_FORMS = ("lean", "naive")
 OUTPUT_STRIDES = (32, 16)  # ModelConfig.output_stride
+# ModelConfig.attention_scale: what eq. 8's scores are divided by before the softmax (section 3.3)
+# - "none":    nothing, eq. 8 as printed (the default);
+# - "fixed":   ModelConfig.attention_temperature, the same on every branch;
+# - "sqrt_d":  sqrt(d), d = embed_dim (as a transformer scales its dot products), times
+#              attention_temperature (1 by default);
+# - "learned": one temperature per branch, exp of a learned parameter (so it stays positive),
+#              starting at attention_temperature.
+# A temperature below 1 sharpens the maps, above 1 flattens them.
+ATTENTION_SCALES = ("none", "fixed", "sqrt_d", "learned")
+# How the branches' buffer 1x1 convolutions start: "default" is PyTorch's Conv2d initialisation;
+# "he_normal" is the authors' (their ResNet.py, ResNet.__init__: N(0, 2 / (k * k * out_channels))).
+BRANCH_INITS = ("default", "he_normal")
 
 
 def check_output_stride(value) -> None:
@@ -56,7 +72,7 @@ def sga_function(form: str):
 class ModelConfig:
     """Everything that fixes a model's architecture (stored in every checkpoint)."""
 
-    kind: str = "msrn"  # msrn | plain | mlgcn
+    kind: str = "msrn"  # msrn | plain | mlgcn | csra
     backbone: str = "resnet101"  # any torchvision ResNet: resnet18/34/50/101/152, ...
     pretrained: bool = False  # ImageNet weights through torchvision's weights API
     branch_stages: tuple[int, ...] = (2, 3, 4)  # backbone stages (layer2..layer4) feeding branches
@@ -71,6 +87,31 @@ class ModelConfig:
     sga: str = "lean"  # lean | naive (SGA_FORMS): how eq. 7-9 is computed, same results; not architecture
     # 32: torchvision's ResNet; 16: layer4 keeps layer3's resolution (ResNetTrunk), for small images
     output_stride: int = 32
+    # eq. 8's softmax (MSRN only): what divides the scores (ATTENTION_SCALES, "none" as printed), the
+    # temperature "fixed" uses (and "learned" starts at), and what the softmax runs over (layers.SGA_AXES):
+    # "channel" per label and channel as eq. 8, "label" one map per label from dot-product scores
+    attention_scale: str = "none"
+    attention_temperature: float = 1.0
+    attention_axis: str = "channel"
+    # CSRA (kind "csra", msrn_core.csra): softmax temperature T (inf: max pooling) and weight lambda
+    # of the residual attention; csra_normalise divides each class's scores by its classifier's norm
+    csra_temperature: float = 1.0
+    csra_lambda: float = 0.1
+    csra_normalise: bool = True
+    # 0: the label vectors V enter the first GAT layer (the paper); w > 0: a Linear(k -> w) first,
+    # as the authors' fc_label (models.py, MSGDN: Linear(300, 256))
+    label_projection: int = 0
+    branch_init: str = "default"  # BRANCH_INITS: the buffer convolutions' initialisation
+
+    @classmethod
+    def authors(cls, **overrides) -> "ModelConfig":
+        """MSRN as the authors' code builds it (models.py, MSGDN; LabelEmbedding.py; ResNet.py):
+        the label vectors projected to 256 before the GAT (``fc_label``), LeakyReLU slope 0.01 in the
+        head (``F.leaky_relu``'s default), their compactness loss (unsquared, on Diffpool over
+        ReLU(E_l), lambda 1e-4) and He-normal buffer convolutions. ``overrides`` change any field."""
+        values = dict(label_projection=256, head_negative_slope=0.01, compactness_form="authors",
+                      branch_init="he_normal")
+        return cls(**{**values, **overrides})
 
     def __post_init__(self):
         self.branch_stages = tuple(int(s) for s in self.branch_stages)
@@ -91,6 +132,18 @@ class ModelConfig:
         if self.sga not in SGA_FORMS:
             raise ValueError(f"unknown sga {self.sga!r}; choose one of {SGA_FORMS}")
         check_output_stride(self.output_stride)
+        if self.attention_scale not in ATTENTION_SCALES:
+            raise ValueError(f"unknown attention_scale {self.attention_scale!r}; choose one of {ATTENTION_SCALES}")
+        if not self.attention_temperature > 0:
+            raise ValueError(f"attention_temperature must be positive, got {self.attention_temperature!r}")
+        check_sga_axis(self.attention_axis)
+        if not self.csra_temperature > 0 or self.csra_lambda < 0:
+            raise ValueError(f"CSRA needs csra_temperature > 0 (inf for max pooling) and csra_lambda >= 0, "
+                             f"got {self.csra_temperature!r} and {self.csra_lambda!r}")
+        if self.branch_init not in BRANCH_INITS:
+            raise ValueError(f"unknown branch_init {self.branch_init!r}; choose one of {BRANCH_INITS}")
+        if self.label_projection < 0:
+            raise ValueError(f"label_projection must be 0 (none) or a width, got {self.label_projection}")
         if self.head == "per_label" and self.embeddings == "none":
             raise ValueError("the per_label head reads each label's SGA representation, which embeddings='none' "
                              "does not compute: use head='paper' for that ablation")
@@ -125,20 +178,44 @@ def load_resnet(name: str, pretrained: bool) -> nn.Module:
     """A torchvision ResNet, with ImageNet weights when ``pretrained`` (a clear error if offline)."""
     if not hasattr(torchvision.models, name) or not name.startswith(("resnet", "resnext", "wide_resnet")):
         raise ValueError(f"unknown backbone {name!r}: use a torchvision ResNet such as resnet18 or resnet101")
-    if not pretrained:
-        return getattr(torchvision.models, name)(weights=None)
+    model = getattr(torchvision.models, name)(weights=None)
+    if pretrained:
+        model.load_state_dict(imagenet_state_dict(name))
+    return model
+
+
+def imagenet_state_dict(name: str) -> dict:
+    """The ImageNet weights of the torchvision ResNet ``name``, read as data, never as code.
+
+    The file is the one torchvision uses (``$TORCH_HOME/hub/checkpoints/<name>-<hash>.pth``,
+    downloaded there once), but read here: its SHA-256 must start with the hash its name carries,
+    and it is unpickled with ``weights_only=True`` (torchvision's own loader would run any code a
+    replaced file holds). A file that fails either check is named with the fix.
+    """
     weights = torchvision.models.get_model_weights(name).DEFAULT
+    folder = Path(torch.hub.get_dir()) / "checkpoints"
+    cached = folder / weights.url.rsplit("/", 1)[-1]
+    found = torch.hub.HASH_REGEX.search(cached.name)
+    hash_prefix = found.group(1) if found else None
+    if not cached.is_file():
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            torch.hub.download_url_to_file(weights.url, str(cached), hash_prefix, progress=True)
+        except Exception as error:  # network errors come in many types
+            raise PretrainedWeightsError(
+                f"could not load ImageNet weights {weights} for {name} ({type(error).__name__}: {error}). "
+                f"Download them once while online (torchvision caches them), or by hand: "
+                f"`mkdir -p {folder} && curl -L -o {cached} {weights.url}` (the file name must stay as it is: "
+                "its hash is checked). Or train from scratch with pretrained=False (CLI: leave out --pretrained)."
+            ) from error
+    fix = f"delete it (rm {cached}) and run again: the weights are downloaded anew"
+    if hash_prefix and not file_digest(cached).startswith(hash_prefix):
+        raise PretrainedWeightsError(f"{cached} is not the file torchvision publishes (its SHA-256 does not start "
+                                     f"with {hash_prefix}, as its name says): it is damaged or replaced; {fix}")
     try:
-        return getattr(torchvision.models, name)(weights=weights)
-    except Exception as error:  # network errors come in many types
-        folder = f"{torch.hub.get_dir()}/checkpoints"
-        cached = f"{folder}/{weights.url.rsplit('/', 1)[-1]}"
-        raise PretrainedWeightsError(
-            f"could not load ImageNet weights {weights} for {name} ({type(error).__name__}: {error}). "
-            f"Download them once while online (torchvision caches them), or by hand: "
-            f"`mkdir -p {folder} && curl -L -o {cached} {weights.url}` (the file name must stay as it is: "
-            "torchvision checks its hash). Or train from scratch with pretrained=False (CLI: leave out --pretrained)."
-        ) from error
+        return load_tensors_only(cached, fix=fix)
+    except (UnsafePickleError, UnreadableTensorFileError) as error:
+        raise PretrainedWeightsError(str(error)) from None
 
 
 def stage_channels(layer: nn.Sequential) -> int:
@@ -191,11 +268,19 @@ class ResNetTrunk(nn.Module):
         return outputs
 
 
-def make_branch(in_channels: int, embed_dim: int, buffer: bool) -> nn.Sequential:
-    """One branch (paper 4.1): [buffer 1x1 conv] -> MaxPool 2x2/2 -> 1x1 projection to d."""
+def make_branch(in_channels: int, embed_dim: int, buffer: bool, init: str = "default") -> nn.Sequential:
+    """One branch (paper 4.1): [buffer 1x1 conv] -> MaxPool 2x2/2 -> 1x1 projection to d.
+
+    ``init="he_normal"`` draws the buffer's weights from N(0, 2 / out_channels) (a 1x1 kernel),
+    as the authors' ResNet.__init__ does for its ``conv_buffer`` layers; the projection keeps
+    PyTorch's default, as their MSGDN's ``ProjectM``.
+    """
     layers: list[nn.Module] = []
     if buffer:
-        layers.append(nn.Conv2d(in_channels, in_channels, kernel_size=1, stride=1))
+        conv = nn.Conv2d(in_channels, in_channels, kernel_size=1, stride=1)
+        if init == "he_normal":
+            nn.init.kaiming_normal_(conv.weight, mode="fan_out", nonlinearity="relu")
+        layers.append(conv)
     layers += [nn.MaxPool2d(kernel_size=2, stride=2), nn.Conv2d(in_channels, embed_dim, kernel_size=1)]
     return nn.Sequential(*layers)
 
@@ -239,6 +324,10 @@ class MSRN(_GraphModel):
         super().__init__(config, label_features, adjacency)
         d, m, n = config.embed_dim, config.num_groups, self.num_classes
         k = self.label_features.shape[1]
+        self.label_projection = None  # the authors' fc_label, when config.label_projection > 0
+        if config.label_projection and config.embeddings != "none":
+            self.label_projection = nn.Linear(k, config.label_projection)
+            k = config.label_projection
         # Label-Group Embedding (section 3.2)
         self.uses_labels = config.embeddings in ("full", "label")
         self.uses_groups = config.embeddings in ("full", "group")
@@ -251,8 +340,11 @@ class MSRN(_GraphModel):
         # Branches (section 3.1 and 4.1): a buffer conv on every branch below the last stage
         self.branch_stages = config.branch_stages
         self.branches = nn.ModuleList(
-            make_branch(self.trunk.channels[s], d, buffer=s < 4) for s in self.branch_stages
+            make_branch(self.trunk.channels[s], d, buffer=s < 4, init=config.branch_init) for s in self.branch_stages
         )
+        if config.attention_scale == "learned":  # one temperature per branch, exp(log T) > 0
+            self.attention_log_temperature = nn.Parameter(
+                torch.full((len(self.branch_stages),), math.log(config.attention_temperature)))
         width = d * len(self.branch_stages)  # one row of M
         if config.head == "per_label":  # label i reads O_i and, with groups, its groups' rows S_i Q
             self.classifier = PerLabelClassifier((self.uses_labels + self.uses_groups) * width,
@@ -265,7 +357,8 @@ class MSRN(_GraphModel):
     def label_group_embeddings(self) -> dict:
         """LGE module: label embeddings E_l (eq. 2-4) and group embeddings E_g (eq. 5-6)."""
         mask = self.gat_mask
-        hidden, alpha1 = self.gat1(self.label_features, mask)
+        vectors = self.label_features if self.label_projection is None else self.label_projection(self.label_features)
+        hidden, alpha1 = self.gat1(vectors, mask)
         label_embeddings, alpha2 = self.gat2(hidden, mask)  # E_l = GAT_2(GAT_1(V))
         out = {"label_embeddings": label_embeddings, "gat_attention": [alpha1, alpha2]}
         if self.uses_groups:
@@ -282,6 +375,15 @@ class MSRN(_GraphModel):
 
     def forward(self, images: torch.Tensor, details: bool = False) -> ModelOutput:
         return self.head(self.trunk(images, self.branch_stages), details)
+
+    def attention_temperatures(self) -> list:
+        """What divides eq. 8's scores on each branch (ModelConfig.attention_scale): 1.0 for "none"."""
+        config, branches = self.config, len(self.branch_stages)
+        if config.attention_scale == "learned":
+            return list(self.attention_log_temperature.exp())
+        scale = {"none": 1.0, "fixed": config.attention_temperature,
+                 "sqrt_d": math.sqrt(config.embed_dim) * config.attention_temperature}[config.attention_scale]
+        return [scale] * branches
 
     def branch_maps(self, features: dict[int, torch.Tensor]) -> list[torch.Tensor]:
         """Each branch's projected map f (B x d x H x W) from the trunk's stage outputs.
@@ -321,10 +423,11 @@ class MSRN(_GraphModel):
         embeddings = torch.cat(used, dim=0)  # (n + m) x d: rows of M = [O || Q]
         sga = sga_function(self.config.sga)
         representations, attention_maps = [], []
-        for f in self.branch_maps(features):  # B x d x H x W
+        for f, temperature in zip(self.branch_maps(features), self.attention_temperatures()):  # B x d x H x W
             height, width = f.shape[-2:]
             f = f.flatten(2).transpose(1, 2)  # B x HW x d
-            out = sga(f, embeddings.to(f.dtype), return_attention=details)  # eq. 7-9
+            out = sga(f, embeddings.to(f.dtype), return_attention=details, temperature=temperature,
+                      axis=self.config.attention_axis)  # eq. 7-9
             if details:
                 out, attention = out
                 attention_maps.append(attention.unflatten(-1, (height, width)))
@@ -424,7 +527,7 @@ MODEL_CLASSES = {"msrn": MSRN, "plain": PlainBaseline, "mlgcn": MLGCNBaseline}
 CONFIG_CLASSES: dict[str, type] = {kind: ModelConfig for kind in MODEL_CLASSES}
 # Kinds defined in a module of their own: the module calls register_model when imported, and is
 # imported on first use, so a config or checkpoint naming the kind always finds it.
-KIND_MODULES = {"dsdl": ".extras.dsdl", "sdl": ".extras.sdl"}
+KIND_MODULES = {"dsdl": ".extras.dsdl", "sdl": ".extras.sdl", "csra": ".csra"}
 
 
 def register_model(kind: str, model_class: type, config_class: type) -> None:

@@ -23,6 +23,7 @@ import torch
 import torchvision
 
 from . import __version__, defaults, plots
+from .mode import use_small_mode
 from .running import recipes
 from .running.checkpoints import load_trunk_weights
 from .running.experiment import DataSetup, make_model, prepare_scenes
@@ -47,7 +48,7 @@ def notebook_setup(seed: int = 0, small=None, runs: str | Path | None = None) ->
     """
     global _runs_root
     device = get_device()
-    mode = recipes.use_small_mode(small, device)
+    mode = use_small_mode(small, device)
     _runs_root = Path(runs).expanduser() if runs else None
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "CPU"
     print(f"Python {sys.version.split()[0]} | torch {torch.__version__} | torchvision {torchvision.__version__} "

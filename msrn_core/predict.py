@@ -8,7 +8,7 @@ prints each image's top labels with their probabilities and saves one figure per
 - MSRN: the label attention of each branch (paper eq. 8), every map on one shared colour scale
   (attention relative to a uniform spread: 1 = spread evenly, 4 = four times the even share),
   with a colour bar;
-- plain ResNet and ML-GCN: the class activation map of each label (Zhou et al. 2016: the label's
+- plain ResNet, ML-GCN and CSRA: the class activation map of each label (Zhou et al. 2016: the label's
   classifier applied at every position of the last stage, ``details["class_activation_map"]``);
 - DSDL: the representation coefficients of the top classes (its scores);
 - SDL: the ranked tags, with the tags the model never saw in training (unseen) marked.
@@ -37,6 +37,7 @@ import torch.nn.functional as F
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .data.dataset import build_transform
+from .utils import UnreadableTensorFileError, UnsafePickleError, load_tensors_only
 
 DEFAULT_IMAGE_SIZE = 448  # the paper's input size, for checkpoints that do not store theirs
 DISPLAY_SIDE = 512  # longest side of the image as drawn in the figure
@@ -105,9 +106,11 @@ def read_checkpoint_safely(path: str | Path) -> dict:
     if not path.is_file():
         raise PredictError(f"no checkpoint at {path}: pass the best.pt of a training run (e.g. runs/msrn/best.pt)")
     try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:
-        raise PredictError(f"{path} is not a checkpoint msrn_core can read ({type(error).__name__}); "
+        checkpoint = load_tensors_only(path, fix="pass the best.pt of a training run")
+    except UnsafePickleError as error:
+        raise PredictError(str(error)) from None
+    except UnreadableTensorFileError as error:
+        raise PredictError(f"{path} is not a checkpoint msrn_core can read ({error.reason}); "
                            "pass the best.pt of a training run") from None
     if not isinstance(checkpoint, dict) or "signature" not in checkpoint or "model" not in checkpoint:
         raise PredictError(f"{path} was not written by msrn_core (no model signature inside); "
@@ -183,6 +186,9 @@ def open_image(source, name: str | None = None) -> Image.Image:
 # --------------------------------------------------------------------------------------------
 # what each kind of model shows
 # --------------------------------------------------------------------------------------------
+CAM_KINDS = ("plain", "mlgcn", "csra")  # kinds whose details hold per-class maps, "class_activation_map"
+
+
 @torch.no_grad()
 def predict_image(predictor: Predictor, image, name: str = "image", threshold: float = 0.5) -> Prediction:
     """Scores of one image (a path, bytes or PIL image) and the kind's explanation maps."""
@@ -199,7 +205,7 @@ def predict_image(predictor: Predictor, image, name: str = "image", threshold: f
             scores = model(tensor).logits[0].float().cpu().numpy()
         unseen = np.array([tag not in predictor.class_names for tag in names])
         return Prediction(name, picture, names, scores, kind, unseen=unseen, threshold=threshold)
-    output = model(tensor, details=kind in ("msrn", "plain", "mlgcn"))
+    output = model(tensor, details=kind in ("msrn", *CAM_KINDS))
     probabilities = torch.sigmoid(output.logits[0].float()).cpu().numpy()
     if kind == "msrn":
         attention = output.details.get("label_attention") if output.details else None
@@ -208,8 +214,8 @@ def predict_image(predictor: Predictor, image, name: str = "image", threshold: f
             maps = [(a[0].float() * a.shape[-2] * a.shape[-1]).cpu().numpy() for a in attention]
             titles = [f"layer{s} ({a.shape[-2]}x{a.shape[-1]})"
                       for s, a in zip(output.details["branch_stages"], attention)]
-    elif kind in ("plain", "mlgcn"):
-        cam = output.details["class_activation_map"]  # B x n x h x w (Zhou et al. 2016)
+    elif kind in CAM_KINDS:
+        cam = output.details["class_activation_map"]  # B x n x h x w (Zhou et al. 2016; CSRA's score maps)
         maps = [cam[0].float().cpu().numpy()]
         titles = [f"class activation map ({cam.shape[-2]}x{cam.shape[-1]})"]
     return Prediction(name, picture, names, probabilities, kind, maps, titles, threshold=threshold)

@@ -3,9 +3,12 @@ from __future__ import annotations
 
 import dataclasses
 import errno
+import hashlib
 import json
 import os
+import pickle
 import random
+import re
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -182,6 +185,85 @@ def read_json(path: str | os.PathLike, fix: str = "regenerate or download it aga
         return json.loads(path.read_bytes())
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise ValueError(f"{path} is not valid JSON ({error}): the file is truncated or corrupt; {fix}") from None
+
+
+def file_digest(path: str | os.PathLike, algorithm: str = "sha256") -> str:
+    """Hex digest of a file, read in 1 MiB chunks."""
+    digest = hashlib.new(algorithm)
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+class UnsafePickleError(ValueError):
+    """A file holds objects other than tensors and plain values: it was not unpickled.
+
+    ``blocked`` names the object (``posix.system``, ...); the message says where and why.
+    """
+
+    def __init__(self, path: Path, blocked: str, message: str):
+        super().__init__(message)
+        self.path, self.blocked = path, blocked
+
+
+class UnreadableTensorFileError(ValueError):
+    """A file ``torch.load`` cannot read at all (truncated, corrupt, not a torch file)."""
+
+    def __init__(self, path: Path, reason: str, message: str):
+        super().__init__(message)
+        self.path, self.reason = path, reason
+
+
+def load_tensors_only(path: str | os.PathLike, map_location="cpu", fix: str = "delete it and write it again"):
+    """The content of the torch file ``path``, unpickled safely: ``torch.load(weights_only=True)``.
+
+    Only tensors and plain values (numbers, strings, lists, dicts) are rebuilt, so a crafted file
+    cannot run code: a file holding anything else raises :class:`UnsafePickleError`, a truncated
+    or corrupt one :class:`UnreadableTensorFileError`; both messages name the file and ``fix``
+    (never the advice torch prints, to load it with ``weights_only=False``: that runs its code).
+    """
+    path = Path(path)
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as error:
+        blocked = blocked_global(error)
+        if blocked is not None:
+            raise UnsafePickleError(path, blocked, (
+                f"{path} was not loaded: it holds objects other than tensors and plain values ({blocked}), "
+                f"and unpickling them could run code; {fix}")) from None
+        reason = f"UnpicklingError: {torch_load_reason(error)}"
+    except Exception as error:  # a truncated zip, an empty file, a text file ...
+        reason = f"{type(error).__name__}: {torch_load_reason(error)}"
+    raise UnreadableTensorFileError(path, reason, f"{path} is not readable ({reason}): it is truncated or "
+                                    f"corrupt; {fix}") from None
+
+
+def blocked_global(error: BaseException) -> str | None:
+    """The object a weights-only load refused (``posix.system``, ...), or None for other failures."""
+    text = str(error)
+    found = (re.search(r"unsupported GLOBAL (\S+)", text, re.IGNORECASE)
+             or re.search(r"Unsupported global: GLOBAL (\S+)", text, re.IGNORECASE))
+    if found:
+        return found.group(1).rstrip(".,")
+    if re.search(r"unsupported global|global .* is blocked", text, re.IGNORECASE):
+        return "a Python object"
+    return None
+
+
+# torch's own advice around a weights-only failure: loading with weights_only=False runs the file's code
+_TORCH_ADVICE = ("weights only load failed", "weights_only", "check the documentation", "please file an issue")
+
+
+def torch_load_reason(error: BaseException) -> str:
+    """The informative part of a ``torch.load`` error, without torch's advice to load unsafely."""
+    text = str(error)
+    found = re.search(r"WeightsUnpickler error:\s*(.+)", text, re.DOTALL)
+    lines = [line.strip() for line in (found.group(1) if found else text).splitlines() if line.strip()]
+    kept = [line for line in lines if not any(advice in line.lower() for advice in _TORCH_ADVICE)]
+    if not kept:
+        return "the file ends early" if isinstance(error, EOFError) else type(error).__name__
+    return kept[0].split(". ")[0]  # torch's guesses at the cause follow the first sentence
 
 
 def _json_default(value: Any):

@@ -422,3 +422,31 @@ def test_the_per_label_head_reads_only_its_own_row():
     assert grouped["other_label_rows"] == 0.0 and grouped["group_rows"] > 0.0  # its groups' rows S_c Q
     with pytest.raises(ValueError, match="label embeddings"):
         head_label_mixing(_tiny_msrn(embeddings="group"), torch.randn(1, 3, 64, 64))
+
+
+def test_map_statistics_of_flat_and_of_shared_maps():
+    from msrn_core.attention import map_statistics
+
+    dataset = BoxDataset()
+    flat = map_statistics(SpreadModel(flat=True), dataset, batch_size=2)
+    for branch in ("layer3", "layer4"):
+        assert flat[branch]["normalised_entropy"] == pytest.approx(1.0)
+        assert flat[branch]["peak_ratio"] == pytest.approx(1.0)
+        assert np.isnan(flat[branch]["label_map_correlation"])  # constant maps have no correlation
+
+    class SharedCAM(nn.Module):
+        """Every label's score map is the sum of the image's channels: one map for all labels."""
+
+        def forward(self, images, details=False):
+            shared = images.sum(1, keepdim=True).expand(-1, len(CLASS_NAMES), -1, -1)
+            return SimpleNamespace(logits=None, details={"class_activation_map": 50 * shared, "branch_stages": [4]})
+
+    shared = map_statistics(SharedCAM(), dataset, source="cam", batch_size=2)["cam"]
+    assert shared["label_map_correlation"] == pytest.approx(1.0)
+    # image 0: a softmax over 50 x the map puts (nearly) all weight evenly on its 128 box pixels;
+    # at temperature 1/50 it weighs them only e times the others
+    sharp = map_statistics(SharedCAM(), dataset, source="cam", max_images=1)["cam"]
+    assert sharp["peak_ratio"] == pytest.approx(256 / 128, rel=1e-6)
+    assert sharp["normalised_entropy"] == pytest.approx(math.log(128) / math.log(256), rel=1e-6)
+    cool = map_statistics(SharedCAM(), dataset, source="cam", max_images=1, temperature=1 / 50)["cam"]
+    assert cool["peak_ratio"] == pytest.approx(256 * math.e / (128 * math.e + 128), rel=1e-6)

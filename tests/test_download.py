@@ -225,6 +225,32 @@ def test_archive_members_outside_the_destination_are_refused(server, tmp_path):
     assert not (tmp_path / "escaped.txt").exists()
 
 
+def _tar_with_link(name: str, target: str) -> bytes:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        info = tarfile.TarInfo(name)
+        info.type, info.linkname = tarfile.SYMTYPE, target
+        tar.addfile(info)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("archive", [_tar_with_link("VOCdevkit/passwd", "/etc/passwd"),
+                                     _tar_with_link("VOCdevkit/up", "../../../outside"),
+                                     b"not a tar archive at all" * 40])
+def test_a_member_the_extraction_filter_refuses_is_a_download_error(server, tmp_path, archive):
+    """A link out of the folder (or a damaged archive) ends like the other download failures:
+    one DownloadError naming the archive and the fix, which works when followed."""
+    server.files["/trainval.tar"] = archive
+    archives = [RemoteFile((server.url("/trainval.tar"),), "trainval.tar")]
+    with pytest.raises(DownloadError, match="refusing to extract it.*deleted: run again to download it afresh"):
+        download_voc2007(tmp_path / "root", timeout=5, archives=archives)
+    assert not (tmp_path / "root" / "downloads" / "trainval.tar").exists()
+    assert not (tmp_path / "root" / "VOCdevkit" / "passwd").is_symlink()
+    server.files["/trainval.tar"] = _tar_bytes({"VOCdevkit/VOC2007/ImageSets/Main/trainval.txt": b"000005\n"})
+    voc = download_voc2007(tmp_path / "root", timeout=5, archives=archives)  # run again, as the message says
+    assert (voc / "ImageSets/Main/trainval.txt").read_text() == "000005\n"
+
+
 def test_official_voc_archives_match_torchvision():
     from torchvision.datasets.voc import DATASET_YEAR_DICT
 

@@ -362,14 +362,15 @@ def test_dictionary_coefficient_and_apus_figures_are_saved(tmp_path, monkeypatch
     import matplotlib.pyplot as plt
 
     from msrn_core import plots
+    from msrn_core.plots.dictionary import _group_order
 
     monkeypatch.setenv("MSRN_FIGURES_DIR", str(tmp_path))
     names = ["car", "bus", "cup", "bowl", "tree"]
     groups = {"car": "vehicle", "cup": "tableware", "bus": "vehicle", "bowl": "tableware", "tree": "plant"}
     dictionary, semantics = torch.randn(5, 12), torch.randn(5, 6)
     plots.plot_dictionary_atoms(dictionary, semantics, names, groups=groups, channels=8, save_as="07_atoms")
-    assert plots._group_order(names, groups) == ([0, 1, 2, 3, 4], [2, 4])
-    assert plots._group_order(["cup", "car", "bowl", "bus"], groups) == ([0, 2, 1, 3], [2])
+    assert _group_order(names, groups) == ([0, 1, 2, 3, 4], [2, 4])
+    assert _group_order(["cup", "car", "bowl", "bus"], groups) == ([0, 2, 1, 3], [2])
     images = [torch.rand(3, 16, 16) for _ in range(2)]
     targets = torch.tensor([[1, 0, 0, 1, 0], [0, 1, 1, 0, 0]])
     plots.plot_coefficients(images, torch.randn(2, 5), targets, names, save_as="07_coefficients")

@@ -411,12 +411,11 @@ def test_the_train_cli_prints_one_error_line_and_debug_the_traceback(tmp_path):
 
 
 def test_every_cli_ends_with_one_error_line(tmp_path, capsys):
-    from msrn_core.data import scenes
-    from msrn_core.running import reproduce, run_notebooks
+    from msrn_core.running import make_scenes, reproduce, run_notebooks
 
     cases = [(run_notebooks.main, ["99"], "error: no notebooks matching"),
              (reproduce.main, ["collect", "--results", str(tmp_path / "none")], "error: no results folder"),
-             (scenes.main, ["--root", str(tmp_path), "--image-size", "8"], "error: "),
+             (make_scenes.main, ["--root", str(tmp_path), "--image-size", "8"], "error: "),
              (train_cli.main, ["--evaluate", str(tmp_path / "none.pt"), "--small", "--data-root", str(tmp_path),
                                "--label-features", "onehot"], "error: no checkpoint at")]
     for main, argv, expected in cases:

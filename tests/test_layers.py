@@ -254,3 +254,66 @@ def test_lean_sga_keeps_no_score_tensor_for_backward():
 def test_lean_sga_rejects_mismatched_shapes():
     with pytest.raises(ValueError, match="B x HW x d"):
         semantic_guided_attention_lean(torch.randn(2, 9, 5), torch.randn(4, 6))
+
+
+# ----------------------------------------------------------------------------- eq. 8's temperature and axis
+def sga_as_printed(f, e):
+    """Eq. 7-9 exactly as the package computed them before the temperature and axis switches."""
+    scores = f.unsqueeze(2) * e
+    attention = torch.softmax(scores, dim=1)
+    return (attention * f.unsqueeze(2)).sum(dim=1), attention.mean(dim=-1).transpose(1, 2)
+
+
+def test_sga_defaults_are_eq_8_as_printed_bit_for_bit():
+    f, e = sga_inputs(2, 9, 4, 5)
+    wanted = sga_as_printed(f, e)
+    for got in (semantic_guided_attention(f, e, return_attention=True),
+                semantic_guided_attention(f, e, return_attention=True, temperature=1.0, axis="channel")):
+        assert all(torch.equal(a, b) for a, b in zip(got, wanted))
+
+
+def test_sga_temperature_by_hand():
+    # one image, two positions, one channel: f = (0, 1), e = 2, so the scores are (0, 2 / T)
+    f, e = torch.tensor([[[0.0], [1.0]]]), torch.tensor([[2.0]])
+    for temperature in (0.5, 2.0, torch.tensor(0.5)):
+        peak = math.exp(2.0 / float(temperature))
+        out, attention = semantic_guided_attention(f, e, return_attention=True, temperature=temperature)
+        torch.testing.assert_close(attention, torch.tensor([[[1.0, peak]]]) / (1 + peak))
+        torch.testing.assert_close(out, torch.tensor([[[peak / (1 + peak)]]]))  # eq. 9: 0 a_0 + 1 a_1
+
+
+def test_label_axis_by_hand():
+    # positions f_0 = (1, 0), f_1 = (0, 1); label 0 scores (ln 2, 0), label 1 scores (0, ln 3)
+    f = torch.tensor([[[1.0, 0.0], [0.0, 1.0]]])
+    e = torch.tensor([[math.log(2.0), 0.0], [0.0, math.log(3.0)]])
+    out, attention = semantic_guided_attention(f, e, return_attention=True, axis="label")
+    torch.testing.assert_close(attention, torch.tensor([[[2 / 3, 1 / 3], [1 / 4, 3 / 4]]]))
+    torch.testing.assert_close(out, torch.tensor([[[2 / 3, 1 / 3], [1 / 4, 3 / 4]]]))  # o_c = sum_p a_pc f_p
+    # a temperature of 1/2 squares the odds: 2 : 1 becomes 4 : 1
+    sharper = semantic_guided_attention(f, e, return_attention=True, axis="label", temperature=0.5)[1]
+    torch.testing.assert_close(sharper[0, 0], torch.tensor([4 / 5, 1 / 5]))
+    with pytest.raises(ValueError, match="attention axis"):
+        semantic_guided_attention(f, e, axis="position")
+
+
+@pytest.mark.parametrize("options", [dict(temperature=0.3), dict(temperature=7.0), dict(axis="label"),
+                                     dict(axis="label", temperature=0.2)])
+def test_lean_sga_equals_naive_with_temperature_and_axis(options):
+    f, e = sga_inputs(2, 12, 3, 6)
+    naive = outputs_and_gradients(semantic_guided_attention, f, e, **options)
+    lean = outputs_and_gradients(semantic_guided_attention_lean, f, e, chunk_elements=20, **options)
+    for wanted, got in zip(naive, lean):
+        torch.testing.assert_close(got, wanted, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(lean[1].sum(-1), torch.ones(2, 3))
+
+
+def test_lean_sga_passes_the_gradient_to_a_learned_temperature():
+    f, e = sga_inputs(2, 8, 3, 4)
+    gradients = []
+    for sga in (semantic_guided_attention, semantic_guided_attention_lean):
+        temperature = torch.tensor(0.7, requires_grad=True)
+        out = sga(f, e, temperature=temperature)
+        (gradient,) = torch.autograd.grad((out * torch.arange(out.numel()).view_as(out)).sum(), temperature)
+        gradients.append(gradient)
+    assert gradients[0].abs() > 0
+    torch.testing.assert_close(gradients[1], gradients[0], rtol=1e-4, atol=1e-5)

@@ -109,3 +109,65 @@ def test_a_study_of_another_recipe_is_told_apart_by_its_differing_fields(tmp_pat
     committed = lessons.load_ablation_study()  # the repository's own study is the current CPU recipe's
     if committed is not None:
         assert lessons.recipe_differences(committed, recipes.CPU) == []
+
+
+def attention_entry(branches: int = 1, **changes) -> dict:
+    entry = {"pointing": [0.4] * branches, "normalised_entropy": 0.8, "label_map_correlation": 0.1,
+             "test_map": [0.76, 0.75, 0.75]}
+    return {**entry, **changes}
+
+
+ATTENTION = {"plain_cam": attention_entry(), "msrn": attention_entry(3, normalised_entropy=[1.0, 1.0, 0.99]),
+             "csra": attention_entry(), "msrn_label_sqrt_d": attention_entry(3)}
+
+
+def test_attention_variants_are_stored_with_every_source_named(tmp_path):
+    source = lessons.joined_sources(lessons.main_job("06"), lessons.LESSONS_STUDY_SOURCE,
+                                    lessons.ABLATION_STUDY_SOURCE, lessons.main_job(6))
+    assert source == ("main job: notebook 06 + lessons study: benchmarks/results/lessons_study.json"
+                      " + ablation study: figures/ablation_study.json")  # each source once
+    stored = lessons.record("attention_variants", ATTENTION, source, tmp_path)
+    assert stored["attention_variants"] == ATTENTION
+    assert stored["sources"]["attention_variants"] == source
+    assert list(stored) == ["attention_variants", "sources"]
+
+
+@pytest.mark.parametrize("value, message", [
+    ({k: v for k, v in ATTENTION.items() if k != "csra"}, "at least the entries"),
+    ({**ATTENTION, "MSRN label": attention_entry()}, "lowercase name"),
+    ({**ATTENTION, "csra": {**attention_entry(), "peak_ratio": 5.0}}, "exactly the keys"),
+    ({**ATTENTION, "csra": attention_entry(pointing=0.4)}, "list of hit rates"),
+    ({**ATTENTION, "csra": attention_entry(pointing=[46.5])}, "fraction"),  # a percentage
+    ({**ATTENTION, "msrn": attention_entry(3, label_map_correlation=[0.1, 0.2])}, "one value per branch"),
+    ({**ATTENTION, "csra": attention_entry(normalised_entropy=1.2)}, r"in \[0, 1\]"),
+    ({**ATTENTION, "csra": attention_entry(label_map_correlation=-1.5)}, r"in \[-1, 1\]"),
+    ({**ATTENTION, "csra": attention_entry(test_map=0.77)}, "one value per seed"),
+    ({**ATTENTION, "csra": attention_entry(test_map=[])}, "at least one"),
+])
+def test_bad_attention_variants_are_refused_with_the_reason(tmp_path, value, message):
+    with pytest.raises(ValueError, match=message):
+        lessons.record("attention_variants", value, lessons.main_job(6), tmp_path)
+    assert not (tmp_path / "lessons.json").exists()
+
+
+def test_joined_sources_must_each_be_known(tmp_path):
+    with pytest.raises(ValueError, match="unknown source"):
+        lessons.record("attention_variants", ATTENTION, lessons.main_job(6) + " + hand edit", tmp_path)
+    with pytest.raises(ValueError, match="unknown source"):
+        lessons.record("attention_variants", ATTENTION, lessons.main_job(6) + " and a study", tmp_path)
+
+
+def test_study_rows_are_grouped_by_seed(tmp_path):
+    rows = {"ft8_csra": {"test_map": 0.77}, "ft8_csra_s2": {"test_map": 0.75}, "ft8_csra-s1": {"test_map": 0.76},
+            "ft8_csra_t3": {"test_map": 0.5}, "ft8_msrn": {"test_map": 0.74, "seed": 4}}
+    path = tmp_path / "lessons_study.json"
+    path.write_text(json.dumps({"command": "python benchmarks/lessons_study.py", "rows": rows}))
+    study = lessons.load_lessons_study(path)
+    by_seed = lessons.study_rows_by_seed(study, "ft8_csra")
+    assert list(by_seed) == [0, 1, 2] and [r["test_map"] for r in by_seed.values()] == [0.77, 0.76, 0.75]
+    assert list(lessons.study_rows_by_seed(study, "ft8_msrn")) == [4]
+    assert lessons.study_rows_by_seed(study, "ft8_plain") == {}
+    assert lessons.load_lessons_study(tmp_path / "missing.json") is None
+    path.write_text(json.dumps({"command": "x"}))
+    with pytest.raises(ValueError, match="rows"):
+        lessons.load_lessons_study(path)

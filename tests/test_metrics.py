@@ -302,3 +302,65 @@ def test_format_metrics_table():
     assert msrn == ["MSRN", "81.2", "70.0", "65.0", "67.4", "81.0", "70.0", "75.1", "60.0", "66.0"]
     resnet = next(line for line in lines if line.startswith("ResNet-101")).split()
     assert resnet[:3] == ["ResNet-101", "50.0", "-"]
+
+
+# --------------------------------------------------------------------------------------------
+# the authors' threshold sweep, on examples worked out by hand
+# --------------------------------------------------------------------------------------------
+def test_authors_thresholds_are_their_twenty_logits():
+    from msrn_core.metrics import AUTHORS_LOGIT_THRESHOLDS
+
+    assert len(AUTHORS_LOGIT_THRESHOLDS) == 20
+    assert AUTHORS_LOGIT_THRESHOLDS[0] == -1.0
+    assert AUTHORS_LOGIT_THRESHOLDS[-1] == pytest.approx(0.9)
+    assert np.allclose(np.diff(AUTHORS_LOGIT_THRESHOLDS), 0.1)
+
+
+def test_authors_sweep_picks_the_first_threshold_with_the_best_cf1_plus_of1():
+    from msrn_core.metrics import authors_threshold_metrics
+
+    # class 0: positives at 0.35 and 0.55, negatives at -0.25 and -0.95
+    # class 1: positives at 0.45 and 0.25, negatives at 0.15 and -0.55
+    # t = 0.1 still predicts the 0.15 negative, t = 0.3 misses the 0.25 positive: t = 0.2 is perfect
+    logits = np.array([[0.35, 0.45], [-0.25, 0.25], [0.55, 0.15], [-0.95, -0.55]])
+    targets = np.array([[1, 1], [0, 1], [1, 0], [0, 0]])
+    swept = authors_threshold_metrics(logits, targets)
+    assert swept["threshold"] == pytest.approx(0.2)
+    assert all(swept[key] == pytest.approx(1.0) for key in ("CP", "CR", "CF1", "OP", "OR", "OF1"))
+    # at the tutorial's fixed threshold (logit 0, probability 0.5) class 1 predicts 3 of which 2 are right
+    fixed = compute_all_metrics(logits, targets, from_logits=True)
+    assert fixed["CP"] == pytest.approx((1 + 2 / 3) / 2) and fixed["OP"] == pytest.approx(4 / 5)
+    both = compute_all_metrics(logits, targets, from_logits=True, thresholds="authors")
+    assert both["CF1"] == pytest.approx(1.0) and both["threshold"] == pytest.approx(0.2)
+    assert both["mAP"] == fixed["mAP"]
+
+
+def test_authors_counting_adds_one_prediction_for_a_silent_class():
+    from msrn_core.metrics import authors_threshold_metrics
+
+    # class 1 is never predicted (every logit below -1): the authors count Np = 1 for it, so
+    # OP = 1 / (1 + 1) where ours is 1 / 1; every threshold ties, the first (-1.0) is kept
+    logits = np.array([[2.0, -3.0], [-2.0, -3.0]])
+    targets = np.array([[1, 1], [0, 0]])
+    swept = authors_threshold_metrics(logits, targets)
+    assert swept["threshold"] == -1.0
+    assert swept["OP"] == pytest.approx(0.5) and swept["OR"] == pytest.approx(0.5)
+    assert swept["CP"] == pytest.approx(0.5) and swept["CR"] == pytest.approx(0.5)
+    assert precision_recall_f1(sigmoid(logits), targets)["OP"] == pytest.approx(1.0)
+
+
+def test_authors_top3_chooses_between_all_labels_and_the_top3_with_nonnegative_logits():
+    from msrn_core.metrics import authors_threshold_metrics
+
+    logits = np.array([[0.5, -0.2, -0.4, -3.0], [-3.0, 0.3, 0.2, 0.1]])
+    targets = np.array([[1, 1, 0, 0], [0, 0, 1, 1]])
+    # t = -1.0 predicts every label: CP = OP = 4/8, CR = OR = 1, so CF1 = OF1 = 2/3 (sum 4/3);
+    # t > -1 predicts image 0's class 0 and image 1's classes 1-3: 3 of 4 right, CF1 = OF1 = 3/4
+    swept = authors_threshold_metrics(logits, targets, top_k=3)
+    assert swept["threshold"] == pytest.approx(-0.9)
+    assert all(swept[key] == pytest.approx(0.75) for key in ("CP", "CR", "CF1", "OP", "OR", "OF1"))
+
+
+def test_authors_thresholds_need_logits():
+    with pytest.raises(ValueError, match="from_logits=True"):
+        compute_all_metrics(np.zeros((2, 2)), np.eye(2), thresholds="authors")

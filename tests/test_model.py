@@ -319,3 +319,99 @@ def test_output_stride_is_a_config_field_and_a_stride_32_backbone_loads_into_it(
             assert details["class_activation_map"].shape == (1, 3, 8, 8)  # 4 x 4 at stride 32
         else:  # the layer4 branch max-pools the 8 x 8 map to 4 x 4 (2 x 2 at stride 32)
             assert [tuple(a.shape[-2:]) for a in details["label_attention"]] == [(8, 8), (4, 4), (4, 4)]
+
+
+# ----------------------------------------------------------------------------- eq. 8's scale and axis switches
+def msrn_head_as_printed(model, images, sga: str):
+    """MSRN's forward pass as the package computed it before the scale and axis switches."""
+    from msrn_core.layers import semantic_guided_attention
+    from msrn_core.variants.lean_sga import _LeanSemanticGuidedAttention, sga_chunk_elements
+
+    def lean(f, e):
+        return _LeanSemanticGuidedAttention.apply(f, e, False, sga_chunk_elements(f.device))[0]
+
+    lge = model.label_group_embeddings()
+    embeddings = torch.cat([lge["label_embeddings"], lge["group_embeddings"]], dim=0)
+    rows = [(lean if sga == "lean" else semantic_guided_attention)(f.flatten(2).transpose(1, 2), embeddings)
+            for f in model.branch_maps(model.trunk(images, model.branch_stages))]
+    return model.classify(torch.tanh(torch.cat(rows, dim=-1)), lge["assignment"])
+
+
+def switched_models(**switches):
+    features, adjacency = random_graph(5)
+    config = ModelConfig(backbone="resnet18", num_groups=2, fc_hidden=16, embed_dim=8, gat_hidden=8, sga="naive")
+    torch.manual_seed(0)
+    reference = build_model(config, features, adjacency).eval()
+    model = build_model(replace(config, **switches), features, adjacency).eval()
+    model.load_state_dict(reference.state_dict(), strict=False)  # a learned temperature is the one new weight
+    return reference, model
+
+
+@pytest.mark.parametrize("switches", [{}, dict(attention_scale="fixed"), dict(attention_scale="learned")])
+@pytest.mark.parametrize("sga", ["naive", "lean"])
+def test_attention_switch_defaults_are_todays_forward_pass_bit_for_bit(switches, sga):
+    reference, model = switched_models(sga=sga, **switches)
+    images = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        assert torch.equal(model(images).logits, msrn_head_as_printed(reference, images, sga))
+
+
+def test_attention_scales_divide_the_scores():
+    """sqrt_d divides by sqrt(d); fixed by the temperature; learned starts at the temperature."""
+    from msrn_core.layers import semantic_guided_attention
+
+    images = torch.randn(2, 3, 128, 128)  # layer4's branch 2 x 2: its softmax has positions to weigh
+    _, fixed = switched_models(attention_scale="fixed", attention_temperature=8 ** 0.5)
+    _, scaled = switched_models(attention_scale="sqrt_d")  # d = embed_dim = 8
+    _, learned = switched_models(attention_scale="learned", attention_temperature=8 ** 0.5)
+    with torch.no_grad():
+        outputs = [m(images, details=True) for m in (fixed, scaled, learned)]
+        lge = fixed.label_group_embeddings()
+        embeddings = torch.cat([lge["label_embeddings"], lge["group_embeddings"]], dim=0)
+        f = fixed.branch_maps(fixed.trunk(images, fixed.branch_stages))[0]
+        by_hand = semantic_guided_attention(f.flatten(2).transpose(1, 2) / 8 ** 0.5, embeddings, return_attention=True)[1]
+    # dividing f by sqrt(d) inside the scores only (eq. 9 still reads f): the same attention map
+    torch.testing.assert_close(outputs[0].details["label_attention"][0].flatten(2), by_hand[:, :5], rtol=1e-5, atol=1e-6)
+    for other in outputs[1:]:
+        torch.testing.assert_close(other.logits, outputs[0].logits, rtol=1e-5, atol=1e-6)
+    assert learned.attention_log_temperature.shape == (3,)  # one per branch
+    torch.testing.assert_close(learned.attention_temperatures()[0], torch.tensor(8 ** 0.5))
+    learned.train()
+    learned(images).logits.sum().backward()
+    assert learned.attention_log_temperature.grad.abs().min() > 0  # every branch's temperature learns
+    assert any(p is learned.attention_log_temperature for group in learned.parameter_groups(0.1)
+               if group["name"] == "new_layers" for p in group["params"])
+
+
+def test_label_axis_gives_one_map_per_label():
+    _, model = switched_models(attention_axis="label", attention_scale="sqrt_d")
+    with torch.no_grad():
+        details = model(torch.randn(2, 3, 64, 64), details=True).details
+    for maps in details["label_attention"] + details["group_attention"]:
+        torch.testing.assert_close(maps.sum(dim=(2, 3)), torch.ones(maps.shape[:2]))
+    assert [tuple(a.shape) for a in details["label_attention"]] == [(2, 5, 4, 4), (2, 5, 2, 2), (2, 5, 1, 1)]
+
+
+def test_attention_switch_errors_name_the_field():
+    for field, value in (("attention_scale", "cosine"), ("attention_temperature", 0.0),
+                         ("attention_axis", "position"), ("csra_temperature", -1.0), ("csra_lambda", -0.1)):
+        with pytest.raises(ValueError, match=field.split("_")[-1]):
+            ModelConfig(**{field: value})
+
+
+def test_checkpoint_written_before_the_attention_switches_still_loads(tmp_path):
+    from msrn_core.running.checkpoints import load_model_state, save_checkpoint
+
+    features, adjacency = random_graph(3)
+    model = build_model(ModelConfig(backbone="resnet18", fc_hidden=8), features, adjacency)
+    save_checkpoint(tmp_path / "old.pt", model, ["a", "b", "c"])
+    checkpoint = torch.load(tmp_path / "old.pt", weights_only=False)
+    for name in ("attention_scale", "attention_temperature", "attention_axis", "csra_temperature",
+                 "csra_lambda", "csra_normalise"):
+        del checkpoint["signature"]["config"][name]  # as written before the switches existed
+    torch.save(checkpoint, tmp_path / "old.pt")
+    load_model_state(tmp_path / "old.pt", model, ["a", "b", "c"])
+    sharper = build_model(ModelConfig(backbone="resnet18", fc_hidden=8, attention_scale="fixed",
+                                      attention_temperature=0.1), features, adjacency)
+    with pytest.raises(Exception, match="attention_scale"):
+        load_model_state(tmp_path / "old.pt", sharper, ["a", "b", "c"])

@@ -25,14 +25,14 @@ def test_tutorial_data_of_another_recipe_has_its_image_size_and_the_chosen_label
 import pytest
 import torch
 
-from msrn_core import notebook, plots
+from msrn_core import mode, notebook, plots
 
 
 @pytest.fixture
 def fresh_kernel(monkeypatch):
     """No mode settled by an earlier notebook_setup, and none left behind for later tests."""
-    monkeypatch.setattr(recipes, "_settled", None)
-    monkeypatch.setattr(recipes, "_settled_device", None)
+    monkeypatch.setattr(mode, "_settled", None)
+    monkeypatch.setattr(mode, "_settled_device", None)
     monkeypatch.setattr(notebook, "_runs_root", None)
     monkeypatch.delenv("MSRN_SMALL", raising=False)
     monkeypatch.delenv("MSRN_FIGURES_DIR", raising=False)
@@ -40,20 +40,20 @@ def fresh_kernel(monkeypatch):
 
 
 def test_small_mode_reads_the_parameter_first_then_msrn_small(fresh_kernel, monkeypatch):
-    assert recipes.parse_small_mode() == recipes.SmallMode(False, "MSRN_SMALL unset")
+    assert mode.parse_small_mode() == mode.SmallMode(False, "MSRN_SMALL unset")
     monkeypatch.setenv("MSRN_SMALL", "1")
-    assert recipes.parse_small_mode() == recipes.SmallMode(True, "MSRN_SMALL=1")
-    assert recipes.parse_small_mode(False) == recipes.SmallMode(False, "parameter SMALL=False")
+    assert mode.parse_small_mode() == mode.SmallMode(True, "MSRN_SMALL=1")
+    assert mode.parse_small_mode(False) == mode.SmallMode(False, "parameter SMALL=False")
     monkeypatch.setenv("MSRN_SMALL", "0")
-    assert recipes.parse_small_mode(True).on and recipes.parse_small_mode("yes").on  # papermill -r SMALL yes
-    assert not recipes.parse_small_mode().on
+    assert mode.parse_small_mode(True).on and mode.parse_small_mode("yes").on  # papermill -r SMALL yes
+    assert not mode.parse_small_mode().on
     with pytest.raises(ValueError, match="SMALL is 'maybe'.*MSRN_SMALL"):
-        recipes.parse_small_mode("maybe")
+        mode.parse_small_mode("maybe")
 
 
 def test_notebook_setup_settles_the_mode_and_says_what_set_it(fresh_kernel, monkeypatch, tmp_path, capsys):
     monkeypatch.setenv("MSRN_SMALL", "0")
-    monkeypatch.setattr(plots, "small_figures_dir", lambda: tmp_path / "small-figures")
+    monkeypatch.setattr(mode, "small_figures_dir", lambda: tmp_path / "small-figures")
     notebook.notebook_setup(small=True)
     assert "mode: small (parameter SMALL=True) | recipe small" in capsys.readouterr().out
     # later calls without `small` follow the notebook's parameter, not the environment
@@ -73,7 +73,7 @@ def test_each_kernel_trains_the_recipe_of_its_device(fresh_kernel, monkeypatch):
     assert recipes.recipe_for_device(False, "mps") is recipes.CPU
     assert recipes.recipe_for_device(True, "cuda") is recipes.SMALL
     assert recipes.default_recipe(False) is recipes.CPU  # nothing settled: the CPU recipe
-    recipes.use_small_mode(False, torch.device("cuda"))  # what notebook_setup does on a CUDA kernel
+    mode.use_small_mode(False, torch.device("cuda"))  # what notebook_setup does on a CUDA kernel
     assert recipes.default_recipe(False) is recipes.GPU and notebook.run_folder("msrn").parent.name == "gpu"
 
 

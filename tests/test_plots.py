@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import matplotlib
 
-matplotlib.use("Agg")  # no display in tests (plots.py itself never forces a backend)
+matplotlib.use("Agg")  # no display in tests (msrn_core.plots itself never forces a backend)
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -12,7 +12,7 @@ import torch
 from matplotlib.figure import Figure
 from PIL import Image
 
-from msrn_core import plots
+from msrn_core import mode, plots
 from msrn_core.graph import LabelGraph
 
 CLASS_NAMES = ["car", "bus", "person", "oven", "cup", "bottle", "boat", "bird with a very long name"]
@@ -31,7 +31,7 @@ def rng():
 
 
 class FakeDataset:
-    """The dataset interface plots.py relies on: class_names, labels, boxes, load_image."""
+    """The dataset interface msrn_core.plots relies on: class_names, labels, boxes, load_image."""
 
     def __init__(self, rng, n_images=6, size=64, with_boxes=True):
         self.class_names = list(CLASS_NAMES)
@@ -101,9 +101,9 @@ def test_save_figure_rejects_empty_name(tmp_path):
 
 def test_default_figures_dir(tmp_path, monkeypatch):
     monkeypatch.setenv("MSRN_FIGURES_DIR", str(tmp_path))
-    assert plots._default_figures_dir() == tmp_path
+    assert mode._default_figures_dir() == tmp_path
     monkeypatch.delenv("MSRN_FIGURES_DIR")
-    assert plots._default_figures_dir().name == "figures"
+    assert mode._default_figures_dir().name == "figures"
 
 
 def test_saving_a_complex_figure_twice_gives_identical_bytes(tmp_path, label_graph):
@@ -303,17 +303,17 @@ def test_graph_layout_does_not_depend_on_the_hash_seed():
 
     code = (
         "import numpy as np\n"
-        "from msrn_core import plots\n"
+        "from msrn_core.plots.graph import _cluster_layout\n"
         "from msrn_core.graph import LabelGraph, to_networkx\n"
         "rng = np.random.default_rng(1)\n"
         "labels = np.zeros((200, 16), np.uint8)\n"  # 4 themes of 3 labels + 4 labels never seen
         "for row in labels:\n"
         "    row[3 * rng.integers(4) + rng.choice(3, size=2, replace=False)] = 1\n"
         "names = [f'label {i}' for i in range(16)]\n"
-        "pos = plots._cluster_layout(to_networkx(LabelGraph.from_labels(labels, names)), 0)\n"
+        "pos = _cluster_layout(to_networkx(LabelGraph.from_labels(labels, names)), 0)\n"
         "print(sorted((k, [round(float(x), 6) for x in v]) for k, v in pos.items()))\n"
     )
-    root = Path(plots.__file__).resolve().parents[1]
+    root = Path(plots.__file__).resolve().parents[2]
     outputs = []
     for hash_seed in ("1", "2"):
         env = dict(os.environ, PYTHONHASHSEED=hash_seed, PYTHONPATH=str(root), MPLBACKEND="Agg")

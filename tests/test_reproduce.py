@@ -31,7 +31,7 @@ def resolved(argv):
 
 def test_every_table_setting_resolves_to_the_papers_configuration():
     settings = {(number, s.key): s for number, table in reproduce.TABLES.items() for s in table.settings
-                if s.model == "msrn"}
+                if s.recipe == "paper"}
     assert set(settings) == set(EXPECTED)
     for key, setting in settings.items():
         args = resolved(reproduce.train_arguments(setting, runs_dir="runs/r"))
@@ -135,10 +135,10 @@ def test_run_writes_a_results_file_per_setting_and_collect_fills_only_those(tmp_
     assert table5[4] == "| paper | 91.75 | 94.42 | 94.20 | 94.85 |"
     none = json.loads((results / "table5-none.json").read_text())["metrics"]["mAP"]
     # measured cells from the results files; settings not run stay empty
-    assert table5[5] == f"| this repository | {100 * none:.2f} | {100 * record['metrics']['mAP']:.2f} |  |  |"
+    assert table5[5] == f"| this repository, recipe paper | {100 * none:.2f} | {100 * record['metrics']['mAP']:.2f} |  |  |"
     table1 = markdown[:markdown.index("**Table 2")].splitlines()
     assert table1[2].startswith("| | mAP | aeroplane | bicycle |") and table1[4].startswith("| paper | 94.9 | 100.0 |")
-    assert table1[5] == "| this repository |" + "  |" * 21
+    assert table1[5] == "| this repository, recipe paper |" + "  |" * 21
     assert "- label-E: commit" in markdown and "extra options --workers 8" in markdown
 
 
@@ -180,3 +180,20 @@ def test_options_the_paper_recipe_fixes_are_refused(tmp_path):
         reproduce.main(["run", "--table", "5", "--runs", str(tmp_path), "--", "--epochs", "2", "--batch-size=4"])
     assert not any(tmp_path.iterdir())
     reproduce.check_extra_options(["--workers", "8", "--amp", "bf16"])  # allowed
+
+
+def test_the_authors_table_resolves_to_the_authors_recipe():
+    from msrn_core.running.recipes import AUTHORS_VOC
+
+    setting = reproduce.find_setting("authors-voc2007", "full")
+    args = resolved(reproduce.train_arguments(setting, runs_dir="runs/r"))
+    assert (args.authors, args.model, args.dataset, args.label_features) == (True, "msrn", "voc2007", "glove")
+    assert (args.backbone, args.pretrained, args.image_size, args.batch_size, args.epochs, args.lr,
+            args.backbone_lr_mult, args.lr_step, args.amp, args.compactness_weight) == (
+        "resnet101", True, 448, 16, 60, 0.1, 0.1, 30, "fp16", 1e-4)
+    assert train.cli_model_config(args) == AUTHORS_VOC.model_config(branch_stages=(2, 3, 4))
+    assert train.cli_model_config(args).label_projection == 256
+    assert args.out == "runs/r/voc2007-msrn-authors"
+    markdown = reproduce.table_markdown(reproduce.TABLES["authors-voc2007"], {})
+    assert "| this repository, recipe authors-voc |" in markdown
+    assert "recipe dsdl-authors" in reproduce.table_markdown(reproduce.TABLES["dsdl-voc2007"], {})

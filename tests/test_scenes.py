@@ -23,8 +23,13 @@ from msrn_core.data.scenes import (
     label_statistics,
     load_scene_splits,
     load_scenes,
-    main,
+    theme_display_order,
+    theme_group,
+    theme_group_names,
+    theme_groups,
 )
+from msrn_core.graph import conditional_probabilities, cooccurrence_counts
+from msrn_core.running.make_scenes import main
 
 SMALL = SceneConfig.small()
 T = 0.4  # the paper's co-occurrence threshold
@@ -45,8 +50,8 @@ def medium_labels(tmp_path_factory):
     return load_scenes(root, "train", config)
 
 
-def _conditional(labels: np.ndarray) -> np.ndarray:
-    """P(j | i) = counts[i, j] / nums[i], as ML-GCN computes it (diagonal 0)."""
+def _mlgcn_conditional(labels: np.ndarray) -> np.ndarray:
+    """P(j | i) = counts[i, j] / max(nums[i], 1), written out as ML-GCN computes it (diagonal 0)."""
     labels = labels.astype(np.float64)
     counts = labels.T @ labels
     nums = np.diag(counts).copy()
@@ -131,9 +136,19 @@ def test_annotations_file_holds_metadata(small_root):
 
 
 # ----- co-occurrence structure at t = 0.4 -----------------------------------------------------
+def test_the_scenes_statistics_are_the_graphs(medium_labels):
+    # one home for P(j | i): msrn_core.graph, equal to ML-GCN's formula on the scenes' labels,
+    # also for a label without any image (a zero row either way)
+    labels = np.asarray(medium_labels.labels).copy()
+    labels[:, 3] = 0
+    for matrix in (medium_labels.labels, labels):
+        np.testing.assert_array_equal(conditional_probabilities(*cooccurrence_counts(matrix)),
+                                      _mlgcn_conditional(np.asarray(matrix)))
+
+
 def test_cooccurrence_graph_has_theme_structure(medium_labels):
     ds = medium_labels
-    probs = _conditional(ds.labels)
+    probs = conditional_probabilities(*cooccurrence_counts(ds.labels))
     n = len(CLASS_NAMES)
     themes = [set(t) for t in ds.class_themes]
     hubs = [CLASS_NAMES.index(h) for h in HUB_CLASSES]
@@ -190,7 +205,7 @@ def test_missing_dataset_raises_with_path_and_fix(tmp_path):
         load_scenes(tmp_path, "train", SMALL, generate=False)
     message = str(error.value)
     assert str(dataset_dir(tmp_path, SMALL)) in message
-    assert "generate_scenes" in message and "python -m msrn_core.data.scenes" in message
+    assert "generate_scenes" in message and "python -m msrn_core.running.make_scenes" in message
     # an interrupted generation (images but no annotations.json) is not a dataset either
     folder = dataset_dir(tmp_path, SMALL)
     (folder / "images/train").mkdir(parents=True)
@@ -223,6 +238,20 @@ def test_image_size_is_respected(tmp_path, size):
     # at 448 px the objects are drawn large: the boxes scale with the image
     if size == 448:
         assert max(x1 - x0 for boxes in ds.boxes for _, x0, _, x1, _ in boxes) > 40
+
+
+def test_theme_groups_and_display_order():
+    names = ["street", "kitchen", "farm", "seaside"]
+    class_themes = [["kitchen"], ["street", "kitchen", "farm", "seaside"], ["farm", "seaside"], ["street"],
+                    ["seaside"], ["farm"], ["street", "farm"]]
+    assert theme_group_names(names) == names + ["hub (all themes)", "bridge (two themes)"]
+    assert [theme_group(themes, names) for themes in class_themes] == [1, 4, 5, 0, 3, 2, 5]
+    np.testing.assert_array_equal(theme_groups(class_themes, names), [1, 4, 5, 0, 3, 2, 5])
+    # hub first, then street (1), street-farm bridge (2), farm (3), farm-seaside bridge (4), seaside (5), kitchen (6)
+    assert theme_display_order(class_themes, names).tolist() == [1, 3, 6, 5, 2, 4, 0]
+    # the dataset's own classes: person (the hub) first, dog between street and farm
+    order = [CLASS_NAMES[i] for i in theme_display_order([c.themes for c in CLASSES], THEME_NAMES)]
+    assert order[0] == "person" and order.index("car") < order.index("dog") < order.index("cow")
 
 
 def test_label_statistics(small_root):

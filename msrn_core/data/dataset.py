@@ -75,20 +75,71 @@ def unreadable_reason(error: Exception) -> str:
     return f"{type(error).__name__}: {error}"
 
 
-def build_transform(image_size: int, train: bool) -> Callable:
-    """The paper's augmentation: multi-scale crop + flip for training, plain resize for test.
+AUGMENTATIONS = ("default", "authors")  # build_transform(augmentation=...)
+AUTHORS_CROP_SCALES = (1.0, 0.9, 0.8, 0.7, 0.6)
 
-    Multi-scale crop: a square crop whose side is 1.0 to 0.6 of the image's short side
-    (the authors' code, as ML-GCN's; the paper gives only the 448 px size), resized to ``image_size``.
+
+class MultiScaleCrop:
+    """The authors' training crop (their util.py, ``MultiScaleCrop``, as their engine.py calls it:
+    ``scales=(1.0, 0.9, 0.8, 0.7, 0.6), max_distort=2``), resized to ``size`` x ``size``.
+
+    The crop's width and height are each a fraction of the image's *short* side taken from
+    ``scales`` (a side within 2 px of ``size`` becomes ``size``), at most ``max_distort`` steps
+    apart in the list, so the crop's aspect ratio lies between 3/4 and 4/3; it sits at one of 13
+    fixed offsets: the corners, the centre, the edges' midpoints and the four quarter points of a
+    grid with steps of a quarter of the free space. Width-height pair and offset are drawn uniformly,
+    from torch's generator (so :class:`SeededAugmentation` fixes them).
     """
+
+    def __init__(self, size: int, scales: Sequence[float] = AUTHORS_CROP_SCALES, max_distort: int = 2):
+        self.size, self.scales, self.max_distort = size, tuple(scales), max_distort
+
+    def crop_sizes(self, width: int, height: int) -> list[tuple[int, int]]:
+        """Every allowed (crop width, crop height) for a ``width`` x ``height`` image."""
+        sides = [int(min(width, height) * scale) for scale in self.scales]
+        sides = [self.size if abs(side - self.size) < 3 else side for side in sides]
+        return [(sides[j], sides[i]) for i in range(len(sides)) for j in range(len(sides))
+                if abs(i - j) <= self.max_distort]
+
+    @staticmethod
+    def offsets(width: int, height: int, crop_width: int, crop_height: int) -> list[tuple[int, int]]:
+        """The 13 allowed (left, top) corners of the crop."""
+        step_x, step_y = (width - crop_width) // 4, (height - crop_height) // 4
+        grid = [(0, 0), (4, 0), (0, 4), (4, 4), (2, 2), (0, 2), (4, 2), (2, 4), (2, 0),
+                (1, 1), (3, 1), (1, 3), (3, 3)]
+        return [(i * step_x, j * step_y) for i, j in grid]
+
+    def sample_box(self, width: int, height: int) -> tuple[int, int, int, int]:
+        """A random crop (left, top, crop width, crop height) for a ``width`` x ``height`` image."""
+        sizes = self.crop_sizes(width, height)
+        crop_width, crop_height = sizes[int(torch.randint(len(sizes), ()))]
+        places = self.offsets(width, height, crop_width, crop_height)
+        left, top = places[int(torch.randint(len(places), ()))]
+        return left, top, crop_width, crop_height
+
+    def __call__(self, image: Image.Image) -> Image.Image:
+        left, top, crop_width, crop_height = self.sample_box(*image.size)
+        crop = image.crop((left, top, left + crop_width, top + crop_height))
+        return crop.resize((self.size, self.size), Image.BILINEAR)
+
+
+def build_transform(image_size: int, train: bool, augmentation: str = "default") -> Callable:
+    """The training augmentation (crop + flip) or the test transform (a plain resize).
+
+    ``"default"``: torchvision's ``RandomResizedCrop``, a square crop of 36 % to 100 % of the image's
+    area (on the built-in square images a side of 0.6 to 1.0), anywhere in the image, resized to
+    ``image_size``; this repository's choice, not the authors'. ``"authors"``: their
+    :class:`MultiScaleCrop` (aspect 3/4 to 4/3, 13 fixed offsets). Both flip horizontally at
+    random. At test both resize the whole image to ``image_size`` x ``image_size`` (the authors'
+    ``Warp``, a bilinear resize without a crop). The paper gives only the 448 px size.
+    """
+    if augmentation not in AUGMENTATIONS:
+        raise ValueError(f"unknown augmentation {augmentation!r}; choose one of {AUGMENTATIONS}")
     normalize = T.Normalize(IMAGENET_MEAN, IMAGENET_STD)
     if train:
-        return T.Compose([
-            T.RandomResizedCrop(image_size, scale=(0.36, 1.0), ratio=(1.0, 1.0), antialias=True),
-            T.RandomHorizontalFlip(),
-            T.ToTensor(),
-            normalize,
-        ])
+        crop = (MultiScaleCrop(image_size) if augmentation == "authors" else
+                T.RandomResizedCrop(image_size, scale=(0.36, 1.0), ratio=(1.0, 1.0), antialias=True))
+        return T.Compose([crop, T.RandomHorizontalFlip(), T.ToTensor(), normalize])
     return T.Compose([T.Resize((image_size, image_size), antialias=True), T.ToTensor(), normalize])
 
 

@@ -21,7 +21,6 @@ Every download of the repository goes through :func:`download_file`:
 """
 from __future__ import annotations
 
-import hashlib
 import http.client
 import logging
 import os
@@ -33,6 +32,8 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
+
+from ..utils import file_digest
 
 __all__ = [
     "DownloadError",
@@ -93,15 +94,6 @@ COCO2014_ARCHIVES = (
     RemoteFile(urls=("http://images.cocodataset.org/zips/train2014.zip",), filename="train2014.zip",
                md5="0da8c0bd3d6becc4dcb32757491aca88"),
 )
-
-
-def file_digest(path: str | os.PathLike, algorithm: str = "sha256") -> str:
-    """Hex digest of a file, read in 1 MiB chunks."""
-    digest = hashlib.new(algorithm)
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(_CHUNK), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _checksum_problem(path: Path, md5: str | None, sha256: str | None) -> str | None:
@@ -253,12 +245,20 @@ def extract_archive(archive: str | os.PathLike, destination: str | os.PathLike) 
             _refuse_escaping_members(names, root, archive)
             handle.extractall(destination)
         return destination
-    with tarfile.open(archive) as handle:
-        _refuse_escaping_members([member.name for member in handle.getmembers()], root, archive)
-        if hasattr(tarfile, "data_filter"):
-            handle.extractall(destination, filter="data")
-        else:  # pragma: no cover - Python without extraction filters
-            handle.extractall(destination)
+    try:
+        with tarfile.open(archive) as handle:
+            _refuse_escaping_members([member.name for member in handle.getmembers()], root, archive)
+            if hasattr(tarfile, "data_filter"):
+                handle.extractall(destination, filter="data")
+            else:  # pragma: no cover - Python without extraction filters
+                handle.extractall(destination)
+    except tarfile.FilterError as error:  # a link out of the folder, a device file ...
+        member = getattr(getattr(error, "tarinfo", None), "name", "a member")
+        raise DownloadError(f"{archive} holds {member!r}, which the extraction filter refuses "
+                            f"({type(error).__name__}: {error}); refusing to extract it") from None
+    except tarfile.TarError as error:
+        raise DownloadError(f"{archive} is not a readable tar archive ({type(error).__name__}: {error}); "
+                            "refusing to extract it") from None
     return destination
 
 
@@ -285,7 +285,13 @@ def download_archives(archives: Sequence[RemoteFile], root: Path, extract_to: Pa
         archive = download_file(remote.urls, root / "downloads" / remote.filename, md5=remote.md5,
                                 sha256=remote.sha256, timeout=timeout, manual_steps=manual_steps(remote))
         logger.info("extracting %s into %s", archive, extract_to)
-        extract_archive(archive, extract_to)
+        try:
+            extract_archive(archive, extract_to)
+        except DownloadError as error:  # not the archive published: the next call fetches it afresh
+            archive.unlink()
+            raise DownloadError(f"{error}. It was deleted: run again to download it afresh. "
+                                f"{_manual_steps(remote.urls, archive, remote.md5, remote.sha256, manual_steps(remote))}"
+                                ) from None
         marker_dir.mkdir(parents=True, exist_ok=True)
         marker.write_text(f"{remote.filename} md5 {remote.md5}\n")
 

@@ -15,15 +15,13 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import io
-import pickle
-import re
 from pathlib import Path
 from typing import Sequence
 
 import torch
 
 from ..model import build_model, model_config, model_signature
-from ..utils import atomic_write_bytes
+from ..utils import UnreadableTensorFileError, UnsafePickleError, atomic_write_bytes, load_tensors_only
 
 CHECKPOINT_FORMAT = 1
 
@@ -62,29 +60,38 @@ def read_checkpoint(path: str | Path, map_location="cpu") -> dict:
     path = require_checkpoint_file(path)
     try:
         with _legacy_numpy_states():
-            checkpoint = torch.load(path, map_location=map_location, weights_only=True)
-    except pickle.UnpicklingError as error:
-        found = re.search(r"Unsupported global: GLOBAL (\S+)", str(error))
-        if found or "Unsupported global" in str(error):
-            raise UnsafeCheckpointError(
-                f"{path} was not loaded: it holds objects other than tensors and plain values "
-                f"({found.group(1) if found else 'a Python object'}), and unpickling them could run "
-                "code. msrn_core never writes such files; use a checkpoint you trained here, or train again"
-            ) from None
+            checkpoint = load_tensors_only(path, map_location=map_location)
+    except UnsafePickleError as error:
+        raise UnsafeCheckpointError(
+            f"{path} was not loaded: it holds objects other than tensors and plain values ({error.blocked}), "
+            "and unpickling them could run code. msrn_core never writes such files; use a checkpoint you "
+            "trained here, or train again") from None
+    except UnreadableTensorFileError as error:
         raise CheckpointMismatchError(
-            f"{path} is not a readable checkpoint (UnpicklingError: {_last_line(error)}); "
-            "delete it and train again") from None
-    except Exception as error:
-        raise CheckpointMismatchError(
-            f"{path} is not a readable checkpoint ({type(error).__name__}: {_last_line(error)}); "
-            "delete it and train again"
-        ) from error
+            f"{path} is not a readable checkpoint ({error.reason}): it is truncated or corrupt; "
+            f"{unreadable_checkpoint_fix(path)}") from None
     if not isinstance(checkpoint, dict) or "signature" not in checkpoint or "model" not in checkpoint:
         raise CheckpointMismatchError(
             f"{path} was not written by msrn_core (no model signature inside); "
             "train with msrn_core, or load the raw state dict yourself"
         )
     return checkpoint
+
+
+def unreadable_checkpoint_fix(path: Path) -> str:
+    """What to do about a corrupt checkpoint, in words that work when followed.
+
+    A run's ``best.pt`` cannot be rebuilt from ``last.pt`` (it holds the best epoch's weights,
+    ``last.pt`` the last epoch's): start the run over, or evaluate the last epoch instead.
+    A corrupt ``last.pt`` is deleted and the run starts over (resuming needs it whole).
+    """
+    last = path.parent / "last.pt"
+    if path.name == "best.pt" and last.is_file():
+        return (f"delete it and train again with --fresh (the same --out; force=True in a notebook), "
+                f"or evaluate the last epoch's weights instead: --evaluate {last}")
+    if path.name == "last.pt":
+        return "delete it and train again (the run starts over)"
+    return "delete it and train again, or pass another checkpoint"
 
 
 def check_signature(checkpoint: dict, model, class_names: Sequence[str], path="checkpoint") -> None:
@@ -177,13 +184,6 @@ def _legacy_numpy_states():
                 if hasattr(getattr(np, "dtypes", None), name)]
     with safe_globals(allowed):
         yield
-
-
-def _last_line(error: Exception) -> str:
-    """The informative line of ``error`` (torch's weights-only errors put it after a preamble)."""
-    found = re.search(r"WeightsUnpickler error:\s*(.+)", str(error))
-    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
-    return found.group(1).strip() if found else (lines[0] if lines else type(error).__name__)
 
 
 def _field_defaults(config) -> dict:

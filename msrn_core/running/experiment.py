@@ -54,13 +54,14 @@ def prepare_scenes(root: str | Path = "data", config: SceneConfig | None = None,
 def prepare_dataset(name: str = "scenes", root: str | Path = "data", image_size: int | None = None,
                     label_features: str | None = None, t: float | None = None, p: float | None = None,
                     train_augmentation: bool = True, label_feature_options: dict | None = None,
-                    **options) -> DataSetup:
+                    augmentation: str = "default", **options) -> DataSetup:
     """Load a dataset of :mod:`msrn_core.data.real` by name and derive its graph and label features.
 
     The graph statistics of a real benchmark's training split are cached beside the dataset.
     ``options`` go to the loader (``val_fraction``, ``seed``, ``download`` ...); for ``"scenes"``
     pass ``config`` (a :class:`~msrn_core.data.scenes.SceneConfig`) instead of ``image_size``.
-    ``image_size``, ``label_features``, ``t`` and ``p`` default to :mod:`msrn_core.defaults`.
+    ``image_size``, ``label_features``, ``t`` and ``p`` default to :mod:`msrn_core.defaults`;
+    ``augmentation`` names the training crop (:func:`~msrn_core.data.dataset.build_transform`).
     """
     from ..data.real import load_dataset
 
@@ -70,7 +71,7 @@ def prepare_dataset(name: str = "scenes", root: str | Path = "data", image_size:
         image_size = config.image_size
         options["config"] = config
     train, val, test = load_dataset(
-        name, root, train_transform=build_transform(image_size, train=train_augmentation),
+        name, root, train_transform=build_transform(image_size, train=train_augmentation, augmentation=augmentation),
         eval_transform=build_transform(image_size, train=False), **options,
     )
     statistics_cache = getattr(train, "root", None) if name != "scenes" else None

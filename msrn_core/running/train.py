@@ -19,7 +19,7 @@ from ..metrics import format_metrics_table
 from ..model import EMBEDDING_MODES, HEAD_KINDS, MODEL_KINDS
 from ..utils import atomic_write_json, check_writable_folder, get_device, seed_everything
 from .cli import DEBUG_HELP, run_cli
-from .recipes import CPU_SCRATCH as CPU, PAPER, SMALL, Recipe  # the CLI trains from scratch: no pre-training phase
+from .recipes import AUTHORS_VOC, CPU_SCRATCH as CPU, PAPER, SMALL, Recipe  # the CLI trains from scratch: no pre-training phase
 from .training import AMP_MODES, evaluate, load_best, train_model
 
 CLI_MODEL_KINDS = (*MODEL_KINDS, "dsdl")
@@ -185,6 +185,10 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--paper", action="store_true",
                        help="the paper's recipe: resnet101, ImageNet weights, 448 px, d 512, fc1 2048, "
                             "batch 8, lr 0.01 (backbone x0.1), x0.1 every 30 epochs, 90 epochs")
+    train.add_argument("--authors", action="store_true",
+                       help="MSRN as its authors' code trains it (recipe authors-voc): ModelConfig.authors(), their "
+                            "multi-scale crop, 448 px, batch 16, SGD lr 0.1 (backbone x0.1) x0.1 at epoch 30 of 60, "
+                            "fp16 autocast with a gradient scaler")
     parser.add_argument("--evaluate", metavar="CHECKPOINT", default=None,
                         help="only evaluate this checkpoint on the test split")
     parser.add_argument("--debug", action="store_true", help=DEBUG_HELP)
@@ -193,6 +197,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def validate_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     """What the option types alone cannot check; a failure is a usage error (exit status 2)."""
+    if args.authors and (args.paper or args.small):
+        parser.error("--authors is a recipe of its own: leave out --paper and --small")
     if args.small and args.epochs is not None:
         parser.error("--small trains its fixed smoke-test schedule (1 epoch of 4 steps): leave out --epochs, "
                      "or leave out --small to train --epochs epochs")
@@ -218,8 +224,9 @@ PAPER_RECIPE_OPTIONS = ("backbone", "pretrained", "image_size", "embed_dim", "fc
 
 
 def cli_recipe(args: argparse.Namespace) -> Recipe:
-    """The recipe the options start from: PAPER with --paper, SMALL with --small, else CPU."""
-    return PAPER if args.paper else SMALL if args.small else CPU
+    """The recipe the options start from: PAPER with --paper, AUTHORS_VOC with --authors, SMALL with
+    --small, else CPU."""
+    return PAPER if args.paper else AUTHORS_VOC if getattr(args, "authors", False) else SMALL if args.small else CPU
 
 
 def resolve_options(args: argparse.Namespace) -> argparse.Namespace:
@@ -232,17 +239,20 @@ def resolve_options(args: argparse.Namespace) -> argparse.Namespace:
     """
     recipe = cli_recipe(args)
     values = vars(args).copy()
+    fixed = args.paper or args.authors  # --authors fixes its recipe's options as --paper does
     for name in PAPER_RECIPE_OPTIONS:
-        if args.paper or values[name] is None:
+        if fixed or values[name] is None:
             values[name] = getattr(recipe, name)
-    if not args.paper:
+    if args.authors and args.amp == "auto":
+        values["amp"] = recipe.amp
+    if not fixed:
         values["pretrained"] = args.pretrained
         if args.backbone_lr_mult is None:
             values["backbone_lr_mult"] = PAPER.backbone_lr_mult if args.pretrained else CPU.backbone_lr_mult
     if args.small:
         values["epochs"] = SMALL.epochs
     if args.workers is None:
-        values["workers"] = (PAPER if args.paper else CPU).num_workers
+        values["workers"] = (PAPER if fixed else CPU).num_workers
     return argparse.Namespace(**values)
 
 
@@ -258,6 +268,7 @@ def prepare_cli_dataset(args: argparse.Namespace):
     if args.test_fraction is not None and args.dataset != "folder":
         raise SystemExit("--test-fraction goes with --dataset folder (the others have their own test split)")
     features = dict(label_features=args.label_features, t=args.t, p=args.p,
+                    augmentation=getattr(cli_recipe(args), "augmentation", "default"),
                     label_feature_options={"vectors_path": args.glove_path} if args.glove_path else None)
     if args.classes:
         try:

@@ -13,6 +13,8 @@ import math
 
 import torch
 
+from ..layers import check_sga_axis, label_spatial_attention
+
 # Values of the score tensor (positions x rows x labels) that the lean SGA holds at once, in
 # each of its work buffers, by device type. Smaller chunks fit a cache better but multiply the
 # number of operations, each with a fixed cost (thread wake-ups on a CPU, kernel launches on a
@@ -156,7 +158,7 @@ class _LeanSemanticGuidedAttention(torch.autograd.Function):
 
 def semantic_guided_attention_lean(features: torch.Tensor, embeddings: torch.Tensor,
                                    return_attention: bool = False,
-                                   chunk_elements: int | None = None):
+                                   chunk_elements: int | None = None, temperature=1.0, axis: str = "channel"):
     """:func:`semantic_guided_attention` (eq. 7-9) without its B x HW x C x d tensors.
 
     Same arguments and results to float tolerance (float32 under half-precision autocast, like
@@ -165,13 +167,25 @@ def semantic_guided_attention_lean(features: torch.Tensor, embeddings: torch.Ten
     B x C x d values instead of the score tensors and recomputes the attention chunk by chunk
     (:class:`_LeanSemanticGuidedAttention`). The channel-averaged attention returned with
     ``return_attention`` carries no gradient.
+
+    A ``temperature`` other than 1 divides the embeddings instead of the scores (``f e / T =
+    f (e / T)``, and eq. 9 reads f alone), so the gradient reaches a learned temperature. The
+    label axis (``axis="label"``) holds no such tensors in the first place: it runs
+    :func:`msrn_core.layers.label_spatial_attention` as it is.
     """
     if features.dim() != 3 or embeddings.dim() != 2 or features.shape[-1] != embeddings.shape[-1]:
         raise ValueError(f"semantic guided attention expects features B x HW x d and embeddings C x d "
                          f"with the same d, got {tuple(features.shape)} and {tuple(embeddings.shape)}")
+    check_sga_axis(axis)
+    if axis == "label":
+        out, attention = label_spatial_attention(features, embeddings, temperature)
+        return (out, attention) if return_attention else out
     dtype = torch.promote_types(torch.promote_types(features.dtype, embeddings.dtype), torch.float32)
     if chunk_elements is None:
         chunk_elements = sga_chunk_elements(features.device)
-    out, attention = _LeanSemanticGuidedAttention.apply(features.to(dtype), embeddings.to(dtype),
+    embeddings = embeddings.to(dtype)
+    if not (isinstance(temperature, (int, float)) and temperature == 1):
+        embeddings = embeddings / temperature
+    out, attention = _LeanSemanticGuidedAttention.apply(features.to(dtype), embeddings,
                                                         return_attention, chunk_elements)
     return (out, attention) if return_attention else out

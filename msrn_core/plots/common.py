@@ -1,0 +1,138 @@
+"""What every figure shares: the one place that writes a figure, its compact PNG, the class
+colours and the small conversions the plotting functions use."""
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
+
+from ..mode import figures_dir
+
+# --------------------------------------------------------------------------- saving
+INLINE_DPI = 80  # figures shown inside a notebook: readable at notebook width, light to store
+
+
+
+def figure_png(fig: Figure, dpi: int = 120) -> bytes:
+    """``fig`` as a compact PNG: rendered at ``dpi``, flattened to RGB and stored with a 256-colour
+    palette (no dithering). Plots and the noisy scene images alike shrink about four-fold against
+    matplotlib's RGBA PNG with no visible change; the same figure always gives the same bytes."""
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight", facecolor="white")
+    with Image.open(buffer) as image:
+        palette = image.convert("RGB").quantize(256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE)
+    out = io.BytesIO()
+    palette.save(out, format="PNG", optimize=True)
+    return out.getvalue()
+
+
+def save_figure(fig: Figure, name: str, directory: str | Path | None = None, dpi: int = 120) -> Path:
+    """Save ``fig`` as ``<directory>/<name>.png`` (a :func:`figure_png`) and return that path.
+
+    ``directory`` defaults to :func:`figures_dir` (small mode never writes into ``figures/``).
+    The PNG carries no matplotlib version, so saving the same figure again gives the same bytes
+    and committed figures only change when the picture does. The figure is closed in pyplot (it
+    can still be displayed, changed and saved again), so a notebook stores it once.
+    """
+    name = str(name)
+    if name.lower().endswith(".png"):
+        name = name[:-4]
+    if not name:
+        raise ValueError("save_figure needs a non-empty file name")
+    if directory is None:
+        directory = figures_dir()
+    path = Path(directory) / f"{name}.png"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(figure_png(fig, dpi))
+    plt.close(fig)  # finished: shown once by the cell that displays or returns it, not again at its end
+    return path
+
+
+def use_compact_inline_figures(dpi: int = INLINE_DPI) -> bool:
+    """Show figures in this IPython kernel as :func:`figure_png` at ``dpi`` (notebooks stay light).
+
+    Replaces the inline backend's PNG formatter for figures. The backend installs its own when
+    pyplot first loads it (at the first figure), so that is done here first. Returns False
+    outside IPython.
+    """
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return False
+    shell = get_ipython()
+    if shell is None or not hasattr(shell, "display_formatter"):
+        return False
+    import base64
+
+    plt.close(plt.figure())  # loads the backend now: its formatter set-up must not come after ours
+    formatters = shell.display_formatter.formatters
+    for mime in ("image/svg+xml", "image/jpeg", "application/pdf"):  # one image per figure, PNG
+        formatters[mime].pop(Figure, None)
+    formatters["image/png"].for_type(Figure, lambda fig: base64.b64encode(figure_png(fig, dpi)).decode("ascii"))
+    return True
+
+
+def _finish(fig: Figure, save_as: str | None) -> Figure:
+    """Save the figure when ``save_as`` is given; return it, closed in pyplot.
+
+    Closed, the figure is shown once: by the cell that displays or returns it, never a second
+    time by the inline backend at the end of the cell (a figure stored twice in the notebook).
+    """
+    if save_as:
+        save_figure(fig, save_as)
+    plt.close(fig)
+    return fig
+
+
+
+# --------------------------------------------------------------------------- small helpers
+def _to_numpy(x) -> np.ndarray:
+    if isinstance(x, torch.Tensor):
+        return x.detach().cpu().float().numpy()
+    return np.asarray(x)
+
+
+def class_colors(n: int) -> list:
+    """n distinct colours (tab10 / tab20, then a sampled hue wheel), one per class or group."""
+    if n <= 10:
+        return list(plt.get_cmap("tab10").colors[:n])
+    if n <= 20:
+        return list(plt.get_cmap("tab20").colors[:n])
+    return [plt.get_cmap("hsv")(i / n) for i in range(n)]
+
+
+def _label_fontsize(n: int) -> float:
+    """Tick-label font size that keeps n labels legible without overlapping."""
+    return 10 if n <= 20 else 8 if n <= 40 else 6
+
+
+def _draw_boxes(ax, boxes, class_names: Sequence[str], colors, only_class: int | None = None):
+    """Rectangles (class_idx, x0, y0, x1, y1) in image pixels, with the class name on top."""
+    for class_idx, x0, y0, x1, y1 in boxes:
+        class_idx = int(class_idx)
+        if only_class is not None and class_idx != only_class:
+            continue
+        color = colors[class_idx % len(colors)]
+        ax.add_patch(Rectangle((x0, y0), x1 - x0, y1 - y0, fill=False, edgecolor=color, linewidth=2))
+        ax.text(x0, y0, class_names[class_idx], fontsize=7, color="white", va="bottom",
+                bbox=dict(facecolor=color, edgecolor="none", pad=1, alpha=0.85))
+
+
+def _image_array(image) -> np.ndarray:
+    """A PIL image or a (3, H, W) tensor / array in [0, 1] as an H x W x 3 float array."""
+    if isinstance(image, (torch.Tensor, np.ndarray)):
+        array = _to_numpy(image).astype(float)
+        if array.ndim != 3 or array.shape[0] not in (1, 3):
+            raise ValueError(f"image tensor must be (3, H, W), got shape {array.shape}")
+        array = np.repeat(array, 3 // array.shape[0], axis=0)  # grey (1, H, W) -> 3 channels
+        return np.clip(np.moveaxis(array, 0, -1), 0.0, 1.0)  # denormalize() normalised tensors first
+    return np.asarray(image.convert("RGB"), dtype=float) / 255.0
+

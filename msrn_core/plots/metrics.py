@@ -1,0 +1,146 @@
+"""Results: per-class AP, several metrics of several models, one metric over seeds."""
+from __future__ import annotations
+
+from typing import Mapping, Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+
+from .common import _finish, _label_fontsize, class_colors
+
+
+def _ap_values(values, class_names: Sequence[str]) -> np.ndarray:
+    """Per-class AP as a float array in class order (None -> nan), from a dict or a sequence."""
+    if isinstance(values, Mapping):
+        values = [values.get(name) for name in class_names]
+    elif isinstance(values, torch.Tensor):
+        values = values.tolist()
+    return np.array([np.nan if v is None else float(v) for v in values], dtype=float)
+
+
+def plot_per_class_ap(results: Mapping[str, object], class_names: Sequence[str],
+                      save_as: str | None = None) -> Figure:
+    """Per-class AP (%) of several models as grouped horizontal bars, one colour per model.
+
+    ``results`` maps a model name to its ``per_class_ap`` (the dict of
+    :func:`~msrn_core.metrics.compute_all_metrics`, or an array in class order). A class whose
+    AP is undefined (no positive example: None / nan) gets an "x" instead of a bar. The legend
+    gives each model's mAP, the mean over the defined classes.
+    """
+    n, k = len(class_names), len(results)
+    if k == 0:
+        raise ValueError("plot_per_class_ap needs at least one model")
+    height = 0.8 / k
+    colors = class_colors(k)
+    fig, ax = plt.subplots(figsize=(10, min(24.0, max(4.0, 0.12 * n * k + 0.2 * n + 1.5))))
+    y = np.arange(n)
+    any_missing = False
+    for j, (name, values) in enumerate(results.items()):
+        ap = 100.0 * _ap_values(values, class_names)
+        if len(ap) != n:
+            raise ValueError(f"{name}: {len(ap)} AP values for {n} classes")
+        offset = y - 0.4 + height * (j + 0.5)
+        mean = np.nanmean(ap) if np.isfinite(ap).any() else np.nan
+        label = f"{name} (mAP {mean:.1f}%)" if np.isfinite(mean) else f"{name} (mAP n/a)"
+        ax.barh(offset, np.nan_to_num(ap), height=height, color=colors[j], label=label)
+        missing = np.isnan(ap)
+        if missing.any():
+            any_missing = True
+            ax.plot(np.full(missing.sum(), 1.5), offset[missing], "x", color=colors[j], markersize=7, mew=2)
+    handles, _ = ax.get_legend_handles_labels()
+    if any_missing:
+        handles.append(Line2D([], [], marker="x", linestyle="", color="black", mew=2,
+                              label="AP undefined (no positive)"))
+    ax.set_yticks(y)
+    ax.set_yticklabels(class_names, fontsize=_label_fontsize(n))
+    ax.set_ylim(n - 0.5, -0.5)  # first class on top
+    ax.set_xlim(0, 100)
+    ax.set_xlabel("average precision (%)")
+    ax.set_title("Per-class average precision")
+    ax.grid(axis="x", alpha=0.3)
+    ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    fig.tight_layout()
+    return _finish(fig, save_as)
+
+
+def plot_metrics_bars(results: Mapping[str, Mapping], metrics: Sequence[str] = ("mAP", "CF1", "OF1"),
+                      save_as: str | None = None) -> Figure:
+    """Grouped bars: one group per metric, one bar (and colour) per model, values in percent.
+
+    ``results`` maps a model name to a metrics dict (fractions, as
+    :func:`~msrn_core.metrics.compute_all_metrics` returns); a missing metric shows "n/a".
+    """
+    k = len(results)
+    if k == 0:
+        raise ValueError("plot_metrics_bars needs at least one model")
+    width = 0.8 / k
+    colors = class_colors(k)
+    x = np.arange(len(metrics))
+    upright = k >= 3
+    fig, ax = plt.subplots(figsize=(min(12.0, max(8.0, 1.0 + 0.5 * k * len(metrics))), 5))
+    for j, (name, values) in enumerate(results.items()):
+        heights = [100.0 * v if isinstance(v, (int, float)) else np.nan
+                   for v in (values.get(metric) for metric in metrics)]
+        bars = ax.bar(x - 0.4 + width * (j + 0.5), np.nan_to_num(heights), width=width, color=colors[j],
+                      label=name)
+        # Side by side, three or more labels per group overlap ("18.618.4"): stand them upright.
+        ax.bar_label(bars, labels=["n/a" if np.isnan(h) else f"{h:.1f}" for h in heights], fontsize=8, padding=2,
+                     rotation=90 if upright else 0)
+    ax.set_xticks(x)
+    ax.set_xticklabels(metrics)
+    ax.set_ylim(0, 118 if upright else 108)
+    ax.set_ylabel("score (%)")
+    ax.set_title("Model comparison")
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    fig.tight_layout()
+    return _finish(fig, save_as)
+
+
+def plot_seed_bars(results: Mapping[str, Sequence[float]], reference: Mapping[str, float] | None = None,
+                   metric: str = "test mAP", title: str | None = None, save_as: str | None = None) -> Figure:
+    """One column per setting: a dot per seed, the mean (a bar-shaped marker) and one standard deviation.
+
+    ``results``: setting -> values (fractions), one per seed, e.g. the test mAPs of the trained
+    ablation study. A setting with a single seed gets no error bar. ``reference`` (setting -> a
+    percentage, e.g. the paper's VOC 2007 mAP) is written under the setting's name. The axis
+    spans the values, not 0-100, so there are no bars: a bar cut off below would exaggerate the
+    gaps; the axis label says where it starts.
+    """
+    if not results:
+        raise ValueError("plot_seed_bars needs at least one setting with values")
+    names = list(results)
+    values = [100.0 * np.asarray(results[name], dtype=float) for name in names]
+    if any(len(v) == 0 for v in values):
+        raise ValueError("every setting of plot_seed_bars needs at least one seed's value")
+    means = np.array([v.mean() for v in values])
+    spreads = np.array([v.std(ddof=1) if len(v) > 1 else 0.0 for v in values])
+    fig, ax = plt.subplots(figsize=(max(6.0, 1.4 * len(names) + 1.5), 4.8))
+    x = np.arange(len(names))
+    for i, (mean, spread, v, color) in enumerate(zip(means, spreads, values, class_colors(len(names)))):
+        if len(v) > 1:
+            ax.errorbar(x[i], mean, yerr=spread, fmt="none", capsize=6, color=color)
+        ax.plot([x[i]], [mean], marker="_", markersize=28, markeredgewidth=3, color=color, gid="mean")
+        ax.plot(np.full(len(v), x[i]) + np.linspace(-0.15, 0.15, len(v)), v, "o", color="black", markersize=4)
+        ax.annotate(f"{mean:.1f}" + (f" ± {spread:.1f}" if len(v) > 1 else ""), (x[i], max(v.max(), mean + spread)),
+                    xytext=(0, 8), textcoords="offset points", ha="center", fontsize=9)
+    labels = [f"{name}\n({len(v)} seed{'s' if len(v) > 1 else ''})" for name, v in zip(names, values)]
+    if reference:
+        labels = [label + (f"\npaper {reference[name]:.2f}" if name in reference else "")
+                  for label, name in zip(labels, names)]
+    ax.set_xticks(x)
+    ax.set_xticklabels(labels, fontsize=9)
+    ax.set_xlim(-0.6, len(names) - 0.4)
+    low = min(float(v.min()) for v in values)
+    high = max(float(v.max()) for v in values)
+    margin = max(1.0, 0.15 * (high - low))
+    ax.set_ylim(max(0.0, low - margin), min(100.0, high + 2 * margin))
+    ax.set_ylabel(f"{metric} (%; the axis does not start at 0)")
+    ax.set_title(title or f"{metric}: mean ± sd over seeds (dots: single seeds)")
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    return _finish(fig, save_as)
+
