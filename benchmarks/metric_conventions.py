@@ -12,14 +12,24 @@ from it in three degenerate cases, and this script measures each on synthetic VO
    returns.
 
 Ties need quantised scores: continuous float32 logits have none; bf16 logits (a bf16-autocast
-evaluation) have some; logits rounded to 0.5 many. Run: ``python benchmarks/metric_conventions.py``.
+evaluation) have some; logits rounded to 0.5 many.
+
+4. MSRN's own ``util.py`` (``AveragePrecisionMeter.evaluation``) does not predict at logit 0 as
+   ML-GCN's does: it keeps the best of 20 logit thresholds by CF1 + OF1, chosen on the test split
+   (``msrn_core.metrics.authors_threshold_metrics``). Measured on the synthetic scores and, with
+   ``--run RUN_FOLDER``, on the test split of the built-in dataset for a trained run's ``best.pt``.
+
+Run: ``python benchmarks/metric_conventions.py [--run runs/notebooks/cpu/msrn --data-root data]``.
 """
 from __future__ import annotations
+
+import argparse
 
 import numpy as np
 import torch
 
-from msrn_core.metrics import per_class_ap, precision_recall_f1, sigmoid
+
+from msrn_core.metrics import compute_all_metrics, per_class_ap, precision_recall_f1, sigmoid
 
 
 # ---------------------------------------------------------------- ML-GCN's util.py, verbatim logic
@@ -131,6 +141,56 @@ def main() -> None:
               f"CF1-3 {ours['CF1']:.4f} vs {theirs['CF1']:.4f}, OF1-3 {ours['OF1']:.4f} vs {theirs['OF1']:.4f}")
 
 
+SWEPT_KEYS = ("CF1", "OF1", "CF1-3", "OF1-3")
+
+
+def sweep_gain(logits: np.ndarray, targets: np.ndarray, difficult=None) -> dict:
+    """CF1, OF1 and their top-3 forms at probability 0.5 (logit 0) and with the authors' sweep."""
+    fixed = compute_all_metrics(logits, targets, difficult=difficult, from_logits=True)
+    swept = compute_all_metrics(logits, targets, difficult=difficult, from_logits=True, thresholds="authors")
+    return {"fixed": {k: fixed[k] for k in SWEPT_KEYS},
+            "authors": {k: swept[k] for k in (*SWEPT_KEYS, "threshold", "threshold-3")}}
+
+
+def print_sweep_gain(name: str, gain: dict) -> None:
+    cells = "  ".join(f"{k} {gain['fixed'][k]:.4f} -> {gain['authors'][k]:.4f} "
+                      f"({gain['authors'][k] - gain['fixed'][k]:+.4f})" for k in SWEPT_KEYS)
+    print(f"   {name}: {cells}; thresholds {gain['authors']['threshold']:+.1f} (full), "
+          f"{gain['authors']['threshold-3']:+.1f} (top-3)")
+
+
+def run_test_logits(run_dir: str, data_root: str):
+    """Test-split logits of ``run_dir/best.pt`` on the built-in dataset (float32, on the CPU)."""
+    from msrn_core.data.dataset import build_transform
+    from msrn_core.data.scenes import SceneConfig, load_scene_splits
+    from msrn_core.running.checkpoints import model_from_checkpoint
+    from msrn_core.running.training import predict
+
+    model, class_names, _ = model_from_checkpoint(f"{run_dir}/best.pt")
+    size = SceneConfig().image_size
+    _, _, test = load_scene_splits(data_root, SceneConfig(), eval_transform=build_transform(size, train=False),
+                                   generate=False)
+    if list(test.class_names) != class_names:
+        raise SystemExit(f"{run_dir} was trained on another label set than the built-in dataset in {data_root}")
+    logits, targets, _, _ = predict(model, test, batch_size=50, device="cpu", amp="off")
+    return logits, targets
+
+
+def sweep_section(run_dir: str | None, data_root: str) -> None:
+    print("\n4. the authors' threshold sweep (best of 20 logit thresholds by CF1 + OF1, on the test split) "
+          "against logit 0")
+    base_logits, targets = synthetic()
+    print_sweep_gain("synthetic VOC-sized scores", sweep_gain(base_logits, targets))
+    if run_dir:
+        logits, run_targets = run_test_logits(run_dir, data_root)
+        print_sweep_gain(f"{run_dir}, built-in test split ({len(logits)} images)", sweep_gain(logits, run_targets))
+
+
 if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--run", default=None, help="a run folder with best.pt trained on the built-in dataset")
+    parser.add_argument("--data-root", default="data", help="where the built-in dataset was generated")
+    arguments = parser.parse_args()
     torch.manual_seed(0)
     main()
+    sweep_section(arguments.run, arguments.data_root)

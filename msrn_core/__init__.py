@@ -42,6 +42,8 @@ The machinery
                       ``layers``' plain eq. 7-9) and the per-label head (``per_label_head``)
 - ``extras/``         the two related methods of notebooks 07-08: DSDL (``dsdl``), SDL and the
                       zero-shot protocol (``sdl``, ``zero_shot``)
+- ``exercises/``      the exercises at the end of notebooks 01-08 and the checkers that answer
+                      back (a notebook helper: it imports the package, nothing imports it)
 """
 
 __version__ = "0.1.0"

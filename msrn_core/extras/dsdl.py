@@ -60,6 +60,7 @@ Reported (ResNet-101, 448 px): VOC 2007 mAP 94.4, VOC 2012 93.2, MS-COCO 81.7.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -86,6 +87,8 @@ AUTHORS_DEMO_DEFAULTS = {"ridge_lambda": 0.01, "beta": 0.01}
 @dataclass
 class DSDLConfig:
     """Everything that fixes a DSDL model (stored in every checkpoint)."""
+
+    loss_forms: ClassVar[tuple[str, ...]] = LOSS_FORMS  # what loss_form may be (a class constant, no field)
 
     kind: str = "dsdl"
     backbone: str = "resnet101"

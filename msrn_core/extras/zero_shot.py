@@ -31,7 +31,7 @@ paper):
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Iterable, Sequence
 
 import numpy as np
@@ -106,6 +106,15 @@ def scene_split(dataset, unseen_per_family: int = 1, seed: int = 0) -> ZeroShotS
     return split_by_family(dataset.class_names, families, unseen_per_family, seed)
 
 
+def sdl_run_name(split: ZeroShotSplit, num_principal: int) -> str:
+    """The run folder of an SDL trained on ``split``'s seen tags with ``num_principal`` vectors.
+
+    One folder per held-out draw and k: another ``seed`` trains on other tags and another k has
+    other weights, so each loads or trains its own run instead of meeting a checkpoint of another.
+    """
+    return f"sdl-unseen{split.seed}-k{num_principal}"
+
+
 # --------------------------------------------------------------------------------------------
 # data restricted to the seen tags
 # --------------------------------------------------------------------------------------------
@@ -136,15 +145,14 @@ def seen_setup(setup, split: ZeroShotSplit):
     positive; the label vectors are the seen rows of ``setup.label_features`` (same provider).
     The test split keeps every image (zero-shot evaluation uses the full test split).
     """
-    from ..running.experiment import DataSetup
-
     if list(split.class_names) != setup.class_names:
         raise ValueError("the zero-shot split was made for another class list than this setup's")
     train = restrict_to_tags(setup.train, split.seen)
     val = restrict_to_tags(setup.val, split.seen)
     test = restrict_to_tags(setup.test, split.seen, drop_images_without_positive=False)
     graph = LabelGraph.from_labels(train.labels, split.seen, t=setup.graph.t, p=setup.graph.p)
-    return DataSetup(train, val, test, graph, setup.label_features[split.seen_indices], setup.provider)
+    return replace(setup, train=train, val=val, test=test, graph=graph,
+                   label_features=setup.label_features[split.seen_indices])
 
 
 # --------------------------------------------------------------------------------------------
@@ -249,24 +257,6 @@ def random_ranking_metrics(targets, ks: Iterable[int] = TOP_K, seeds: Iterable[i
             for key in runs[0]}
 
 
-# --------------------------------------------------------------------------------------------
-# evaluating a model
-# --------------------------------------------------------------------------------------------
-def score_all_tags(model, dataset, tag_vectors, device="auto", batch_size: int = 32):
-    """``(scores, targets)`` of a tag-ranking model over every tag of ``dataset``.
-
-    ``tag_vectors`` (one row per ``dataset.class_names``) replace the model's training tags for
-    the duration of the call (:meth:`msrn_core.extras.sdl.SDL.use_tags`).
-    """
-    from ..running.training import predict
-
-    if len(tag_vectors) != len(dataset.class_names):
-        raise ValueError(f"{len(tag_vectors)} tag vectors for {len(dataset.class_names)} tags of the dataset")
-    with model.use_tags(tag_vectors):
-        scores, targets, _, _ = predict(model, dataset, batch_size=batch_size, device=device)
-    return scores, targets
-
-
 def metrics_table(results: dict[str, dict[str, dict]], ks: Iterable[int] = TOP_K):
     """A pandas table: one row per (model, setting), columns mAP and P/R/F1@k in percent."""
     import pandas as pd
@@ -281,6 +271,6 @@ def metrics_table(results: dict[str, dict[str, dict]], ks: Iterable[int] = TOP_K
 
 __all__ = [
     "TAGS_WITHOUT_POSITIVE", "TOP_K", "ZeroShotSplit", "expected_random_ap", "expected_random_metrics", "metrics_table",
-    "random_ranking_metrics", "ranking_metrics", "restrict_to_tags", "scene_split", "score_all_tags",
-    "seen_setup", "split_by_family", "zero_shot_metrics",
+    "random_ranking_metrics", "ranking_metrics", "restrict_to_tags", "scene_split", "seen_setup",
+    "split_by_family", "zero_shot_metrics",
 ]

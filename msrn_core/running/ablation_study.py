@@ -3,7 +3,7 @@
     python -m msrn_core.running.ablation_study            # the CPU recipe; resumes, skips finished runs
     python -m msrn_core.running.ablation_study --small    # the smoke-test recipe (seconds, meaningless numbers)
 
-Every setting starts from the recipe's shared backbone (:func:`msrn_core.notebook.shared_backbone`)
+Every setting starts from the recipe's shared backbone (:func:`msrn_core.running.shared_runs.shared_backbone`)
 and is fine-tuned exactly as the main job's MSRN (the same epochs, schedule and learning rates):
 
 - Table 5, the embeddings: ``none`` (no LGE: max-pooled branches), ``label`` (E_l only),
@@ -27,7 +27,7 @@ from pathlib import Path
 from . import recipes
 from .checkpoints import load_trunk_weights
 from .experiment import make_model
-from ..notebook import check_recipe_folder, run_folder, shared_backbone, tutorial_data
+from .shared_runs import check_recipe_folder, run_folder, shared_backbone, tutorial_data
 from .training import evaluate, load_or_train
 from ..utils import atomic_write_json, project_root, seed_everything
 
@@ -62,7 +62,7 @@ def train_setting(setup, recipe: recipes.Recipe, setting: str, seed: int) -> dic
     folder = run_folder(run_name(setting, seed), recipe=recipe)
     check_recipe_folder(folder.parent, recipe)
     backbone = shared_backbone(setup, recipe) if recipe.pretrain_epochs > 0 and not recipe.pretrained else None
-    seed_everything(seed)  # as notebook.trained_model does for seed 0
+    seed_everything(seed)  # as shared_runs.trained_model does for seed 0
     model = make_model(setup, recipe.model_config(**SETTINGS[setting]))
     if backbone is not None:
         load_trunk_weights(backbone, model)

@@ -6,7 +6,9 @@
 
 Full mode is what ``make tutorial`` runs: it regenerates every figure in ``figures/`` and the
 committed outputs of the notebooks, with volatile metadata (execution times, kernel ids,
-widget state) stripped so that a re-run only changes what really changed. Small mode writes
+widget state) stripped and the outputs only a live kernel can show rewritten for readers without
+one (:mod:`.notebook_outputs`), so that a re-run only changes what really changed
+(``python -m msrn_core.running.compare_runs`` checks that). Small mode writes
 nothing that is committed: its figures go to ``runs/notebooks/small/figures`` (``msrn_core.plots``
 decides that, for every client) and ``--write`` saves its notebooks under ``runs/notebooks/small/notebooks``.
 """
@@ -21,11 +23,11 @@ from pathlib import Path
 
 from .. import lessons
 from .cli import DEBUG_HELP, run_cli
+from .notebook_outputs import clean_outputs, strip_volatile_metadata
 from .recipes import small_mode_requested
 from ..utils import project_root
 
 NOTEBOOK_DIR = project_root() / "notebooks"
-VOLATILE_CELL_METADATA = ("execution", "collapsed", "scrolled")
 
 
 def notebook_paths(prefixes=()) -> list[Path]:
@@ -37,20 +39,10 @@ def notebook_paths(prefixes=()) -> list[Path]:
     return paths
 
 
-def strip_volatile_metadata(notebook) -> None:
-    """Remove what changes on every run without the content changing."""
-    notebook.metadata.pop("widgets", None)
-    notebook.metadata.pop("papermill", None)
-    if "kernelspec" in notebook.metadata:
-        notebook.metadata["kernelspec"] = {"display_name": "Python 3", "language": "python", "name": "python3"}
-    if "language_info" in notebook.metadata:
-        notebook.metadata["language_info"] = {"name": "python"}
-    for cell in notebook.cells:
-        for key in VOLATILE_CELL_METADATA:
-            cell.metadata.pop(key, None)
-        if cell.cell_type == "code":
-            for output in cell.get("outputs", []):
-                output.get("metadata", {}).pop("execution", None)
+def prepare_for_commit(notebook) -> None:
+    """What every notebook the runner writes goes through (:mod:`.notebook_outputs`)."""
+    strip_volatile_metadata(notebook)
+    clean_outputs(notebook)
 
 
 def execute_notebook(path: Path, small: bool, timeout: int = 3600, write: bool = False):
@@ -72,7 +64,7 @@ def execute_notebook(path: Path, small: bool, timeout: int = 3600, write: bool =
         else:
             os.environ["MSRN_SMALL"] = previous
     if write:
-        strip_volatile_metadata(notebook)
+        prepare_for_commit(notebook)
         nbformat.validate(notebook)
         nbformat.write(notebook, output_path(path, small))
     return notebook

@@ -14,15 +14,12 @@ from . import distributed
 from .checkpoints import load_model_state, require_checkpoint_file
 from ..data.real import DATASETS, read_class_list
 from ..data.real.common import DEFAULT_SPLIT_SEED, DEFAULT_VAL_FRACTION
-from ..extras.dsdl import LOSS_FORMS as DSDL_LOSS_FORMS
 from ..metrics import format_metrics_table
-from ..model import EMBEDDING_MODES, HEAD_KINDS, MODEL_KINDS
+from ..model import CLASSIFIER_KINDS, EMBEDDING_MODES, HEAD_KINDS, config_class
 from ..utils import atomic_write_json, check_writable_folder, get_device, seed_everything
 from .cli import DEBUG_HELP, run_cli
 from .recipes import AUTHORS_VOC, CPU_SCRATCH as CPU, PAPER, SMALL, Recipe  # the CLI trains from scratch: no pre-training phase
 from .training import AMP_MODES, evaluate, load_best, train_model
-
-CLI_MODEL_KINDS = (*MODEL_KINDS, "dsdl")
 
 EXAMPLES = """\
 examples:
@@ -133,7 +130,7 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--p", type=float, default=defaults.P, help=f"ML-GCN re-weighting factor (default: {defaults.P})")
 
     model = parser.add_argument_group("model")
-    model.add_argument("--model", default="msrn", choices=CLI_MODEL_KINDS,
+    model.add_argument("--model", default="msrn", choices=CLASSIFIER_KINDS,
                        help="msrn, plain backbone, ML-GCN head, or DSDL (notebook 07)")
     model.add_argument("--backbone", default=None,
                        help=f"any torchvision ResNet (default: {CPU.backbone}; paper: {PAPER.backbone})")
@@ -151,7 +148,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="MSRN classifier: paper (fc1 over all labels' rows) or per_label (linear in n)")
 
     dsdl = parser.add_argument_group("DSDL (--model dsdl; msrn_core/extras/dsdl.py)")
-    dsdl.add_argument("--dsdl-loss", default=None, choices=DSDL_LOSS_FORMS,
+    dsdl.add_argument("--dsdl-loss", default=None, choices=config_class("dsdl").loss_forms,
                       help="additive (this repository's, the default) or authors (their code's objective)")
     dsdl.add_argument("--dsdl-lambda", type=float, default=None,
                       help="ridge lambda of the solve and the loss (default 1; the authors: 10 on VOC, 0.1 on COCO)")
