@@ -40,6 +40,7 @@ from .optimization import SCHEDULES, make_optimizer, make_scheduler, make_sgd  #
 from .optimization import keep_kernel_choice as _keep_kernel_choice  # noqa: F401
 from .precision import AMP_MODES, autocast, autocast_dtype, gradient_scaler  # noqa: F401
 from .progress import progress_bar
+from .run_lock import holding_run_folder
 from .run_folder import (RUN_FILES, RunProgress, load_best, prepare_run_folder, resume_run,  # noqa: F401
                          save_epoch, training_finished)
 from ..data.dataset import report_unreadable, warnings_above_progress_bars
@@ -110,6 +111,7 @@ class _Run:
                                                      self.run_dir / "last.pt"))
 
 
+@holding_run_folder("run_dir")  # one run per folder: a second one stops at once
 def train_model(model, train_set, val_set, config: TrainConfig, run_dir: str | Path,
                 resume: bool = True) -> TrainResult:
     """Train ``model`` on ``train_set``, select the best epoch on ``val_set``.
