@@ -32,7 +32,7 @@ Conventions
 - :func:`upsample_map`         a map bilinearly upsampled to the image (``resolution="image"``)
 - :func:`pointing_game_score`  hit rate per branch (and per class) of MSRN's label attention, or of a
   baseline's class activation map (``source="cam"``), at cell or image resolution
-- :func:`pointing_game_score`  hit rate per branch (and per class) of a model's label attention
+- :func:`pointing_game_scores` the same at several resolutions from one pass over the images
 - :func:`attention_statistics` how focused each branch's attention is, and how much of it is in the boxes
 
 Why the maps point where they do:
@@ -223,78 +223,125 @@ def pointing_game_score(model, dataset, branch: int | None = None, max_images: i
     - ``trials_per_class``, ``num_trials``, ``num_images``, ``labels_without_box`` (true labels
       with no box, not scored), ``source``, ``resolution``.
     """
-    if source not in POINTING_SOURCES:
-        raise ValueError(f"unknown source {source!r} for the pointing game; choose one of {tuple(POINTING_SOURCES)}")
-    if resolution not in POINTING_RESOLUTIONS:
-        raise ValueError(f"unknown resolution {resolution!r} for the pointing game; choose one of {POINTING_RESOLUTIONS}")
-    device = torch.device(device)
-    boxes_of = getattr(dataset, "boxes", None)
-    if boxes_of is None:
-        raise ValueError("the pointing game needs a dataset with boxes (dataset.boxes), such as the scene dataset")
-    class_names = list(dataset.class_names)
+    return pointing_game_scores(model, dataset, branch, max_images, device, batch_size, image_size, source,
+                                (resolution,))[resolution]
+
+
+@torch.no_grad()
+def pointing_game_scores(model, dataset, branch: int | None = None, max_images: int | None = None,
+                         device: str | torch.device = "cpu", batch_size: int = 32, image_size=None,
+                         source: str = "attention", resolutions: Sequence[str] = POINTING_RESOLUTIONS,
+                         map_temperature: float | None = None) -> dict:
+    """:func:`pointing_game_score` at several ``resolutions`` from ONE pass of the model over the
+    images: resolution -> the dict :func:`pointing_game_score` returns at that resolution (the same
+    numbers, with one forward pass where separate calls would make one per resolution).
+
+    With ``map_temperature`` (the ``temperature`` of :func:`map_statistics`), each dict also holds
+    ``"maps"``: what :func:`map_statistics` returns for the same images, from the same pass."""
+    resolutions = tuple(dict.fromkeys(resolutions))
+    if not resolutions:
+        raise ValueError(f"pointing_game_scores needs at least one resolution of {POINTING_RESOLUTIONS}")
+    for resolution in resolutions:
+        _check_pointing_options(source, resolution, dataset)
     labels = np.asarray(dataset.labels)
     indices = list(range(len(dataset) if max_images is None else min(max_images, len(dataset))))
     loader = DataLoader(Subset(dataset, indices), batch_size=batch_size, shuffle=False,
                         collate_fn=collate_skip_unreadable)
+    device = torch.device(device)
     model = model.to(device).eval()
-
-    names: list[str] | None = None
-    hits: dict[str, dict[int, list[bool]]] = {}
-    reachable: dict[str, list[bool]] = {}
-    grids: dict[str, tuple[int, int]] = {}
-    chance: dict[int, list[float]] = {}
-    centre: dict[int, list[bool]] = {}
-    num_images, without_box = 0, 0
+    tallies = {resolution: _PointingTally(resolution) for resolution in resolutions}
+    statistics = None if map_temperature is None else _MapStatistics(source, map_temperature)
     for batch in loader:
         if batch.images.numel() == 0:
             continue
         maps, all_names = _maps_of(model(batch.images.to(device), details=True).details, source)
+        if statistics is not None:
+            statistics.add(maps, all_names, labels[batch.indices.numpy()].astype(bool))
         chosen = range(len(maps)) if branch is None else [branch]
-        if names is None:
-            names = [all_names[k] for k in chosen]
-            hits = {name: {} for name in names}
-            reachable = {name: [] for name in names}
+        for tally in tallies.values():
+            tally.name_maps(all_names, chosen)
         for b, index in enumerate(batch.indices.tolist()):
-            num_images += 1
             size = image_size if image_size is not None else _dataset_image_size(dataset, index)
-            for c in np.flatnonzero(labels[index]):
-                boxes = [tuple(box[1:]) for box in boxes_of[index] if int(box[0]) == c]
-                if not boxes:
-                    without_box += 1
-                    continue
-                chance.setdefault(int(c), []).append(box_area_fraction(boxes, size))
-                centre.setdefault(int(c), []).append(pointing_game(np.ones((1, 1)), boxes, size))
-                for k in chosen:
-                    a = maps[k][b, c].float().cpu()
-                    scored_grid = tuple(a.shape) if resolution == "cell" else _pixel_grid(size)
-                    grids[all_names[k]] = scored_grid
-                    hits[all_names[k]].setdefault(int(c), []).append(pointing_game(a, boxes, size, resolution))
-                    reachable[all_names[k]].append(grid_reachable(scored_grid, boxes, size))
+            for tally in tallies.values():
+                tally.add_image([(all_names[k], maps[k][b]) for k in chosen], dataset.boxes[index],
+                                np.flatnonzero(labels[index]), size)
+    extra = {} if statistics is None else {"maps": statistics.result()}
+    return {resolution: {**tally.summary(list(dataset.class_names), source), **extra}
+            for resolution, tally in tallies.items()}
 
-    names = names or []
-    trials = {class_names[c]: len(v) for c, v in sorted(chance.items())}
-    all_chance = [v for values in chance.values() for v in values]
+def _check_pointing_options(source: str, resolution: str, dataset) -> None:
+    """One clear error for an unknown map source or resolution, or a dataset without boxes."""
+    if source not in POINTING_SOURCES:
+        raise ValueError(f"unknown source {source!r} for the pointing game; choose one of {tuple(POINTING_SOURCES)}")
+    if resolution not in POINTING_RESOLUTIONS:
+        raise ValueError(f"unknown resolution {resolution!r} for the pointing game; choose one of {POINTING_RESOLUTIONS}")
+    if getattr(dataset, "boxes", None) is None:
+        raise ValueError("the pointing game needs a dataset with boxes (dataset.boxes), such as the scene dataset")
 
-    def rate(values) -> float:
-        return float(np.mean(values)) if len(values) else float("nan")
 
-    return {
-        "branches": names,
-        "hit_rate": {name: rate([h for v in hits[name].values() for h in v]) for name in names},
-        "per_class": {name: {class_names[c]: rate(v) for c, v in sorted(hits[name].items())} for name in names},
-        "ceiling": {name: rate(reachable[name]) for name in names},
-        "grid": {name: grids.get(name) for name in names},
-        "random_baseline": rate(all_chance),
-        "random_baseline_per_class": {class_names[c]: rate(v) for c, v in sorted(chance.items())},
-        "center_baseline": rate([h for v in centre.values() for h in v]),
-        "center_baseline_per_class": {class_names[c]: rate(v) for c, v in sorted(centre.items())},
-        "trials_per_class": trials,
-        "num_trials": len(all_chance),
-        "num_images": num_images,
-        "labels_without_box": without_box,
-        "source": source,
-        "resolution": resolution,
-    }
+def _rate(values) -> float:
+    return float(np.mean(values)) if len(values) else float("nan")
+
+
+class _PointingTally:
+    """What :func:`pointing_game_score` counts while it walks the images, and its summary."""
+
+    def __init__(self, resolution: str):
+        self.resolution = resolution
+        self.names: list[str] | None = None  # the maps scored, in order
+        self.hits: dict[str, dict[int, list[bool]]] = {}  # map name -> class -> hit per trial
+        self.reachable: dict[str, list[bool]] = {}  # map name -> could the map's grid hit, per trial
+        self.grids: dict[str, tuple[int, int]] = {}  # map name -> (h, w) as scored
+        self.chance: dict[int, list[float]] = {}  # class -> the boxes' area fraction, per trial
+        self.centre: dict[int, list[bool]] = {}  # class -> does the image centre hit, per trial
+        self.num_images, self.without_box = 0, 0
+
+    def name_maps(self, all_names: list[str], chosen) -> None:
+        """Fix the scored maps' names at the first batch."""
+        if self.names is None:
+            self.names = [all_names[k] for k in chosen]
+            self.hits = {name: {} for name in self.names}
+            self.reachable = {name: [] for name in self.names}
+
+    def add_image(self, maps: list[tuple[str, torch.Tensor]], image_boxes, true_labels, size) -> None:
+        """One image's trials: each true label with a box, scored on each ``(name, n x h x w map)``."""
+        self.num_images += 1
+        for c in true_labels:
+            boxes = [tuple(box[1:]) for box in image_boxes if int(box[0]) == c]
+            if not boxes:
+                self.without_box += 1
+                continue
+            self.chance.setdefault(int(c), []).append(box_area_fraction(boxes, size))
+            self.centre.setdefault(int(c), []).append(pointing_game(np.ones((1, 1)), boxes, size))
+            for name, label_maps in maps:
+                a = label_maps[c].float().cpu()
+                scored_grid = tuple(a.shape) if self.resolution == "cell" else _pixel_grid(size)
+                self.grids[name] = scored_grid
+                self.hits[name].setdefault(int(c), []).append(pointing_game(a, boxes, size, self.resolution))
+                self.reachable[name].append(grid_reachable(scored_grid, boxes, size))
+
+    def summary(self, class_names: list[str], source: str) -> dict:
+        """The dict :func:`pointing_game_score` returns."""
+        names = self.names or []
+        all_chance = [v for values in self.chance.values() for v in values]
+        return {
+            "branches": names,
+            "hit_rate": {name: _rate([h for v in self.hits[name].values() for h in v]) for name in names},
+            "per_class": {name: {class_names[c]: _rate(v) for c, v in sorted(self.hits[name].items())}
+                          for name in names},
+            "ceiling": {name: _rate(self.reachable[name]) for name in names},
+            "grid": {name: self.grids.get(name) for name in names},
+            "random_baseline": _rate(all_chance),
+            "random_baseline_per_class": {class_names[c]: _rate(v) for c, v in sorted(self.chance.items())},
+            "center_baseline": _rate([h for v in self.centre.values() for h in v]),
+            "center_baseline_per_class": {class_names[c]: _rate(v) for c, v in sorted(self.centre.items())},
+            "trials_per_class": {class_names[c]: len(v) for c, v in sorted(self.chance.items())},
+            "num_trials": len(all_chance),
+            "num_images": self.num_images,
+            "labels_without_box": self.without_box,
+            "source": source,
+            "resolution": self.resolution,
+        }
 
 
 def box_mask(boxes: Sequence[Box], size: int) -> np.ndarray:
@@ -435,17 +482,30 @@ def map_statistics(model, dataset, source: str = "attention", max_images: int | 
                         collate_fn=collate_skip_unreadable)
     device = torch.device(device)
     model = model.to(device).eval()
-    sums: dict[str, dict[str, float]] = {}
+    statistics = _MapStatistics(source, temperature)
     for batch in loader:
         if batch.images.numel() == 0:
             continue
         maps, names = _maps_of(model(batch.images.to(device), details=True).details, source)
-        present = torch.as_tensor(labels[batch.indices.numpy()])
+        statistics.add(maps, names, labels[batch.indices.numpy()])
+    return statistics.result()
+
+
+class _MapStatistics:
+    """The running sums behind :func:`map_statistics`, batch by batch (also fed by :func:`pointing_game_scores`)."""
+
+    def __init__(self, source: str, temperature: float = 1.0):
+        self.source, self.temperature = source, temperature
+        self.sums: dict[str, dict[str, float]] = {}
+
+    def add(self, maps, names, present) -> None:
+        """One batch: its maps per branch (B x n x h x w) and which labels each image holds (B x n)."""
+        present = torch.as_tensor(np.asarray(present, dtype=bool))
         pairs = float((present.sum(1) * (present.sum(1) - 1)).sum())
         for name, branch_maps in zip(names, maps):
             branch_maps = branch_maps.float().cpu()
-            distributions = as_distributions(branch_maps, source, temperature)
-            total = sums.setdefault(name, dict.fromkeys(("entropy", "peak", "trials", "correlation", "pairs"), 0.0))
+            distributions = as_distributions(branch_maps, self.source, self.temperature)
+            total = self.sums.setdefault(name, dict.fromkeys(("entropy", "peak", "trials", "correlation", "pairs"), 0.0))
             total["entropy"] += float(normalised_entropy(distributions)[present].sum())
             total["peak"] += float(peak_ratio(distributions)[present].sum())
             total["trials"] += float(present.sum())
@@ -453,10 +513,12 @@ def map_statistics(model, dataset, source: str = "attention", max_images: int | 
             if pairs and not math.isnan(correlation):
                 total["correlation"] += correlation * pairs
                 total["pairs"] += pairs
-    return {name: {"normalised_entropy": total["entropy"] / max(total["trials"], 1),
-                   "peak_ratio": total["peak"] / max(total["trials"], 1),
-                   "label_map_correlation": total["correlation"] / total["pairs"] if total["pairs"] else float("nan")}
-            for name, total in sums.items()}
+
+    def result(self) -> dict:
+        return {name: {"normalised_entropy": total["entropy"] / max(total["trials"], 1),
+                       "peak_ratio": total["peak"] / max(total["trials"], 1),
+                       "label_map_correlation": total["correlation"] / total["pairs"] if total["pairs"] else float("nan")}
+                for name, total in self.sums.items()}
 
 
 def embedding_cosine(embeddings: torch.Tensor) -> float:

@@ -401,14 +401,26 @@ class GloVeFeatures(LabelFeatureProvider):
         return self.cache_dir / f"{self.release}.labels.npz"
 
     def _read_cache(self) -> tuple[dict[str, np.ndarray], set[str]]:
+        """The cached words, checked on read: a truncated or corrupt cache is dropped (with a
+        warning) and rebuilt from the GloVe file, as if there were none."""
         if not self.cache_path.exists():
             return {}, set()
-        with np.load(self.cache_path, allow_pickle=False) as stored:
-            words, vectors = [str(w) for w in stored["words"]], stored["vectors"]
-            if vectors.shape[1:] != (self.dim,):
+        try:
+            with np.load(self.cache_path, allow_pickle=False) as stored:
+                words, vectors = [str(w) for w in stored["words"]], stored["vectors"]
+                oov = {str(w) for w in stored["oov"]}
+        except (OSError, EOFError, KeyError, ValueError, zipfile.BadZipFile) as error:
+            problem = f"{type(error).__name__}: {error}"
+        else:
+            if vectors.ndim == 2 and vectors.shape[1] != self.dim:
                 raise LabelFeatureError(f"{self.cache_path} holds {vectors.shape[1]}-d vectors, not {self.dim}-d; "
                                         "delete it or pass the matching dim")
-            return dict(zip(words, vectors)), {str(w) for w in stored["oov"]}
+            if vectors.shape == (len(words), self.dim) and np.isfinite(vectors).all():
+                return dict(zip(words, vectors)), oov
+            problem = f"{vectors.shape} vectors for {len(words)} words, or values that are not finite"
+        logger.warning("the GloVe label cache %s is corrupt (%s): rebuilding it from the GloVe file",
+                       self.cache_path, problem)
+        return {}, set()
 
     def _write_cache(self, table: dict[str, np.ndarray], oov: set[str]) -> None:
         from .utils import atomic_write_bytes

@@ -4,7 +4,8 @@
 - :func:`tutorial_data`   the built-in dataset with its label graph and label features
 - :func:`trained_model`   ``load_or_train`` with the shared recipe and run folders, so that a
   model trained by one notebook is loaded by the next instead of trained again; every model
-  starts from the recipe's shared backbone (:func:`shared_backbone`), trained once
+  starts from the recipe's shared backbone (:func:`shared_backbone`), trained once;
+  :func:`trained_attention_models` CSRA and the MSRN variant of ``recipes.ATTENTION_VARIANT``
 - :func:`runs_root`       where those run folders live: ``runs/notebooks`` in the checkout, or the
   folder a notebook's ``RUNS`` parameter names (on Colab, a Google Drive folder keeps the runs
   between notebooks, which each run on their own machine)
@@ -28,15 +29,15 @@ import torchvision
 from . import __version__, plots
 from .mode import use_small_mode
 from .running import recipes
-from .running.shared_runs import (RECIPE_FILE, SHARED_BACKBONE_KINDS, RecipeChangedError, check_recipe_folder,
-                                  run_folder, runs_root, shared_backbone, trained_model, tutorial_data,
-                                  use_runs_root)
+from .running.shared_runs import (RECIPE_FILE, SHARED_BACKBONE_KINDS, RecipeChangedError, attention_variant_title,
+                                  check_recipe_folder, run_folder, runs_root, shared_backbone, trained_attention_models,
+                                  trained_model, tutorial_data, use_runs_root)
 from .utils import get_device, seed_everything
 
 __all__ = [
-    "RECIPE_FILE", "REPOSITORY", "SHARED_BACKBONE_KINDS", "RecipeChangedError", "check_recipe_folder", "figure_png",
-    "float_tensor", "notebook_setup", "run_folder", "runs_root", "shared_backbone", "show", "trained_model",
-    "tutorial_data",
+    "RECIPE_FILE", "REPOSITORY", "SHARED_BACKBONE_KINDS", "RecipeChangedError", "attention_variant_title",
+    "check_recipe_folder", "figure_png", "float_tensor", "notebook_setup", "run_folder", "runs_root", "shared_backbone",
+    "show", "trained_attention_models", "trained_model", "tutorial_data",
 ]
 
 REPOSITORY = "https://github.com/msrn-tutorial/msrn-tutorial"

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import os
 import sys
 import warnings
 from dataclasses import dataclass, field
@@ -168,11 +169,17 @@ def open_image(source, name: str | None = None) -> Image.Image:
             if isinstance(source, (str, Path)) and not Path(source).is_file():
                 raise PredictError(f"no image at {source}: check the path")
             handle = io.BytesIO(bytes(source)) if isinstance(source, (bytes, bytearray, memoryview)) else source
-            image = Image.open(handle)
-            image.load()
+            with warnings.catch_warnings():  # Pillow's "possible bomb" warning is refused like the error
+                warnings.simplefilter("error", Image.DecompressionBombWarning)
+                image = Image.open(handle)
+                image.load()
         image = ImageOps.exif_transpose(image)
     except PredictError:
         raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
+        raise PredictError(f"{label} is refused as a possible decompression bomb ({error}): if the image is "
+                           f"genuine, allow more pixels with --max-pixels (now {Image.MAX_IMAGE_PIXELS}; "
+                           "PIL.Image.MAX_IMAGE_PIXELS in Python), or pass a smaller copy") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
         raise PredictError(f"{label} is not an image PIL can open ({type(error).__name__}); "
                            "pass a JPEG, PNG or another image file") from None
@@ -299,15 +306,37 @@ def prediction_figure(prediction: Prediction, top_k: int = 3):
     return fig
 
 
+def figure_names(images: Sequence[str | Path]) -> list[str]:
+    """One figure file name per image, never two alike: ``<stem>_predict.png``, or for images
+    that share a stem (``a/x.jpg`` and ``b/x.jpg``, ``x.jpg`` and ``x.png``) their path below
+    the folder they share, with ``__`` for each ``/``: ``a__x.jpg_predict.png``."""
+    paths = [Path(image) for image in images]
+    stems = [path.stem for path in paths]
+    names = []
+    for path in paths:
+        if stems.count(path.stem) == 1:
+            names.append(f"{path.stem}_predict.png")
+            continue
+        sharing = [p.resolve() for p, stem in zip(paths, stems) if stem == path.stem]
+        common = Path(os.path.commonpath([p.parent for p in sharing]))
+        names.append("__".join(path.resolve().relative_to(common).parts) + "_predict.png")
+    for index, name in enumerate(names):  # the same file given twice
+        earlier = names[:index].count(name)
+        if earlier:
+            names[index] = name.replace("_predict.png", f"-{earlier + 1}_predict.png")
+    return names
+
+
 def predict_file(predictor: Predictor, image, out_dir: str | Path | None = None, name: str | None = None,
-                 top_k: int = 5, threshold: float = 0.5):
-    """Predict one image, draw its figure and (with ``out_dir``) save it; returns ``(prediction, figure, path)``."""
+                 top_k: int = 5, threshold: float = 0.5, figure_name: str | None = None):
+    """Predict one image, draw its figure and (with ``out_dir``) save it as ``figure_name`` (default
+    ``<stem>_predict.png``); returns ``(prediction, figure, path)``."""
     name = name or (Path(image).name if isinstance(image, (str, Path)) else "upload")
     prediction = predict_image(predictor, image, name, threshold)
     fig = prediction_figure(prediction, min(top_k, 3) if prediction.maps else top_k)
     path = None
     if out_dir is not None:
-        path = Path(out_dir) / f"{Path(name).stem}_predict.png"
+        path = Path(out_dir) / (figure_name or f"{Path(name).stem}_predict.png")
         path.parent.mkdir(parents=True, exist_ok=True)
         fig.savefig(path, dpi=110, bbox_inches="tight", metadata={"Software": None})
     return prediction, fig, path
@@ -340,44 +369,77 @@ def predict_upload(predictor: Predictor, value, top_k: int = 5, threshold: float
 # command line
 # --------------------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    from .running.cli import OneLineParser, positive_int, probability
+
+    parser = OneLineParser(
         prog="python -m msrn_core.predict",
         description="Label your own photos with a trained model and draw what it looked at.",
         epilog="example: python -m msrn_core.predict photo.jpg --checkpoint runs/notebooks/cpu/msrn/best.pt --out predictions",
     )
     parser.add_argument("images", nargs="+", help="image files (any format PIL opens)")
     parser.add_argument("--checkpoint", required=True, help="a best.pt or last.pt written by msrn_core")
-    parser.add_argument("--top-k", type=int, default=5, help="labels printed per image (default 5; up to 3 drawn)")
-    parser.add_argument("--threshold", type=float, default=0.5, help="probability at which a label counts as predicted")
+    parser.add_argument("--top-k", type=positive_int, default=5,
+                        help="labels printed per image (default 5; up to 3 drawn)")
+    parser.add_argument("--threshold", type=probability, default=0.5,
+                        help="probability at which a label counts as predicted, 0 to 1 (default 0.5)")
     parser.add_argument("--out", default="predictions", help="folder for the figures (default: predictions)")
-    parser.add_argument("--device", default="cpu", help="cpu, cuda, mps or auto (default: cpu)")
-    parser.add_argument("--image-size", type=int, default=None,
+    parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N, mps or auto (default: cpu)")
+    parser.add_argument("--image-size", type=positive_int, default=None,
                         help="input size in pixels (default: the checkpoint's, else 448)")
+    parser.add_argument("--max-pixels", type=positive_int, default=None,
+                        help=f"largest image accepted, in pixels (default: Pillow's decompression-bomb limit, "
+                             f"{Image.MAX_IMAGE_PIXELS})")
     return parser
 
 
+def device_problem(device: str) -> str | None:
+    """Why ``--device`` cannot be used here (in words, with the fix), or None."""
+    if device == "auto":
+        return None
+    try:
+        chosen = torch.device(device)
+    except (RuntimeError, ValueError):
+        return f"--device {device} is not a device: use cpu, cuda, cuda:N, mps or auto"
+    if chosen.type == "cuda" and not torch.cuda.is_available():
+        return f"--device {device}: no CUDA GPU is visible to PyTorch here; use --device cpu (or auto)"
+    if chosen.type == "cuda" and chosen.index is not None and chosen.index >= torch.cuda.device_count():
+        return f"--device {device}: this machine has {torch.cuda.device_count()} GPU(s); use cuda:0 or cpu"
+    if chosen.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        return f"--device {device}: MPS is not available here; use --device cpu (or auto)"
+    if chosen.type not in ("cpu", "cuda", "mps"):
+        return f"--device {device}: use cpu, cuda, cuda:N, mps or auto"
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    problem = device_problem(args.device)
+    if problem:
+        parser.error(problem)
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    if args.top_k < 1:
-        print("error: --top-k must be at least 1", file=sys.stderr)
-        return 2
+    if args.max_pixels is not None:
+        Image.MAX_IMAGE_PIXELS = args.max_pixels
     try:
         predictor = load_predictor(args.checkpoint, args.device, args.image_size)
     except PredictError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    smallest = smallest_input(predictor.model)
+    if predictor.image_size < smallest:
+        parser.error(f"--image-size {predictor.image_size} is too small for this {predictor.kind} model: "
+                     f"at least {smallest} px")
     print(f"{predictor.kind} model with {len(predictor.class_names)} classes from {args.checkpoint}, "
           f"{predictor.image_size} px on {predictor.device}")
     failed = 0
-    for image in args.images:
+    for image, figure_name in zip(args.images, figure_names(args.images)):
         try:
             prediction, fig, path = predict_file(predictor, image, args.out, top_k=args.top_k,
-                                                 threshold=args.threshold)
+                                                 threshold=args.threshold, figure_name=figure_name)
         except PredictError as error:
             print(f"error: {error}", file=sys.stderr)
             failed += 1
@@ -388,5 +450,20 @@ def main(argv: list[str] | None = None) -> int:
     return 2 if failed else 0
 
 
+def smallest_input(model) -> int:
+    """The smallest square input ``model`` takes (see ``running.train.minimum_image_size``)."""
+    from .running.train import minimum_image_size
+
+    config = model.config
+    return minimum_image_size(config.kind, getattr(config, "branch_stages", None) or (4,))
+
+
+def cli(argv: list[str] | None = None) -> int:
+    """The console entry point: :func:`main`, with any other error of the project as one ``error:`` line."""
+    from .running.cli import run_cli
+
+    return run_cli(main, argv)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(cli())

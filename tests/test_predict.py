@@ -163,3 +163,57 @@ def test_cli_prints_labels_and_refuses_bad_files_in_one_line(tmp_path, capsys):
     torch.save({"weights": torch.zeros(2)}, tmp_path / "raw.pt")
     assert pr.main([str(tmp_path / "a.png"), "--checkpoint", str(tmp_path / "raw.pt")]) == 2
     assert "not written by msrn_core" in capsys.readouterr().err
+
+
+# ----------------------------------------------------------------- bad images and options: one line each
+def test_a_decompression_bomb_is_one_line_and_the_limit_it_names_can_be_raised(tmp_path, capsys, monkeypatch):
+    make_checkpoint(tmp_path / "best.pt", "msrn")
+    photo((80, 60)).save(tmp_path / "big.png")  # 4800 pixels
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 2000)  # above twice the limit: Pillow's error
+    command = [str(tmp_path / "big.png"), "--checkpoint", str(tmp_path / "best.pt"), "--out", str(tmp_path / "out")]
+    assert pr.main(command) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and err.startswith("error: ") and "decompression bomb" in err
+    assert "--max-pixels" in err
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 4000)  # between the limit and twice it: Pillow's warning
+    assert pr.main(command) == 2
+    assert "decompression bomb" in capsys.readouterr().err
+    assert pr.main(command + ["--max-pixels", "5000"]) == 0  # the fix the message names
+    assert (tmp_path / "out" / "big_predict.png").exists()
+
+
+@pytest.mark.parametrize("option, value, expected", [
+    ("--threshold", "nan", "--threshold: must be a finite number"),
+    ("--threshold", "1.5", "--threshold: must lie in [0, 1]"),
+    ("--top-k", "0", "--top-k: must be at least 1"),
+    ("--image-size", "-3", "--image-size: must be at least 1"),
+    ("--image-size", "8", "--image-size 8 is too small for this msrn model: at least"),
+    ("--max-pixels", "ten", "--max-pixels: 'ten' is not a whole number"),
+    ("--device", "gpu7", "--device gpu7 is not a device"),
+    ("--device", "cuda:9", "--device cuda:9"),
+])
+def test_invalid_predict_options_are_one_error_line(tmp_path, capsys, option, value, expected):
+    make_checkpoint(tmp_path / "best.pt", "msrn")
+    photo().save(tmp_path / "a.png")
+    with pytest.raises(SystemExit) as info:
+        pr.main([str(tmp_path / "a.png"), "--checkpoint", str(tmp_path / "best.pt"), option, value])
+    err = capsys.readouterr().err.strip()
+    assert info.value.code == 2 and err.count("\n") == 0 and err.startswith("error: ") and expected in err
+
+
+def test_images_of_the_same_name_in_different_folders_get_their_own_figures(tmp_path, capsys):
+    make_checkpoint(tmp_path / "best.pt", "msrn")
+    for folder, size in (("holiday", (90, 60)), ("work", (40, 70))):
+        (tmp_path / folder).mkdir()
+        photo(size).save(tmp_path / folder / "IMG_0001.png")
+    photo().save(tmp_path / "holiday" / "IMG_0001.jpg")
+    photo().save(tmp_path / "other.png")
+    images = [tmp_path / "holiday" / "IMG_0001.png", tmp_path / "work" / "IMG_0001.png",
+              tmp_path / "holiday" / "IMG_0001.jpg", tmp_path / "other.png", tmp_path / "other.png"]
+    assert pr.main([*map(str, images), "--checkpoint", str(tmp_path / "best.pt"), "--out", str(tmp_path / "out")]) == 0
+    written = sorted(path.name for path in (tmp_path / "out").iterdir())
+    assert written == ["holiday__IMG_0001.jpg_predict.png", "holiday__IMG_0001.png_predict.png",
+                       "other.png-2_predict.png", "other.png_predict.png",
+                       "work__IMG_0001.png_predict.png"]
+    out = capsys.readouterr().out
+    assert all(f"figure: {tmp_path / 'out' / name}" in out for name in written)

@@ -143,8 +143,8 @@ EXERCISES = [
             Mistake("stays", lambda g: "stays",
                     "A' keeps 1 on the diagonal, but the normalisation divides by the row sum, which grows with p"),
         ],
-        why="A_hat_ii = 1 / (1 + p x the share label i gets from its columns): with p = 1 the neighbours weigh "
-            "as much as the label itself, which is what ML-GCN's small p avoids.",
+        why="A_hat_ii = 1 / (row sum of A'), and the row sum is 1 plus p times label i's shares of its columns: "
+            "with p = 1 the neighbours weigh as much as the label itself, which ML-GCN's small p avoids.",
     ),
     Exercise("1.5", "experiment", "how the threshold thins the sparse, VOC-like graph"),
 ]

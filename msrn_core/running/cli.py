@@ -12,6 +12,8 @@ failed processes follows it).
 """
 from __future__ import annotations
 
+import argparse
+import math
 import os
 import sys
 from typing import Callable, Sequence
@@ -70,3 +72,53 @@ def run_cli(main: Callable[[list[str]], int | None], argv: Sequence[str] | None 
         prefix = f"[rank {rank}] " if rank != "0" else ""
         print(prefix + error_line(error) + "  (--debug shows the traceback)", file=sys.stderr, flush=True)
         return EXIT_ERROR
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """An ArgumentParser whose usage errors are one line, ``error: <message>``, like every other error
+    of the command lines (argparse's usage block would come first); exit status 2 as argparse's."""
+
+    def error(self, message: str):
+        self.exit(2, f"error: {message} (see {self.prog} --help)\n")
+
+
+def bounded_int(low: int):
+    """An argparse type: a whole number of at least ``low``."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be at least {low}, got {value}")
+        return value
+    parse.__name__ = f"integer >= {low}"
+    return parse
+
+
+def bounded_float(low: float, high: float = math.inf, low_open: bool = False, high_open: bool = False):
+    """An argparse type: a finite number in the interval from ``low`` to ``high`` (``*_open``: the
+    bound itself excluded). ``nan`` and ``inf`` are refused: they would poison every step."""
+    left, right = "(" if low_open else "[", ")" if high_open or high == math.inf else "]"
+    interval = f"{left}{low:g}, {high:g}{right}"
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        if not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"must be a finite number in {interval}, got {text}")
+        if value < low or (low_open and value == low) or value > high or (high_open and value == high):
+            raise argparse.ArgumentTypeError(f"must lie in {interval}, got {text}")
+        return value
+    parse.__name__ = f"number in {interval}"
+    return parse
+
+
+positive_int = bounded_int(1)
+non_negative_int = bounded_int(0)
+positive_float = bounded_float(0.0, low_open=True)
+non_negative_float = bounded_float(0.0)
+probability = bounded_float(0.0, 1.0)
+open_fraction = bounded_float(0.0, 1.0, low_open=True, high_open=True)

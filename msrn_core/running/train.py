@@ -16,9 +16,11 @@ from ..data.real import DATASETS, read_class_list
 from ..data.real.common import DEFAULT_SPLIT_SEED, DEFAULT_VAL_FRACTION
 from ..metrics import format_metrics_table
 from ..model import CLASSIFIER_KINDS, EMBEDDING_MODES, HEAD_KINDS, config_class
-from ..utils import atomic_write_json, check_writable_folder, get_device, seed_everything
-from .cli import DEBUG_HELP, run_cli
+from ..utils import atomic_write_json, get_device, seed_everything
+from .cli import (DEBUG_HELP, OneLineParser, non_negative_float, non_negative_int, open_fraction, positive_float,
+                  positive_int, probability, run_cli)
 from .recipes import AUTHORS_VOC, CPU_SCRATCH as CPU, PAPER, SMALL, Recipe  # the CLI trains from scratch: no pre-training phase
+from .run_lock import run_folder_lock
 from .training import AMP_MODES, evaluate, load_best, train_model
 
 EXAMPLES = """\
@@ -62,26 +64,6 @@ test_metrics.json. The test split is never used for model selection. Errors prin
 """
 
 
-def positive_int(text: str) -> int:
-    """An argparse type: an integer >= 1."""
-    return _bounded_int(text, 1)
-
-
-def non_negative_int(text: str) -> int:
-    """An argparse type: an integer >= 0."""
-    return _bounded_int(text, 0)
-
-
-def _bounded_int(text: str, low: int) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < low:
-        raise argparse.ArgumentTypeError(f"must be at least {low}, got {value}")
-    return value
-
-
 def minimum_image_size(kind: str, branches) -> int:
     """The smallest input the model takes: a ResNet stage s maps x pixels to ceil(x / 2^(s+1));
     an MSRN branch max-pools 2x2 and needs 2 pixels there, the baselines need 1 after stage 4."""
@@ -91,7 +73,7 @@ def minimum_image_size(kind: str, branches) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="python -m msrn_core.running.train",
         description="Train MSRN (or a baseline) on a multi-label dataset and evaluate it on the test split.",
         epilog=EXAMPLES,
@@ -103,14 +85,14 @@ def build_parser() -> argparse.ArgumentParser:
                            "the real benchmarks must be on disk (docs/real_benchmarks.md)")
     data.add_argument("--data-root", default="data",
                       help="folder holding the datasets, or the dataset's own folder (default: data)")
-    data.add_argument("--val-fraction", type=float, default=DEFAULT_VAL_FRACTION,
+    data.add_argument("--val-fraction", type=open_fraction, default=DEFAULT_VAL_FRACTION,
                       help="real benchmarks: fraction of the training split held out for validation")
-    data.add_argument("--split-seed", type=int, default=DEFAULT_SPLIT_SEED,
+    data.add_argument("--split-seed", type=non_negative_int, default=DEFAULT_SPLIT_SEED,
                       help="real benchmarks: seed of the held-out validation split (and of Apparel's 50/50 split)")
     data.add_argument("--classes", default=None, metavar="LIST_OR_FILE",
                       help="keep only these labels: a comma-separated list (--classes cat,dog,person) or a "
                            "file with one class per line; any dataset")
-    data.add_argument("--test-fraction", type=float, default=None,
+    data.add_argument("--test-fraction", type=open_fraction, default=None,
                       help="folder: fraction of the images for test when labels.csv has no split column "
                            "(default 0.2)")
     data.add_argument("--download", action="store_true",
@@ -125,9 +107,9 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--glove-path", default=None,
                       help="a GloVe text file or zip for --label-features glove (default: $MSRN_GLOVE_PATH, "
                            "else data/glove, downloading glove.6B.zip once if missing)")
-    data.add_argument("--t", type=float, default=defaults.T,
+    data.add_argument("--t", type=probability, default=defaults.T,
                       help=f"co-occurrence threshold of the label graph (default: {defaults.T})")
-    data.add_argument("--p", type=float, default=defaults.P, help=f"ML-GCN re-weighting factor (default: {defaults.P})")
+    data.add_argument("--p", type=probability, default=defaults.P, help=f"ML-GCN re-weighting factor (default: {defaults.P})")
 
     model = parser.add_argument_group("model")
     model.add_argument("--model", default="msrn", choices=CLASSIFIER_KINDS,
@@ -135,14 +117,14 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument("--backbone", default=None,
                        help=f"any torchvision ResNet (default: {CPU.backbone}; paper: {PAPER.backbone})")
     model.add_argument("--pretrained", action="store_true", help="start from ImageNet weights (needs them cached or online)")
-    model.add_argument("--groups", type=int, default=defaults.NUM_GROUPS, help="number of Diffpool label groups m")
-    model.add_argument("--branches", type=int, nargs="+", default=[2, 3, 4],
+    model.add_argument("--groups", type=positive_int, default=defaults.NUM_GROUPS, help="number of Diffpool label groups m")
+    model.add_argument("--branches", type=positive_int, nargs="+", default=[2, 3, 4],
                        help="backbone stages feeding branches (paper: 2 3 4)")
     model.add_argument("--embeddings", default="full", choices=EMBEDDING_MODES,
                        help="Table 5 ablation: full, label (only), group (only), none (no LGE)")
-    model.add_argument("--embed-dim", type=int, default=None,
+    model.add_argument("--embed-dim", type=positive_int, default=None,
                        help=f"embedding width d (default: {CPU.embed_dim}; paper: {PAPER.embed_dim})")
-    model.add_argument("--fc-hidden", type=int, default=None,
+    model.add_argument("--fc-hidden", type=positive_int, default=None,
                        help=f"width of fc1 (default: {CPU.fc_hidden}; paper: {PAPER.fc_hidden})")
     model.add_argument("--head", default="paper", choices=HEAD_KINDS,
                        help="MSRN classifier: paper (fc1 over all labels' rows) or per_label (linear in n)")
@@ -150,9 +132,9 @@ def build_parser() -> argparse.ArgumentParser:
     dsdl = parser.add_argument_group("DSDL (--model dsdl; msrn_core/extras/dsdl.py)")
     dsdl.add_argument("--dsdl-loss", default=None, choices=config_class("dsdl").loss_forms,
                       help="additive (this repository's, the default) or authors (their code's objective)")
-    dsdl.add_argument("--dsdl-lambda", type=float, default=None,
+    dsdl.add_argument("--dsdl-lambda", type=positive_float, default=None,
                       help="ridge lambda of the solve and the loss (default 1; the authors: 10 on VOC, 0.1 on COCO)")
-    dsdl.add_argument("--dsdl-beta", type=float, default=None,
+    dsdl.add_argument("--dsdl-beta", type=non_negative_float, default=None,
                       help="weight of the ridge term (default 0.01; the authors: 1e-4 on VOC, 1e-6 on COCO)")
 
     train = parser.add_argument_group("training")
@@ -161,13 +143,13 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--batch-size", type=positive_int, default=None,
                        help=f"images per optimiser step (default: {CPU.batch_size}); under torchrun the global batch, "
                             "split over the processes")
-    train.add_argument("--lr", type=float, default=None,
+    train.add_argument("--lr", type=positive_float, default=None,
                        help=f"learning rate of the new layers (default: {CPU.lr}; paper: {PAPER.lr})")
-    train.add_argument("--backbone-lr-mult", type=float, default=None,
+    train.add_argument("--backbone-lr-mult", type=non_negative_float, default=None,
                        help="backbone lr = lr x this (default: 0.1 with --pretrained, else 1.0)")
     train.add_argument("--lr-step", type=positive_int, default=None,
                        help=f"decay the lr x0.1 every this many epochs (default: {CPU.lr_step}; paper: {PAPER.lr_step})")
-    train.add_argument("--lambda", dest="compactness_weight", type=float, default=1e-3,
+    train.add_argument("--lambda", dest="compactness_weight", type=non_negative_float, default=1e-3,
                        help="weight of the compactness loss (paper: 1e-3)")
     train.add_argument("--workers", type=non_negative_int, default=None,
                        help=f"data-loading processes (default: {CPU.num_workers}; with --paper one per core, "
@@ -175,7 +157,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, mps")
     train.add_argument("--amp", default="auto", choices=AMP_MODES,
                        help="mixed precision on CUDA (auto: bf16 where supported)")
-    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--seed", type=non_negative_int, default=0)
     train.add_argument("--out", default=None,
                        help="run folder (default: runs/<model>; with --evaluate: the checkpoint's folder)")
     train.add_argument("--fresh", action="store_true", help="ignore a last.pt in --out and start over")
@@ -199,6 +181,8 @@ def validate_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace
     if args.small and args.epochs is not None:
         parser.error("--small trains its fixed smoke-test schedule (1 epoch of 4 steps): leave out --epochs, "
                      "or leave out --small to train --epochs epochs")
+    if any(stage > 4 for stage in args.branches):
+        parser.error(f"--branches {' '.join(map(str, args.branches))}: a ResNet has stages 1 to 4")
     smallest = minimum_image_size(args.model, args.branches)
     if args.image_size is not None and args.image_size < smallest:
         parser.error(f"--image-size {args.image_size} is too small for --model {args.model} with branches "
@@ -258,12 +242,12 @@ def prepare_cli_dataset(args: argparse.Namespace):
     from .experiment import prepare_dataset
 
     if args.download and args.dataset != "voc2007":
-        raise SystemExit("--download is available for voc2007 only; docs/real_benchmarks.md "
+        raise SystemExit("error: --download is available for voc2007 only; docs/real_benchmarks.md "
                          "says how to get the other datasets")
     if args.glove_path and args.label_features != "glove":
-        raise SystemExit("--glove-path goes with --label-features glove")
+        raise SystemExit("error: --glove-path goes with --label-features glove")
     if args.test_fraction is not None and args.dataset != "folder":
-        raise SystemExit("--test-fraction goes with --dataset folder (the others have their own test split)")
+        raise SystemExit("error: --test-fraction goes with --dataset folder (the others have their own test split)")
     features = dict(label_features=args.label_features, t=args.t, p=args.p,
                     augmentation=getattr(cli_recipe(args), "augmentation", "default"),
                     label_feature_options={"vectors_path": args.glove_path} if args.glove_path else None)
@@ -271,7 +255,7 @@ def prepare_cli_dataset(args: argparse.Namespace):
         try:
             features["classes"] = read_class_list(args.classes)
         except (OSError, ValueError) as error:
-            raise SystemExit(str(error)) from None
+            raise SystemExit(f"error: {error}") from None
     if args.dataset == "scenes":
         scene_config = replace((SMALL if args.small else CPU).scene_config(), image_size=args.image_size,
                                seed=args.seed)
@@ -292,7 +276,7 @@ def cli_model_config(args: argparse.Namespace):
         return cli_recipe(args).model_config(kind="dsdl", backbone=args.backbone, pretrained=args.pretrained,
                                              **dsdl_options)
     if dsdl_options:
-        raise SystemExit("--dsdl-loss, --dsdl-lambda and --dsdl-beta go with --model dsdl")
+        raise SystemExit("error: --dsdl-loss, --dsdl-lambda and --dsdl-beta go with --model dsdl")
     return cli_recipe(args).model_config(
         kind=args.model, backbone=args.backbone, pretrained=args.pretrained, embed_dim=args.embed_dim,
         fc_hidden=args.fc_hidden, branch_stages=tuple(args.branches), num_groups=args.groups,
@@ -312,14 +296,18 @@ def main(argv: list[str] | None = None) -> int:
 def train_and_evaluate(args: argparse.Namespace) -> int:
     """Build the dataset and model of ``args`` (resolved by :func:`resolve_options`), train (or load
     ``--evaluate``), evaluate on test."""
-    from .experiment import make_model  # imported late: --help stays instant
-
     seed_everything(args.seed)
     out = output_folder(args)
     if args.evaluate:
         require_checkpoint_file(args.evaluate)  # before the dataset is built
-    if distributed.context().is_main:
-        check_writable_folder(out)  # before any time is spent on data or training
+    # before any time is spent on data or training: a writable folder no other run is using
+    with run_folder_lock(out, enabled=distributed.context().is_main):
+        return _prepare_train_and_evaluate(args, out)
+
+
+def _prepare_train_and_evaluate(args: argparse.Namespace, out: Path) -> int:
+    from .experiment import make_model  # imported late: --help stays instant
+
     with distributed.main_process_first():  # rank 0 generates or caches the data first
         setup = prepare_cli_dataset(args)
     print(setup.describe())

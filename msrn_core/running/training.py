@@ -43,6 +43,7 @@ from ..utils import (atomic_write_json, check_writable_folder, display_path, get
 from .guards import (DivergenceMonitor, ModelSelectionError, ResumeConflictError, check_validation_split,
                      no_selection_message, non_finite_message, resume_changes, resume_conflict_message)
 from .progress import progress_bar
+from .run_lock import holding_run_folder
 
 RUN_FILES = ("last.pt", "best.pt", "history.json", "test_metrics.json")  # what a run folder holds
 
@@ -319,13 +320,20 @@ def evaluate(model, dataset, batch_size: int = 32, device="auto", num_workers: i
     """All metrics of the field on ``dataset`` (:mod:`msrn_core.metrics`, notebook 06); optionally written to JSON."""
     logits, targets, indices, skipped = predict(
         model, dataset, batch_size, device, num_workers, amp=amp, progress=progress, desc="evaluate")
+    metrics = metrics_of_predictions(dataset, logits, targets, indices, skipped)
+    if json_path is not None and distributed.context().is_main:
+        atomic_write_json(json_path, metrics)
+    return metrics
+
+
+def metrics_of_predictions(dataset, logits, targets, indices, skipped: int = 0) -> dict:
+    """What :func:`evaluate` returns, from :func:`predict`'s outputs on ``dataset``: a notebook that
+    needs the scores too (precision-recall curves) runs the model over the split once."""
     difficult = None if getattr(dataset, "difficult", None) is None else dataset.difficult[indices]
     metrics = compute_all_metrics(logits, targets, difficult=difficult,
                                   class_names=dataset.class_names, from_logits=True)
     metrics["num_images"] = int(len(indices))
     metrics["skipped_images"] = int(skipped)
-    if json_path is not None and distributed.context().is_main:
-        atomic_write_json(json_path, metrics)
     return metrics
 
 
@@ -366,6 +374,7 @@ def _loader_and_network(model, train_set, val_set, config: TrainConfig, device: 
     return loader, distributed.wrap_model(model, device, bool(unused), config.sync_batchnorm)
 
 
+@holding_run_folder("run_dir")  # one run per folder: a second one stops at once
 def train_model(model, train_set, val_set, config: TrainConfig, run_dir: str | Path,
                 resume: bool = True) -> TrainResult:
     """Train ``model`` on ``train_set``, select the best epoch on ``val_set``.

@@ -7,11 +7,13 @@ complete dataset."""
 from __future__ import annotations
 
 import io
+import json
 import math
 import multiprocessing as mp
 import os
 import shutil
 import time
+import warnings
 from dataclasses import asdict
 from pathlib import Path
 from typing import Callable
@@ -139,6 +141,44 @@ def _resolve_dir(root: str | os.PathLike, config: SceneConfig | None) -> tuple[P
     return dataset_dir(root, config), config
 
 
+RECORD_KEYS = ("file", "labels", "boxes", "themes")
+META_KEYS = ("class_names", "class_themes", "families", "theme_names", "hub_classes", "splits")
+
+
+def scene_cache_problem(folder: Path, config: SceneConfig) -> str | None:
+    """Why ``folder`` does not hold ``config``'s complete dataset (in words), or None when it does:
+    ``annotations.json`` readable and whole, every split of the configured size, every image there."""
+    try:
+        meta = json.loads((folder / "annotations.json").read_bytes())
+    except (OSError, ValueError) as error:
+        return f"annotations.json is unreadable: {type(error).__name__}"
+    if not isinstance(meta, dict) or meta.get("format") != "msrn-scenes" or any(key not in meta for key in META_KEYS):
+        return "annotations.json is not a whole scene dataset's"
+    if meta.get("generator_version") != GENERATOR_VERSION:
+        return f"annotations.json is of generator version {meta.get('generator_version')}, not {GENERATOR_VERSION}"
+    classes = len(meta["class_names"])
+    for split in SPLITS:
+        records = meta["splits"].get(split) if isinstance(meta["splits"], dict) else None
+        if not isinstance(records, list) or len(records) != config.split_size(split):
+            return f"the {split} split lists {len(records) if isinstance(records, list) else 'no'} images, " \
+                   f"not {config.split_size(split)}"
+        for record in records:
+            if not isinstance(record, dict) or any(key not in record for key in RECORD_KEYS) or not all(
+                    isinstance(label, int) and 0 <= label < classes for label in record["labels"]):
+                return f"a record of the {split} split is malformed"
+        missing = [record["file"] for record in records if not _nonempty_file(folder / record["file"])]
+        if missing:
+            return f"{len(missing)} image(s) of the {split} split are missing or empty (first: {missing[0]})"
+    return None
+
+
+def _nonempty_file(path: Path) -> bool:
+    try:
+        return path.stat().st_size > 0
+    except OSError:
+        return False
+
+
 def load_scenes(root: str | os.PathLike = "data", split: str = "train", config: SceneConfig | None = None,
                 transform: Callable | None = None, generate: bool = True) -> SceneDataset:
     """One split (``train``/``val``/``test``) of the scene dataset, generating it if needed.
@@ -162,6 +202,17 @@ def load_scenes(root: str | os.PathLike = "data", split: str = "train", config: 
                 f"--seed {config.seed}`, or call load_scenes(..., generate=True)."
             )
         generate_scenes(config, root=folder.parent)
+    problem = scene_cache_problem(folder, config)
+    if problem is not None:  # the cache is checked on every read: a damaged one is drawn again
+        if not generate:
+            raise DatasetNotFoundError(
+                f"scene dataset folder {folder} is corrupt ({problem}). Generate it again: "
+                f"generate_scenes(config, root={str(folder.parent)!r}, force=True), or `python -m "
+                f"msrn_core.running.make_scenes --root {folder.parent} --image-size {config.image_size} --seed "
+                f"{config.seed} --num-train {config.num_train} --num-val {config.num_val} --num-test "
+                f"{config.num_test} --force`")
+        warnings.warn(f"the scene dataset in {folder} is corrupt ({problem}): generating it again", stacklevel=2)
+        generate_scenes(config, root=folder.parent, force=True)
     meta = read_json(annotations, "regenerate the dataset (python -m msrn_core.running.make_scenes --force)")
     records = meta["splits"][split]
     n = len(meta["class_names"])
