@@ -19,11 +19,19 @@ best validation mAP, test mAP, pointing-game hit rates of MSRN's label attention
 of the plain/ML-GCN model's class activation map (CAM), the centre and random-point baselines
 and the best any map on that grid could do (its ceiling), the same hit rates on the validation
 split (what a choice between candidates may look at), the ARI of MSRN's Diffpool groups against
-the dataset's themes, and the mean |E_l| of the label embeddings.
+the dataset's themes, and the mean |E_l| of the label embeddings. The rows that ask why eq. 8
+comes out flat add, per branch on the test split (``attention.map_statistics``), the maps'
+normalised entropy (1 = flat), peak-to-mean ratio (1 = flat) and label-map correlation (the mean
+Pearson correlation between two present labels' maps of one image; 1 = one map for every label),
+and the seed. ``--label-context`` writes the per-class AP gain of MSRN and CSRA over the plain
+model against class frequency and label-graph degree (``benchmarks/results/label_context.json``).
+
+    python benchmarks/lessons_study.py --threads 1 --rerun --only NAME  # train NAME here even if a row is cached
 """
 from __future__ import annotations
 
 import argparse
+import fcntl
 import inspect
 import json
 import sys
@@ -37,6 +45,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from msrn_core import attention  # noqa: E402
+from msrn_core.csra import csra_logits, csra_on_plain  # noqa: E402
+from msrn_core.metrics import mean_average_precision  # noqa: E402
 from msrn_core.data.scenes import THEME_NAMES, SceneConfig  # noqa: E402
 from msrn_core.groups import score_groups  # noqa: E402
 from msrn_core.running import recipes  # noqa: E402
@@ -100,12 +110,56 @@ CANDIDATES: dict[str, dict] = {
     "ft8_plain_os16": fine_tuned("backbone_8ep", "plain", "plain head, output stride 16, lr 0.1", OS16, lr=0.1),
     "ft8_msrn_os16": fine_tuned("backbone_8ep", "msrn", "MSRN, eq. 6 / n + link prediction, output stride 16, lr 0.1",
                                 dict(MEAN, **OS16), group_link_weight=1.0, lr=0.1),
+    # why eq. 8 comes out flat: the adopted MSRN (ft8_msrn_os16) with one switch of eq. 8 each
+    # (ModelConfig.attention_scale / attention_temperature / attention_axis). The trained scores
+    # f * e are small (mean |E_l| about 0.1), so eq. 8's softmax sees near-constant scores: a
+    # temperature well below 1 sharpens it; sqrt(d) (16 at d = 256) flattens it further.
+    "ft8_msrn_os16_T0.1": fine_tuned("backbone_8ep", "msrn", "MSRN as ft8_msrn_os16, eq. 8 scores / 0.1",
+                                     dict(MEAN, **OS16, attention_scale="fixed", attention_temperature=0.1),
+                                     group_link_weight=1.0, lr=0.1),
+    "ft8_msrn_os16_sqrtd": fine_tuned("backbone_8ep", "msrn", "MSRN as ft8_msrn_os16, eq. 8 scores / sqrt(d)",
+                                      dict(MEAN, **OS16, attention_scale="sqrt_d"), group_link_weight=1.0, lr=0.1),
+    "ft8_msrn_os16_learnedT": fine_tuned("backbone_8ep", "msrn", "MSRN as ft8_msrn_os16, a learned temperature per "
+                                         "branch (from 1)", dict(MEAN, **OS16, attention_scale="learned"),
+                                         group_link_weight=1.0, lr=0.1),
+    # the softmax per label over positions of dot-product scores <f_p, e_c> (one map per label)
+    "ft8_msrn_os16_label_sqrtd": fine_tuned("backbone_8ep", "msrn", "MSRN as ft8_msrn_os16, label axis, scores / "
+                                            "sqrt(d)", dict(MEAN, **OS16, attention_axis="label", attention_scale="sqrt_d"),
+                                            group_link_weight=1.0, lr=0.1),
+    "ft8_msrn_os16_label": fine_tuned("backbone_8ep", "msrn", "MSRN as ft8_msrn_os16, label axis, scores unscaled",
+                                      dict(MEAN, **OS16, attention_axis="label"), group_link_weight=1.0, lr=0.1),
+    # ... and the per-label head (ModelConfig.head): label c's logit reads its own row O_c (and its
+    # groups'), so its map has to find label c's evidence; the paper's head mixes every row into fc1
+    "ft8_msrn_os16_label_sqrtd_perlabel": fine_tuned("backbone_8ep", "msrn", "MSRN as ft8_msrn_os16, label axis, "
+                                                     "scores / sqrt(d), per-label head",
+                                                     dict(MEAN, **OS16, attention_axis="label", attention_scale="sqrt_d",
+                                                          head="per_label"), group_link_weight=1.0, lr=0.1),
+    # CSRA (msrn_core.csra) with the plain head's schedule: T = 1, lambda = 0.1 as the paper's one head
+    "ft8_csra_os16": fine_tuned("backbone_8ep", "csra", "CSRA (T 1, lambda 0.1), output stride 16, lr 0.1", OS16, lr=0.1),
     # the old recipe's from-scratch MSRN with the new speed levers, for scale
     "scratch_msrn_3ep": dict(kind="msrn", model=MEAN,
                              train=dict(FAST, epochs=3, lr=0.03, backbone_lr_mult=1.0, schedule="cosine",
                                         warmup_epochs=0.3),
                              note="MSRN from scratch, 3 epochs (the former budget), cosine lr 0.03, bf16"),
 }
+
+
+def with_seed(name: str, seed: int) -> str:
+    """Add candidate ``<name>_s<seed>``: ``name`` trained again with another seed (head init, data order)."""
+    spec = CANDIDATES[name]
+    CANDIDATES[f"{name}_s{seed}"] = dict(spec, seed=seed, note=f"{spec['note']}, seed {seed}")
+    return f"{name}_s{seed}"
+
+
+# more seeds (1 and 2) of the baselines, the eq. 8 variants and CSRA
+SEEDED = ("ft8_plain_os16", "ft8_msrn_os16", "ft8_msrn_os16_T0.1", "ft8_msrn_os16_sqrtd", "ft8_msrn_os16_learnedT",
+          "ft8_msrn_os16_label_sqrtd", "ft8_msrn_os16_label", "ft8_msrn_os16_label_sqrtd_perlabel", "ft8_csra_os16")
+for _name in SEEDED:
+    for _seed in (1, 2):
+        with_seed(_name, _seed)
+# the training-free CSRA on a trained plain model: T and lambda chosen on validation (a row of its own)
+TRAINING_FREE = {"csra_free_on_ft8_plain_os16": "ft8_plain_os16"}
+TRAINING_FREE_GRID = dict(temperature=(1.0, 2.0, 5.0), lam=(0.1, 0.3, 1.0), normalise=(False, True))
 
 
 def setup_for(image_size: int, cache: dict = {}):  # noqa: B006 - one setup per size per process
@@ -170,7 +224,18 @@ def groups_and_embeddings(model, setup) -> dict:
             "mean_abs_el": float(lge["label_embeddings"].abs().mean())}
 
 
+def map_columns(model, dataset, kind: str) -> dict:
+    """Normalised entropy, peak-to-mean ratio and label-map correlation per branch (``attention.map_statistics``):
+    MSRN's label attention as it is; a CAM as the softmax over its positions at T = 1, CSRA's score
+    map at its own T (the weights its residual attention gives the positions)."""
+    source = "attention" if kind == "msrn" else "cam"
+    temperature = model.config.csra_temperature if kind == "csra" else 1.0
+    return {"maps": attention.map_statistics(model, dataset, source, temperature=temperature)}
+
+
 def score(name: str, previous: dict) -> dict:
+    if name in TRAINING_FREE:
+        return score_training_free(name)
     model, result, seconds, setup = train(name)
     if seconds is not None:
         wall, cpu = seconds
@@ -188,7 +253,88 @@ def score(name: str, previous: dict) -> dict:
     # the same on the validation split: what a choice between candidates may look at
     row["pointing_val"] = pointing(model, setup.val, spec["kind"], resolutions=("cell",))
     row.update(groups_and_embeddings(model, setup))
+    row.update(map_columns(model, setup.test, spec["kind"]))
+    row["seed"] = spec.get("seed", 0)
+    if spec["kind"] == "msrn" and model.config.attention_scale == "learned":
+        row["learned_temperatures"] = [float(t) for t in model.attention_temperatures()]
     return row
+
+
+@torch.no_grad()
+def last_stage_features(model, dataset, batch_size: int = 64) -> tuple[torch.Tensor, np.ndarray]:
+    """The trunk's layer4 map of every image of ``dataset`` (N x C x h x w) and the label matrix."""
+    chunks = []
+    for start in range(0, len(dataset), batch_size):
+        images = torch.stack([dataset[i][0] for i in range(start, min(start + batch_size, len(dataset)))])
+        chunks.append(model.trunk(images, (4,))[4])
+    return torch.cat(chunks), np.asarray(dataset.labels)
+
+
+@torch.no_grad()
+def score_training_free(name: str) -> dict:
+    """The training-free CSRA (``csra_on_plain``) on a trained plain model: T, lambda and the
+    normalisation chosen on the validation split over :data:`TRAINING_FREE_GRID`; test reported."""
+    plain_name = TRAINING_FREE[name]
+    plain, _, _, setup = train(plain_name)
+    started = time.perf_counter()
+    weight, bias = plain.classifier.weight, plain.classifier.bias
+    split_features = {split: last_stage_features(plain, getattr(setup, split)) for split in ("val", "test")}
+
+    def split_map(split, **options):
+        features, labels = split_features[split]
+        return float(mean_average_precision(csra_logits(features, weight, bias, **options)[0].numpy(), labels))
+
+    grid = [dict(temperature=t, lam=lam, normalise=norm) for t in TRAINING_FREE_GRID["temperature"]
+            for lam in TRAINING_FREE_GRID["lam"] for norm in TRAINING_FREE_GRID["normalise"]]
+    val = [split_map("val", **options) for options in grid]
+    best = grid[int(np.argmax(val))]
+    model = csra_on_plain(plain, **best).eval()
+    row = {"candidate": name, "note": f"CSRA without training on {plain_name}'s weights, T / lambda / "
+           f"normalisation chosen on validation: {best}", "kind": "csra", "backbone": CANDIDATES[plain_name].get("backbone"),
+           "train_seconds": None, "cpu_seconds": None, "best_val_map": max(val), "best_epoch": None,
+           "test_map": split_map("test", **best), "plain_val_map": split_map("val", lam=0.0, normalise=False),
+           "plain_test_map": split_map("test", lam=0.0, normalise=False), "chosen": best,
+           "grid_val_map": [dict(options, val_map=v) for options, v in zip(grid, val)]}
+    row["pointing"] = pointing(model, setup.test, "csra")
+    row["pointing_val"] = pointing(model, setup.val, "csra", resolutions=("cell",))
+    row.update(map_columns(model, setup.test, "csra"))
+    row["score_seconds"] = time.perf_counter() - started
+    return row
+
+
+LABEL_CONTEXT = ROOT / "benchmarks" / "results" / "label_context.json"
+
+
+def per_class_gains(plain_name: str = "ft8_plain_os16", others=("ft8_msrn_os16", "ft8_csra_os16")) -> dict:
+    """Where does label context help? Per class, the test AP gain of each model over the plain one,
+    against the class's frequency in the training split and its degree in the label graph (the
+    number of other labels j with P(j | i) >= t, ML-GCN's binarisation at t = 0.4, graph.binarize);
+    with the Spearman rank correlation of the gain with each, over the classes."""
+    from scipy.stats import spearmanr
+
+    from msrn_core.graph import DEFAULT_T, binarize, conditional_probabilities, cooccurrence_counts
+    from msrn_core.metrics import per_class_ap
+    from msrn_core.running.training import predict
+
+    def test_ap(name):
+        model, _, _, setup = train(name)
+        logits, targets, _, _ = predict(model, setup.test, device="cpu")
+        return per_class_ap(logits, targets), setup
+
+    plain_ap, setup = test_ap(plain_name)
+    train_labels = np.asarray(setup.train.labels)
+    counts, nums = cooccurrence_counts(train_labels)
+    degree = binarize(conditional_probabilities(counts, nums), DEFAULT_T).sum(1)  # P's diagonal is 0
+    frequency = train_labels.mean(0)
+    result = {"plain": plain_name, "classes": list(setup.test.class_names), "train_frequency": frequency.tolist(),
+              "graph_degree": degree.tolist(), "plain_test_ap": plain_ap.tolist(), "models": {}}
+    for name in others:
+        gain = test_ap(name)[0] - plain_ap
+        result["models"][name] = {"test_ap_gain": gain.tolist(), "mean_gain": float(np.nanmean(gain)),
+                                  "spearman_gain_vs_frequency": float(spearmanr(gain, frequency).statistic),
+                                  "spearman_gain_vs_degree": float(spearmanr(gain, degree).statistic)}
+    atomic_write_json(LABEL_CONTEXT, {"command": "python benchmarks/lessons_study.py --label-context", **result})
+    return result
 
 
 def load_rows() -> dict:
@@ -197,6 +343,17 @@ def load_rows() -> dict:
 
 def save_rows(rows: dict) -> None:
     atomic_write_json(RESULTS, {"command": "python benchmarks/lessons_study.py", "rows": rows})
+
+
+def save_row(name: str, row: dict) -> dict:
+    """Add one row to the cached rows as they are on disk now (several study processes may run at once)."""
+    RUNS.mkdir(parents=True, exist_ok=True)
+    with open(RUNS / "lessons_study.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        rows = load_rows()
+        rows[name] = row
+        save_rows(rows)
+    return rows
 
 
 def fmt(value, percent=True) -> str:
@@ -210,6 +367,43 @@ def val_pointing(row: dict) -> str:
     if not v:
         return "–"
     return " / ".join(fmt(v[k]) for k in ("layer2", "layer3", "layer4", "cam") if k in v) + f"; {fmt(v.get('centre'))}"
+
+
+def maps_table(rows: dict) -> str:
+    """The eq. 8 study's columns: seed, mAP, pointing per branch, entropy, peak ratio, label-map correlation."""
+    lines = ["| candidate | seed | train s | val mAP | test mAP | val pointing | test pointing | normalised entropy | "
+             "peak / mean | label-map correlation |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for name, row in rows.items():
+        maps = row.get("maps")
+        if not maps:
+            continue
+        branches = list(maps)
+        per = {key: " / ".join(fmt(maps[b][key], False) for b in branches)
+               for key in ("normalised_entropy", "peak_ratio", "label_map_correlation")}
+        test = " / ".join(fmt(row["pointing"].get(b)) for b in branches)
+        val = " / ".join(fmt(row.get("pointing_val", {}).get(b)) for b in branches)
+        seconds = row.get("train_seconds")
+        lines.append(f"| {name} | {row.get('seed', 0)} | {f'{seconds:.0f}' if seconds else '–'} | {fmt(row['best_val_map'])} | "
+                     f"{fmt(row['test_map'])} | {val} | {test} | {per['normalised_entropy']} | {per['peak_ratio']} | "
+                     f"{per['label_map_correlation']} |")
+    return "\n".join(lines)
+
+
+def seed_summary(rows: dict) -> str:
+    """Mean (and standard deviation over seeds) of each seeded candidate's test mAP and pointing per branch."""
+    lines = ["| candidate | seeds | val mAP | test mAP (sd) | test pointing | label-map correlation |", "|---|---|---|---|---|---|"]
+    for name in SEEDED:
+        runs = [rows[n] for n in (name, f"{name}_s1", f"{name}_s2") if n in rows]
+        if len(runs) < 2:
+            continue
+        branches = list(runs[0].get("maps", {})) or ["cam"]
+        mean = {b: np.mean([r["pointing"][b] for r in runs]) for b in branches}
+        corr = {b: np.mean([r["maps"][b]["label_map_correlation"] for r in runs if "maps" in r]) for b in branches}
+        test = [r["test_map"] for r in runs]
+        lines.append(f"| {name} | {len(runs)} | {fmt(np.mean([r['best_val_map'] for r in runs]))} | {fmt(np.mean(test))} "
+                     f"({fmt(np.std(test, ddof=1))}) | {' / '.join(fmt(mean[b]) for b in branches)} | "
+                     f"{' / '.join(fmt(corr[b], False) for b in branches)} |")
+    return "\n".join(lines)
 
 
 def table(rows: dict) -> str:
@@ -233,26 +427,43 @@ def main(argv=None) -> None:
     parser.add_argument("--only", action="append", help="run (or load) this candidate only (repeatable)")
     parser.add_argument("--rescore", action="store_true", help="score the finished runs again")
     parser.add_argument("--list", action="store_true", help="list the candidates")
+    parser.add_argument("--rerun", action="store_true",
+                        help="with --only: train (or load) and score the named candidates even when a row is cached")
+    parser.add_argument("--label-context", action="store_true",
+                        help="per-class AP gain of MSRN and CSRA over plain against class frequency and graph "
+                             "degree (benchmarks/results/label_context.json)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch threads (1 trains faster than 2 on 2 cores shared with other work)")
     args = parser.parse_args(argv)
     if args.list:
         for name, spec in CANDIDATES.items():
             print(f"{name}: {spec.get('note', '')}")
+        for name, plain in TRAINING_FREE.items():
+            print(f"{name}: CSRA without training on {plain}'s weights")
         return
-    torch.set_num_threads(max(1, torch.get_num_threads()))
+    torch.set_num_threads(max(1, args.threads or torch.get_num_threads()))
+    if args.label_context:
+        result = per_class_gains()
+        for name, model in result["models"].items():
+            print(f"{name}: mean AP gain over {result['plain']} {100 * model['mean_gain']:+.2f} points; Spearman with "
+                  f"frequency {model['spearman_gain_vs_frequency']:+.2f}, with graph degree {model['spearman_gain_vs_degree']:+.2f}")
+        return
     rows = load_rows()
-    unknown = [name for name in args.only or [] if name not in CANDIDATES]
+    unknown = [name for name in args.only or [] if name not in CANDIDATES and name not in TRAINING_FREE]
     if unknown:
         raise SystemExit(f"unknown candidate(s) {unknown}; see --list")
-    for name in args.only or list(CANDIDATES):
-        if name in rows and not args.rescore:
+    for name in args.only or [*CANDIDATES, *TRAINING_FREE]:
+        if name in rows and not args.rescore and not (args.rerun and args.only):
             continue
-        finished = (RUNS / name / "last.pt").exists()
+        finished = (RUNS / name / "last.pt").exists() or name in TRAINING_FREE
         if args.rescore and not finished:
             continue
-        print(f"== {name}: {CANDIDATES[name].get('note', '')}", flush=True)
-        rows[name] = score(name, rows.get(name, {}))
-        save_rows(rows)
-    print(table({name: rows[name] for name in CANDIDATES if name in rows}))
+        print(f"== {name}: {CANDIDATES.get(name, {}).get('note', 'training-free CSRA')}", flush=True)
+        rows = save_row(name, score(name, rows.get(name, {})))
+    known = {name: rows[name] for name in [*CANDIDATES, *TRAINING_FREE] if name in rows}
+    print(table(known))
+    print(maps_table(known))
+    print(seed_summary(known))
     ceilings = {key: value for row in rows.values() for key, value in row.get("pointing", {}).items()
                 if key.endswith("@ceiling")}
     print("the best any map on each grid could do (share of trials with a cell centre in a box):",

@@ -124,7 +124,7 @@ def forward_target(args) -> None:
                                   device, args.repeats)
         # where the rest goes: the head's parts on the trunk's real outputs
         features = model.trunk(images, model.branch_stages)
-        head_times = interleaved_times({"head (all after the trunk)": lambda: model.head(features),
+        head_times = interleaved_times({"head (all after the trunk)": lambda: model.after_trunk(features),
                                         "label-group embeddings": model.label_group_embeddings,
                                         "branch convs (buffer, pool, projection)":
                                             lambda: model.branch_maps(features)},
@@ -248,7 +248,7 @@ def head_job(backbone: str, head: str, n: int, image_size: int, batch: int, devi
 
     def call():
         with torch.inference_mode():
-            model.head(stages)
+            model.after_trunk(stages)
     return call
 
 

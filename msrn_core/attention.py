@@ -32,7 +32,7 @@ Conventions
 - :func:`upsample_map`         a map bilinearly upsampled to the image (``resolution="image"``)
 - :func:`pointing_game_score`  hit rate per branch (and per class) of MSRN's label attention, or of a
   baseline's class activation map (``source="cam"``), at cell or image resolution
-- :func:`pointing_game_score`  hit rate per branch (and per class) of a model's label attention
+- :func:`pointing_game_scores` the same at several resolutions from one pass over the images
 - :func:`attention_statistics` how focused each branch's attention is, and how much of it is in the boxes
 
 Why the maps point where they do:
@@ -223,26 +223,51 @@ def pointing_game_score(model, dataset, branch: int | None = None, max_images: i
     - ``trials_per_class``, ``num_trials``, ``num_images``, ``labels_without_box`` (true labels
       with no box, not scored), ``source``, ``resolution``.
     """
-    _check_pointing_options(source, resolution, dataset)
+    return pointing_game_scores(model, dataset, branch, max_images, device, batch_size, image_size, source,
+                                (resolution,))[resolution]
+
+
+@torch.no_grad()
+def pointing_game_scores(model, dataset, branch: int | None = None, max_images: int | None = None,
+                         device: str | torch.device = "cpu", batch_size: int = 32, image_size=None,
+                         source: str = "attention", resolutions: Sequence[str] = POINTING_RESOLUTIONS,
+                         map_temperature: float | None = None) -> dict:
+    """:func:`pointing_game_score` at several ``resolutions`` from ONE pass of the model over the
+    images: resolution -> the dict :func:`pointing_game_score` returns at that resolution (the same
+    numbers, with one forward pass where separate calls would make one per resolution).
+
+    With ``map_temperature`` (the ``temperature`` of :func:`map_statistics`), each dict also holds
+    ``"maps"``: what :func:`map_statistics` returns for the same images, from the same pass."""
+    resolutions = tuple(dict.fromkeys(resolutions))
+    if not resolutions:
+        raise ValueError(f"pointing_game_scores needs at least one resolution of {POINTING_RESOLUTIONS}")
+    for resolution in resolutions:
+        _check_pointing_options(source, resolution, dataset)
     labels = np.asarray(dataset.labels)
     indices = list(range(len(dataset) if max_images is None else min(max_images, len(dataset))))
     loader = DataLoader(Subset(dataset, indices), batch_size=batch_size, shuffle=False,
                         collate_fn=collate_skip_unreadable)
     device = torch.device(device)
     model = model.to(device).eval()
-    tally = _PointingTally(resolution)
+    tallies = {resolution: _PointingTally(resolution) for resolution in resolutions}
+    statistics = None if map_temperature is None else _MapStatistics(source, map_temperature)
     for batch in loader:
         if batch.images.numel() == 0:
             continue
         maps, all_names = _maps_of(model(batch.images.to(device), details=True).details, source)
+        if statistics is not None:
+            statistics.add(maps, all_names, labels[batch.indices.numpy()].astype(bool))
         chosen = range(len(maps)) if branch is None else [branch]
-        tally.name_maps(all_names, chosen)
+        for tally in tallies.values():
+            tally.name_maps(all_names, chosen)
         for b, index in enumerate(batch.indices.tolist()):
             size = image_size if image_size is not None else _dataset_image_size(dataset, index)
-            tally.add_image([(all_names[k], maps[k][b]) for k in chosen], dataset.boxes[index],
-                            np.flatnonzero(labels[index]), size)
-    return tally.summary(list(dataset.class_names), source)
-
+            for tally in tallies.values():
+                tally.add_image([(all_names[k], maps[k][b]) for k in chosen], dataset.boxes[index],
+                                np.flatnonzero(labels[index]), size)
+    extra = {} if statistics is None else {"maps": statistics.result()}
+    return {resolution: {**tally.summary(list(dataset.class_names), source), **extra}
+            for resolution, tally in tallies.items()}
 
 def _check_pointing_options(source: str, resolution: str, dataset) -> None:
     """One clear error for an unknown map source or resolution, or a dataset without boxes."""
@@ -457,17 +482,30 @@ def map_statistics(model, dataset, source: str = "attention", max_images: int | 
                         collate_fn=collate_skip_unreadable)
     device = torch.device(device)
     model = model.to(device).eval()
-    sums: dict[str, dict[str, float]] = {}
+    statistics = _MapStatistics(source, temperature)
     for batch in loader:
         if batch.images.numel() == 0:
             continue
         maps, names = _maps_of(model(batch.images.to(device), details=True).details, source)
-        present = torch.as_tensor(labels[batch.indices.numpy()])
+        statistics.add(maps, names, labels[batch.indices.numpy()])
+    return statistics.result()
+
+
+class _MapStatistics:
+    """The running sums behind :func:`map_statistics`, batch by batch (also fed by :func:`pointing_game_scores`)."""
+
+    def __init__(self, source: str, temperature: float = 1.0):
+        self.source, self.temperature = source, temperature
+        self.sums: dict[str, dict[str, float]] = {}
+
+    def add(self, maps, names, present) -> None:
+        """One batch: its maps per branch (B x n x h x w) and which labels each image holds (B x n)."""
+        present = torch.as_tensor(np.asarray(present, dtype=bool))
         pairs = float((present.sum(1) * (present.sum(1) - 1)).sum())
         for name, branch_maps in zip(names, maps):
             branch_maps = branch_maps.float().cpu()
-            distributions = as_distributions(branch_maps, source, temperature)
-            total = sums.setdefault(name, dict.fromkeys(("entropy", "peak", "trials", "correlation", "pairs"), 0.0))
+            distributions = as_distributions(branch_maps, self.source, self.temperature)
+            total = self.sums.setdefault(name, dict.fromkeys(("entropy", "peak", "trials", "correlation", "pairs"), 0.0))
             total["entropy"] += float(normalised_entropy(distributions)[present].sum())
             total["peak"] += float(peak_ratio(distributions)[present].sum())
             total["trials"] += float(present.sum())
@@ -475,10 +513,12 @@ def map_statistics(model, dataset, source: str = "attention", max_images: int | 
             if pairs and not math.isnan(correlation):
                 total["correlation"] += correlation * pairs
                 total["pairs"] += pairs
-    return {name: {"normalised_entropy": total["entropy"] / max(total["trials"], 1),
-                   "peak_ratio": total["peak"] / max(total["trials"], 1),
-                   "label_map_correlation": total["correlation"] / total["pairs"] if total["pairs"] else float("nan")}
-            for name, total in sums.items()}
+
+    def result(self) -> dict:
+        return {name: {"normalised_entropy": total["entropy"] / max(total["trials"], 1),
+                       "peak_ratio": total["peak"] / max(total["trials"], 1),
+                       "label_map_correlation": total["correlation"] / total["pairs"] if total["pairs"] else float("nan")}
+                for name, total in self.sums.items()}
 
 
 def embedding_cosine(embeddings: torch.Tensor) -> float:

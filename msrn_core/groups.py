@@ -6,8 +6,8 @@ minutes to train. To look at groups without training a CNN, this module fits the
 Diffpool block on its own, on FIXED label features (the sentence features V, or the label
 embeddings E_l of a trained MSRN) and the label graph:
 
-- :func:`fit_label_groups`  two :class:`~msrn_core.layers.GATLayer` s (embedding and
-  assignment GNN), :func:`~msrn_core.layers.diffpool` and
+- :func:`fit_label_groups`  MSRN's :class:`~msrn_core.layers.DiffpoolBlock` (embedding and
+  assignment GNN, :func:`~msrn_core.layers.diffpool`) and
   :func:`~msrn_core.layers.compactness_loss`, trained with Diffpool's own unsupervised
   auxiliary objectives (link prediction and assignment entropy, Ying et al. 2018).
 - :func:`score_groups`      how well groups match the dataset's ground-truth themes:
@@ -27,31 +27,11 @@ from typing import Sequence
 
 import numpy as np
 import torch
-from torch import nn
 
 from .graph import gat_mask
-from .layers import GATLayer, compactness_loss, diffpool
+from .layers import DiffpoolBlock, compactness_loss, group_link_loss
 
 __all__ = ["DiffpoolBlock", "fit_label_groups", "link_target", "score_groups"]
-
-
-class DiffpoolBlock(nn.Module):
-    """The group half of MSRN's LGE module (paper eq. 5), on its own.
-
-    ``Z = GAT_embed(E)`` (k -> k, so that the compactness loss can compare E_g with E),
-    ``S = softmax_rows(GAT_assign(E))`` (k -> m), ``E_g = S^T Z``.
-    """
-
-    def __init__(self, in_features: int, num_groups: int):
-        super().__init__()
-        self.gat_embed = GATLayer(in_features, in_features)
-        self.gat_assign = GATLayer(in_features, num_groups)
-
-    def forward(self, features: torch.Tensor, adjacency: torch.Tensor, mask: torch.Tensor):
-        z, _ = self.gat_embed(features, mask)
-        assign_logits, _ = self.gat_assign(features, mask)
-        group_embeddings, _, assignment = diffpool(z, adjacency, assign_logits)
-        return group_embeddings, assignment
 
 
 def _tensor(x) -> torch.Tensor:
@@ -64,7 +44,8 @@ def _tensor(x) -> torch.Tensor:
 def link_target(adjacency) -> torch.Tensor:
     """What ``S S^T`` should look like: 1 where two labels share an edge (either direction) or
     are the same label, else 0. (``S S^T[i, j]`` is the probability that i and j fall in the
-    same group; for a hard assignment it is 1 on the diagonal.)"""
+    same group; for a hard assignment it is 1 on the diagonal.) :func:`~msrn_core.layers.group_link_loss`
+    compares ``S S^T`` with it."""
     mask = gat_mask(_tensor(adjacency))
     return (mask | mask.T).float()
 
@@ -109,7 +90,6 @@ def fit_label_groups(features, adjacency, m: int, steps: int = 300, lr: float = 
     if not 1 <= m <= n:
         raise ValueError(f"m must be between 1 and the number of labels ({n}), got {m}")
     mask = gat_mask(adjacency)
-    target = link_target(adjacency)
 
     generator_state = torch.random.get_rng_state()
     torch.manual_seed(seed)
@@ -123,7 +103,7 @@ def fit_label_groups(features, adjacency, m: int, steps: int = 300, lr: float = 
     try:
         for _ in range(steps):
             group_embeddings, s = block(features, adjacency, mask)
-            link = torch.linalg.matrix_norm(target - s @ s.T) / n ** 2
+            link = group_link_loss(s, mask, per="entries")  # / n^2
             entropy = -(s * torch.log(s + 1e-15)).sum(dim=1).mean()
             compact = compactness_loss(group_embeddings, features, s)
             loss = link + entropy_weight * entropy + compactness_weight * compact

@@ -4,6 +4,8 @@ Each block is a few dozen lines with the paper's equation numbers beside the cod
 
 - :class:`GATLayer`                  graph attention layer, paper eq. 2-4
 - :func:`diffpool`                   differentiable pooling of labels into groups, eq. 5
+- :class:`DiffpoolBlock`             the two GAT layers and Diffpool: label groups from label features
+- :func:`group_link_loss`            Diffpool's link-prediction loss (Ying et al. 2018)
 - :func:`compactness_loss`           pull each label towards its group, eq. 6
 - :func:`semantic_guided_attention`  position-wise attention guided by embeddings, eq. 7-9
 - :func:`label_spatial_attention`    one spatial map per label from dot-product scores (eq. 8's softmax per label)
@@ -31,14 +33,12 @@ class GATLayer(nn.Module):
     The self term ``U h_i`` is added separately, as the paper writes it.
     """
 
-    def __init__(self, in_features: int, out_features: int, negative_slope: float = 0.2,
-                 activation: bool = True):
+    def __init__(self, in_features: int, out_features: int, negative_slope: float = 0.2):
         super().__init__()
         self.U = nn.Linear(in_features, out_features, bias=False)
         # P in R^{1 x 2w}, split into the half that scores i and the half that scores j.
         self.P = nn.Parameter(torch.empty(2 * out_features))
         self.negative_slope = negative_slope
-        self.activation = activation
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -60,7 +60,7 @@ class GATLayer(nn.Module):
         uh = self.U(h)
         alpha = self.attention(uh, mask)
         out = alpha @ uh + uh  # eq. 3: neighbours weighted by alpha, plus the self term
-        return (F.elu(out) if self.activation else out), alpha
+        return F.elu(out), alpha
 
 
 def diffpool(z: torch.Tensor, adjacency: torch.Tensor, assign_logits: torch.Tensor):
@@ -73,6 +73,51 @@ def diffpool(z: torch.Tensor, adjacency: torch.Tensor, assign_logits: torch.Tens
     s = torch.softmax(assign_logits, dim=-1)
     s_t = s.transpose(-1, -2)
     return s_t @ z, s_t @ adjacency @ s, s
+
+
+class DiffpoolBlock(nn.Module):
+    """The group half of MSRN's LGE module (paper eq. 5): two GAT layers and :func:`diffpool`.
+
+    ``Z = GAT_embed(E)`` (k -> k, so that the compactness loss can compare E_g with E),
+    ``S = softmax_rows(GAT_assign(E))`` (k -> m), ``E_g = S^T Z``. MSRN runs it on its label
+    embeddings; :func:`msrn_core.groups.fit_label_groups` trains it alone on fixed features.
+    """
+
+    def __init__(self, in_features: int, num_groups: int):
+        super().__init__()
+        self.gat_embed = GATLayer(in_features, in_features)  # Diffpool's embedding GNN
+        self.gat_assign = GATLayer(in_features, num_groups)  # Diffpool's assignment GNN
+
+    def forward(self, features: torch.Tensor, adjacency: torch.Tensor, mask: torch.Tensor):
+        """``(E_g, S)`` for label features (n x k), the adjacency A_hat and the GAT mask (n x n)."""
+        z, _ = self.gat_embed(features, mask)
+        assign_logits, _ = self.gat_assign(features, mask)
+        group_embeddings, _, assignment = diffpool(z, adjacency, assign_logits)
+        return group_embeddings, assignment
+
+
+# group_link_loss's divisor: "labels" = n (MSRN's term), "entries" = n^2 (fit_label_groups; PyTorch
+# Geometric's dense_diff_pool divides by the adjacency's number of entries)
+LINK_LOSS_SCALES = ("labels", "entries")
+
+
+def group_link_loss(assignment: torch.Tensor, mask: torch.Tensor, per: str = "labels") -> torch.Tensor:
+    """Diffpool's link-prediction loss (Ying et al., 2018, section 3.3), a step beyond the MSRN paper:
+    ``||A - S S^T||_F / n``, with ``A`` the symmetric label graph with self loops (``mask``, the
+    GAT mask) and ``S`` the n x m assignment. ``S S^T[i, j]`` is the probability that labels i
+    and j share a group, so the loss asks labels that co-occur to share one.
+
+    Ying et al. write the plain Frobenius norm, with no normalisation; PyTorch Geometric's
+    ``dense_diff_pool`` divides it by the number of entries of A, n^2 (``per="entries"``, what
+    :func:`msrn_core.groups.fit_label_groups` minimises). Divided by n (``per="labels"``, the
+    default, MSRN's ``TrainConfig.group_link_weight`` term) it sits on the scale of a per-label mean BCE.
+    """
+    if per not in LINK_LOSS_SCALES:
+        raise ValueError(f"unknown link-loss scale {per!r}; choose one of {LINK_LOSS_SCALES}")
+    target = (mask | mask.transpose(0, 1)).to(assignment.dtype)
+    norm = torch.linalg.matrix_norm(target - assignment @ assignment.transpose(0, 1))
+    n = assignment.shape[0]
+    return norm / n if per == "labels" else norm / n ** 2
 
 
 # The compactness loss in three forms (ModelConfig.compactness_form), each with the weight

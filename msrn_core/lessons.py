@@ -275,3 +275,24 @@ def study_rows_by_seed(study: Mapping, candidate: str) -> dict[int, dict]:
             continue
         found[seed] = row
     return dict(sorted(found.items()))
+
+
+def study_attention_entry(study: Mapping, candidate: str) -> dict | None:
+    """An ``attention_variants`` entry from the lessons study's rows of ``candidate`` (None when it has
+    no row): ``pointing`` per branch (or the CAM's one value) and the maps' ``normalised_entropy`` and
+    ``label_map_correlation`` of its seed-0 row (cell resolution, test split), and ``test_map`` over
+    every seed the study trained."""
+    by_seed = study_rows_by_seed(study, candidate)
+    if not by_seed:
+        return None
+    first = next(iter(by_seed.values()))
+    branches = [name for name in first.get("pointing", {}) if "@" not in name and name not in ("centre", "random")]
+    maps = first.get("maps", {})
+    if not branches or set(branches) - set(maps):
+        raise ValueError(f"the study's row {candidate!r} has no pointing or map statistics per branch: rescore it "
+                         "with `python benchmarks/lessons_study.py --rescore`")
+    single = len(branches) == 1
+    per_branch = {field: [maps[b][field] for b in branches] for field in ("normalised_entropy", "label_map_correlation")}
+    return {"pointing": [first["pointing"][b] for b in branches],
+            **{field: values[0] if single else values for field, values in per_branch.items()},
+            "test_map": [row["test_map"] for row in by_seed.values()]}

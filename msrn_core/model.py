@@ -26,7 +26,7 @@ from torch import nn
 
 from . import defaults
 from .graph import gat_mask
-from .layers import (COMPACTNESS_FORMS, GATLayer, check_sga_axis, compactness_loss, diffpool,
+from .layers import (COMPACTNESS_FORMS, DiffpoolBlock, GATLayer, check_sga_axis, compactness_loss, group_link_loss,
                      semantic_guided_attention)
 from .utils import UnreadableTensorFileError, UnsafePickleError, file_digest, load_tensors_only
 from .variants.lean_sga import semantic_guided_attention_lean
@@ -102,6 +102,9 @@ class ModelConfig:
     # as the authors' fc_label (models.py, MSGDN: Linear(300, 256))
     label_projection: int = 0
     branch_init: str = "default"  # BRANCH_INITS: the buffer convolutions' initialisation
+    # Diffpool (eq. 5) pools ReLU(E_l), as the authors' code does (True), or E_l, as the paper (False);
+    # None: as the authors' code exactly when compactness_form is theirs ("authors"), see relu_before_diffpool
+    diffpool_relu: bool | None = None
 
     @classmethod
     def authors(cls, **overrides) -> "ModelConfig":
@@ -112,6 +115,13 @@ class ModelConfig:
         values = dict(label_projection=256, head_negative_slope=0.01, compactness_form="authors",
                       branch_init="he_normal")
         return cls(**{**values, **overrides})
+
+    @property
+    def relu_before_diffpool(self) -> bool:
+        """Whether Diffpool reads ReLU(E_l) (the authors' code) rather than E_l (the paper, eq. 5):
+        ``diffpool_relu`` when set, else True exactly with the authors' compactness form, which
+        their code pairs with it."""
+        return self.compactness_form == "authors" if self.diffpool_relu is None else self.diffpool_relu
 
     def __post_init__(self):
         self.branch_stages = tuple(int(s) for s in self.branch_stages)
@@ -157,17 +167,6 @@ class ModelOutput:
     # Diffpool's link-prediction loss ||A - S S^T||_F / n (None for models without groups);
     # weighted by TrainConfig.group_link_weight, 0 in the paper's recipe
     group_link: torch.Tensor | None = None
-
-
-def group_link_loss(assignment: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Diffpool's link-prediction loss (Ying et al., 2018), a step beyond the MSRN paper:
-    ``||A - S S^T||_F / n``, with ``A`` the symmetric label graph with self loops (``mask``, the
-    GAT mask) and ``S`` the n x m assignment. ``S S^T[i, j]`` is the probability that labels i
-    and j share a group, so the loss asks labels that co-occur to share one. Divided by n (not
-    n^2 as in Diffpool) it sits on the scale of a per-label mean BCE.
-    """
-    target = (mask | mask.transpose(0, 1)).to(assignment.dtype)
-    return torch.linalg.matrix_norm(target - assignment @ assignment.transpose(0, 1)) / assignment.shape[0]
 
 
 class PretrainedWeightsError(RuntimeError):
@@ -285,8 +284,9 @@ def make_branch(in_channels: int, embed_dim: int, buffer: bool, init: str = "def
     return nn.Sequential(*layers)
 
 
-class _GraphModel(nn.Module):
-    """Shared plumbing: label features and the label graph live in buffers (saved in checkpoints)."""
+class LabelGraphModel(nn.Module):
+    """What every model kind shares (MSRN, the baselines, DSDL, CSRA): a :class:`ResNetTrunk`, and
+    the label features and the label graph in buffers (saved in checkpoints)."""
 
     def __init__(self, config: ModelConfig, label_features: torch.Tensor, adjacency: torch.Tensor):
         super().__init__()
@@ -317,11 +317,24 @@ class _GraphModel(nn.Module):
         ]
 
 
-class MSRN(_GraphModel):
+# MSRN's weights renamed since a checkpoint was written (old key prefix -> new): read on loading
+RENAMED_STATE_KEYS = {"gat_embed.": "group_pool.gat_embed.", "gat_assign.": "group_pool.gat_assign."}
+
+
+def _rename_old_state_keys(state_dict: dict, prefix: str, *_) -> None:
+    """A ``load_state_dict`` pre-hook: the keys of an older checkpoint under their current names."""
+    for key in list(state_dict):
+        for old, new in RENAMED_STATE_KEYS.items():
+            if key.startswith(prefix + old):
+                state_dict[prefix + new + key[len(prefix + old):]] = state_dict.pop(key)
+
+
+class MSRN(LabelGraphModel):
     """Multi-layered Semantic Representation Network (paper Figure 1)."""
 
     def __init__(self, config: ModelConfig, label_features: torch.Tensor, adjacency: torch.Tensor):
         super().__init__(config, label_features, adjacency)
+        self._register_load_state_dict_pre_hook(_rename_old_state_keys)  # checkpoints of older versions
         d, m, n = config.embed_dim, config.num_groups, self.num_classes
         k = self.label_features.shape[1]
         self.label_projection = None  # the authors' fc_label, when config.label_projection > 0
@@ -335,8 +348,7 @@ class MSRN(_GraphModel):
             self.gat1 = GATLayer(k, config.gat_hidden)  # eq. 4, t = 1
             self.gat2 = GATLayer(config.gat_hidden, d)  # eq. 4, t = 2
         if self.uses_groups:
-            self.gat_embed = GATLayer(d, d)  # Diffpool's embedding GNN
-            self.gat_assign = GATLayer(d, m)  # Diffpool's assignment GNN
+            self.group_pool = DiffpoolBlock(d, m)  # Diffpool's embedding and assignment GNNs (eq. 5)
         # Branches (section 3.1 and 4.1): a buffer conv on every branch below the last stage
         self.branch_stages = config.branch_stages
         self.branches = nn.ModuleList(
@@ -362,19 +374,17 @@ class MSRN(_GraphModel):
         label_embeddings, alpha2 = self.gat2(hidden, mask)  # E_l = GAT_2(GAT_1(V))
         out = {"label_embeddings": label_embeddings, "gat_attention": [alpha1, alpha2]}
         if self.uses_groups:
-            form = self.config.compactness_form
-            # the authors' code runs Diffpool on ReLU(E_l); the paper on E_l
-            pooled_input = F.relu(label_embeddings) if form == "authors" else label_embeddings
-            z, _ = self.gat_embed(pooled_input, mask)
-            assign_logits, _ = self.gat_assign(pooled_input, mask)
-            group_embeddings, _, assignment = diffpool(z, self.adjacency, assign_logits)  # eq. 5
+            # the paper pools E_l; the authors' code ReLU(E_l) (ModelConfig.diffpool_relu)
+            pooled_input = F.relu(label_embeddings) if self.config.relu_before_diffpool else label_embeddings
+            group_embeddings, assignment = self.group_pool(pooled_input, self.adjacency, mask)  # eq. 5
             out.update(group_embeddings=group_embeddings, assignment=assignment,
-                       compactness=compactness_loss(group_embeddings, label_embeddings, assignment, form),
+                       compactness=compactness_loss(group_embeddings, label_embeddings, assignment,
+                                                    self.config.compactness_form),
                        group_link=group_link_loss(assignment, mask))
         return out
 
     def forward(self, images: torch.Tensor, details: bool = False) -> ModelOutput:
-        return self.head(self.trunk(images, self.branch_stages), details)
+        return self.after_trunk(self.trunk(images, self.branch_stages), details)
 
     def attention_temperatures(self) -> list:
         """What divides eq. 8's scores on each branch (ModelConfig.attention_scale): 1.0 for "none"."""
@@ -407,7 +417,7 @@ class MSRN(_GraphModel):
         hidden = F.leaky_relu(self.fc1(rows.flatten(1)), self.config.head_negative_slope)
         return self.fc2(hidden)
 
-    def head(self, features: dict[int, torch.Tensor], details: bool = False) -> ModelOutput:
+    def after_trunk(self, features: dict[int, torch.Tensor], details: bool = False) -> ModelOutput:
         """Everything after the trunk, from the outputs of its stages (``ResNetTrunk.forward``)."""
         n = self.num_classes
         zero = features[self.branch_stages[0]].new_zeros(())
@@ -464,7 +474,7 @@ def class_activation_map(features: torch.Tensor, classifiers: torch.Tensor) -> t
     return torch.einsum("bkhw,ck->bchw", features, classifiers.to(features.dtype))
 
 
-class PlainBaseline(_GraphModel):
+class PlainBaseline(LabelGraphModel):
     """The backbone alone: global average pooling and a linear classifier.
 
     With ``details=True`` it returns its class activation maps,
@@ -496,7 +506,7 @@ class GraphConvolution(nn.Module):
         return adjacency @ (h @ self.weight)
 
 
-class MLGCNBaseline(_GraphModel):
+class MLGCNBaseline(LabelGraphModel):
     """ML-GCN head: classifiers W = GCN_2(LeakyReLU(GCN_1(V))), logits = W x (x max-pooled).
 
     With ``details=True`` it returns the class activation maps of its GCN classifiers,
@@ -561,13 +571,13 @@ def model_config(kind: str = "msrn", **values):
     return config_class(kind)(kind=kind, **values)
 
 
-def build_model(config, label_features, adjacency) -> _GraphModel:
+def build_model(config, label_features, adjacency) -> LabelGraphModel:
     """Build the model named by ``config.kind`` for the given label features and graph."""
     _load_kind(config.kind)
     return MODEL_CLASSES[config.kind](config, label_features, adjacency)
 
 
-def model_signature(model: _GraphModel, class_names: Sequence[str]) -> dict:
+def model_signature(model: LabelGraphModel, class_names: Sequence[str]) -> dict:
     """What must match for a checkpoint to load into a model: architecture and label set."""
     return {
         "config": asdict(model.config),

@@ -4,11 +4,12 @@
 - :func:`tutorial_data`   the built-in dataset with its label graph and label features
 - :func:`trained_model`   ``load_or_train`` with the shared recipe and run folders, so that a
   model trained by one notebook is loaded by the next instead of trained again; every model
-  starts from the recipe's shared backbone (:func:`shared_backbone`), trained once
+  starts from the recipe's shared backbone (:func:`shared_backbone`), trained once;
+  :func:`trained_attention_models` CSRA and the MSRN variant of ``recipes.ATTENTION_VARIANT``
 - :func:`runs_root`       where those run folders live: ``runs/notebooks`` in the checkout, or the
   folder a notebook's ``RUNS`` parameter names (on Colab, a Google Drive folder keeps the runs
   between notebooks, which each run on their own machine)
-- :func:`show`, :func:`figure_png`, :func:`float_tensor`  small helpers several notebooks use
+- :func:`show`, :func:`show_static_view`, :func:`figure_png`, :func:`float_tensor`  small helpers several notebooks use
 
 The runs the notebooks share (``tutorial_data`` to ``runs_root``) live in
 :mod:`msrn_core.running.shared_runs`, beside the ablation study that shares them too; they are
@@ -28,15 +29,15 @@ import torchvision
 from . import __version__, plots
 from .mode import use_small_mode
 from .running import recipes
-from .running.shared_runs import (RECIPE_FILE, SHARED_BACKBONE_KINDS, RecipeChangedError, check_recipe_folder,
-                                  run_folder, runs_root, shared_backbone, trained_model, tutorial_data,
-                                  use_runs_root)
+from .running.shared_runs import (RECIPE_FILE, SHARED_BACKBONE_KINDS, RecipeChangedError, attention_variant_title,
+                                  check_recipe_folder, run_folder, runs_root, shared_backbone, trained_attention_models,
+                                  trained_model, tutorial_data, use_runs_root)
 from .utils import get_device, seed_everything
 
 __all__ = [
-    "RECIPE_FILE", "REPOSITORY", "SHARED_BACKBONE_KINDS", "RecipeChangedError", "check_recipe_folder", "figure_png",
-    "float_tensor", "notebook_setup", "run_folder", "runs_root", "shared_backbone", "show", "trained_model",
-    "tutorial_data",
+    "RECIPE_FILE", "REPOSITORY", "SHARED_BACKBONE_KINDS", "RecipeChangedError", "attention_variant_title",
+    "check_recipe_folder", "figure_png", "float_tensor", "notebook_setup", "run_folder", "runs_root", "shared_backbone",
+    "show", "trained_attention_models", "trained_model", "tutorial_data",
 ]
 
 REPOSITORY = "https://github.com/msrn-tutorial/msrn-tutorial"
@@ -75,6 +76,26 @@ def show(fig) -> None:
 
     display(fig)
     plt.close(fig)
+
+
+def show_static_view(fig):
+    """Display ``fig``, a widget's view at its default setting, as a plain image output; return a
+    function that removes it.
+
+    A saved notebook keeps no widget state: GitHub, nbviewer and the book show this image where a
+    live kernel shows the widget. Call the returned function when the widget first redraws, so a
+    reader in a kernel sees one view at a time.
+    """
+    import matplotlib.pyplot as plt
+    from IPython.display import display
+
+    handle = display(fig, display_id=True)
+    plt.close(fig)
+
+    def remove(*_):
+        handle.update({"text/plain": ""}, raw=True)
+
+    return remove
 
 
 def figure_png(fig, dpi: int = 80) -> bytes:

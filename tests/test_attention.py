@@ -10,8 +10,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from msrn_core.attention import (attention_statistics, box_area_fraction, box_mask, peak_point, pointing_game,
-                                 pointing_game_score)
+from msrn_core.attention import (attention_statistics, box_area_fraction, box_mask, map_statistics, peak_point,
+                                 pointing_game, pointing_game_score, pointing_game_scores)
 
 
 # ----------------------------------------------------------------------------- one trial by hand
@@ -192,6 +192,30 @@ def test_one_branch_max_images_and_a_constant_map():
     # top-left cell centre (2, 2) lies in (0,a) [0,0,8,8] and (2,b) [0,0,16,4] only
     assert constant["hit_rate"]["layer4"] == pytest.approx(2 / 6)
     assert constant["per_class"]["layer4"] == {"a": 0.5, "b": 0.5, "c": 0.0}
+
+
+def test_several_resolutions_from_one_pass_equal_separate_scores():
+    class CountingModel(IndicatorModel):
+        calls = 0
+
+        def forward(self, images, details=False):
+            CountingModel.calls += 1
+            return super().forward(images, details)
+
+    dataset = BoxDataset()
+    both = pointing_game_scores(CountingModel(), dataset, batch_size=2, resolutions=("cell", "image"))
+    assert CountingModel.calls == 3  # 5 images in batches of 2: one forward pass for both resolutions
+    for resolution in ("cell", "image"):
+        assert both[resolution] == pointing_game_score(IndicatorModel(), dataset, batch_size=2,
+                                                       resolution=resolution)
+    assert both["cell"]["grid"]["layer4"] == (SIZE // 4, SIZE // 4) and both["image"]["grid"]["layer4"] == (SIZE, SIZE)
+    with_maps = pointing_game_scores(IndicatorModel(), dataset, batch_size=2, resolutions=("cell",), map_temperature=1.0)
+    assert with_maps["cell"].pop("maps") == map_statistics(IndicatorModel(), dataset, batch_size=2)  # same pass
+    assert with_maps["cell"] == both["cell"] and "maps" not in both["cell"]
+    with pytest.raises(ValueError, match="unknown resolution"):
+        pointing_game_scores(IndicatorModel(), dataset, resolutions=("cell", "pixel"))
+    with pytest.raises(ValueError, match="at least one resolution"):
+        pointing_game_scores(IndicatorModel(), dataset, resolutions=())
 
 
 def test_models_without_label_attention_are_refused():

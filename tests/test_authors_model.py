@@ -63,8 +63,8 @@ def their_forward(model, images, adj):
 
     label = their_gat(their_gat(model.label_projection(model.label_features), adj, model.gat1), adj, model.gat2)
     pooled_input = F.relu(label)
-    z = their_gat(pooled_input, adj, model.gat_embed)
-    s = torch.softmax(their_gat(pooled_input, adj, model.gat_assign), dim=-1)
+    z = their_gat(pooled_input, adj, model.group_pool.gat_embed)
+    s = torch.softmax(their_gat(pooled_input, adj, model.group_pool.gat_assign), dim=-1)
     group = s.transpose(-1, -2) @ z
     group_loss = sum(torch.dist(label[i], group[s.argmax(1)[i]]) for i in range(label.shape[0])) * 1e-4
 

@@ -210,8 +210,20 @@ def test_the_authors_settings_are_those_of_their_run_scripts():
         authors_config("scenes")
 
 
-def test_the_former_name_of_the_additive_form_still_loads():
-    assert DSDLConfig(loss_form="paper") == DSDLConfig(loss_form="additive")
+def test_a_checkpoint_naming_the_additive_form_by_its_former_name_still_loads(tmp_path):
+    from msrn_core.running.checkpoints import save_checkpoint
+
+    n = 3
+    model = build_model(DSDLConfig(backbone="resnet18"), torch.randn(n, 6), torch.eye(n))
+    save_checkpoint(tmp_path / "old.pt", model, ["a", "b", "c"])
+    checkpoint = torch.load(tmp_path / "old.pt", weights_only=False)
+    checkpoint["signature"]["config"]["loss_form"] = "paper"  # as written before the rename
+    torch.save(checkpoint, tmp_path / "old.pt")
+    load_model_state(tmp_path / "old.pt", model, ["a", "b", "c"])
+    rebuilt, _, _ = model_from_checkpoint(tmp_path / "old.pt")
+    assert rebuilt.config.loss_form == "additive"
+    with pytest.raises(ValueError, match="unknown DSDL loss form 'paper'"):
+        DSDLConfig(loss_form="paper")  # the former name is read from checkpoints only
 
 
 def dsdl_reference_forward(features, semantics, w1, w2, ridge_lambda, slope=0.2):

@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from msrn_core.layers import GATLayer, compactness_loss, diffpool, semantic_guided_attention
+from msrn_core.layers import GATLayer, compactness_loss, diffpool, group_link_loss, semantic_guided_attention
 from msrn_core.variants.lean_sga import (SGA_CHUNK_ELEMENTS, _exp_floor, semantic_guided_attention_lean,
                                          sga_chunk_elements)
 
@@ -98,6 +98,24 @@ def test_diffpool_matches_torch_geometric():
     reference, reference_adj, _, _ = dense_diff_pool(z[None], adjacency[None], logits[None])
     torch.testing.assert_close(pooled, reference[0])
     torch.testing.assert_close(pooled_adj, reference_adj[0])
+
+
+def test_the_link_loss_per_label_and_per_entry_of_the_graph():
+    # per="entries" is PyTorch Geometric's link loss (||A - S S^T||_F / n^2, what fit_label_groups
+    # minimises), per="labels" (MSRN's term) the same norm divided by n
+    dense_diff_pool = pytest.importorskip("torch_geometric.nn").dense_diff_pool
+    torch.manual_seed(0)
+    n, m = 7, 3
+    mask = torch.rand(n, n) > 0.6
+    mask |= torch.eye(n, dtype=torch.bool)
+    logits = torch.randn(n, m)
+    s = torch.softmax(logits, dim=-1)
+    target = (mask | mask.T).float()
+    _, _, reference, _ = dense_diff_pool(torch.randn(1, n, 4), target[None], logits[None])
+    torch.testing.assert_close(group_link_loss(s, mask, per="entries"), reference)
+    torch.testing.assert_close(group_link_loss(s, mask), n * reference)
+    with pytest.raises(ValueError, match="link-loss scale"):
+        group_link_loss(s, mask, per="edges")
 
 
 def test_compactness_loss_hand_example():

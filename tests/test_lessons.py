@@ -171,3 +171,27 @@ def test_study_rows_are_grouped_by_seed(tmp_path):
     path.write_text(json.dumps({"command": "x"}))
     with pytest.raises(ValueError, match="rows"):
         lessons.load_lessons_study(path)
+
+
+def test_an_attention_entry_is_read_from_the_study_rows_of_every_seed(tmp_path):
+    def row(test_map, seed=None, **extra):
+        maps = {b: {"normalised_entropy": 0.9, "label_map_correlation": 0.2, "peak_ratio": 2.0} for b in ("layer2", "layer3")}
+        return {"test_map": test_map, "pointing": {"layer2": 0.3, "layer3": 0.4, "layer2@image": 0.1, "centre": 0.23,
+                                                   "random": 0.09, "layer2@ceiling": 0.9}, "maps": maps,
+                **({"seed": seed} if seed is not None else {}), **extra}
+
+    cam = {"test_map": 0.77, "pointing": {"cam": 0.46, "cam@ceiling": 0.95, "centre": 0.23},
+           "maps": {"cam": {"normalised_entropy": 0.8, "label_map_correlation": 0.1}}}
+    study = {"rows": {"ft8_msrn_label": row(0.75), "ft8_msrn_label_s1": row(0.74, seed=1),
+                      "ft8_msrn_label_s2": row(0.76, seed=2), "ft8_csra": cam, "broken": {"test_map": 0.5}}}
+    entry = lessons.study_attention_entry(study, "ft8_msrn_label")
+    assert entry == {"pointing": [0.3, 0.4], "normalised_entropy": [0.9, 0.9], "label_map_correlation": [0.2, 0.2],
+                     "test_map": [0.75, 0.74, 0.76]}
+    assert lessons.study_attention_entry(study, "ft8_csra") == {
+        "pointing": [0.46], "normalised_entropy": 0.8, "label_map_correlation": 0.1, "test_map": [0.77]}
+    assert lessons.study_attention_entry(study, "missing") is None
+    with pytest.raises(ValueError, match="rescore"):
+        lessons.study_attention_entry(study, "broken")
+    value = {"plain_cam": lessons.study_attention_entry(study, "ft8_csra"), "msrn": entry,
+             "csra": lessons.study_attention_entry(study, "ft8_csra"), "msrn_label_none": entry}
+    lessons.record("attention_variants", value, lessons.LESSONS_STUDY_SOURCE, tmp_path)  # passes the validation

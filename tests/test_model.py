@@ -219,6 +219,46 @@ def test_checkpoint_written_before_the_head_option_still_loads(tmp_path):
         load_model_state(tmp_path / "old.pt", per_label, ["a", "b", "c"])
 
 
+def test_a_checkpoint_with_the_former_diffpool_weight_names_still_loads(tmp_path):
+    from msrn_core.running.checkpoints import load_model_state, model_from_checkpoint, save_checkpoint
+
+    features, adjacency = random_graph(3)
+    config = ModelConfig(backbone="resnet18", fc_hidden=8, embed_dim=8, gat_hidden=8, num_groups=2)
+    model = build_model(config, features, adjacency).eval()
+    save_checkpoint(tmp_path / "old.pt", model, ["a", "b", "c"])
+    checkpoint = torch.load(tmp_path / "old.pt", weights_only=False)
+    weights = checkpoint["model"]
+    assert any(key.startswith("group_pool.gat_embed.") for key in weights)
+    checkpoint["model"] = {key.replace("group_pool.", "", 1): value for key, value in weights.items()}  # before
+    torch.save(checkpoint, tmp_path / "old.pt")
+    fresh = build_model(config, features, adjacency).eval()
+    load_model_state(tmp_path / "old.pt", fresh, ["a", "b", "c"])
+    rebuilt, _, _ = model_from_checkpoint(tmp_path / "old.pt")
+    images = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        expected = model(images).logits
+        torch.testing.assert_close(fresh(images).logits, expected, rtol=0, atol=0)
+        torch.testing.assert_close(rebuilt.eval()(images).logits, expected, rtol=0, atol=0)
+
+
+def test_relu_before_diffpool_follows_the_authors_form_unless_set():
+    assert not ModelConfig().relu_before_diffpool
+    assert ModelConfig(compactness_form="authors").relu_before_diffpool  # their code pairs the two
+    assert ModelConfig.authors().relu_before_diffpool
+    assert not ModelConfig(compactness_form="authors", diffpool_relu=False).relu_before_diffpool
+    assert ModelConfig(compactness_form="paper_mean", diffpool_relu=True).relu_before_diffpool
+    features, adjacency = random_graph(4)
+    small = dict(backbone="resnet18", fc_hidden=8, embed_dim=8, gat_hidden=8, num_groups=2)
+    torch.manual_seed(0)
+    relu = build_model(ModelConfig(**small, diffpool_relu=True), features, adjacency)
+    torch.manual_seed(0)
+    plain = build_model(ModelConfig(**small), features, adjacency)
+    with torch.no_grad():
+        label_embeddings = plain.label_group_embeddings()["label_embeddings"]
+        expected, _ = plain.group_pool(torch.relu(label_embeddings), plain.adjacency, plain.gat_mask)
+        torch.testing.assert_close(relu.label_group_embeddings()["group_embeddings"], expected)
+
+
 # ----------------------------------------------------------------------------- class activation maps
 def test_class_activation_map_is_the_weighted_sum_of_channels_by_hand():
     from msrn_core.model import class_activation_map

@@ -294,6 +294,33 @@ def test_plot_attention_maps_rejects_mismatched_branches(rng):
         plots.plot_attention_maps(torch.rand(3, 32, 32), maps, CLASS_NAMES, [0], [3, 4])
 
 
+def test_plot_map_comparison_puts_every_map_on_one_colour_scale(tmp_path):
+    flat = torch.full((8, 8), 1 / 64)
+    peaked = torch.zeros(4, 4)
+    peaked[1, 2] = 1.0  # relative to flat: 16 on one cell
+    rows = [{"flat (8x8)": flat, "peaked (4x4)": peaked}, {"flat (8x8)": flat[None], "peaked (4x4)": peaked}]
+    boxes = [[(0, 2, 2, 20, 30), (2, 10, 10, 40, 40)], [(2, 1, 1, 9, 9)]]
+    fig = plots.plot_map_comparison([torch.rand(3, 48, 64), torch.rand(3, 48, 64)], rows, ["car", "person"],
+                                    boxes=boxes, classes=[0, 2], class_names=CLASS_NAMES, title="two maps")
+    axes = np.array(fig.axes[:-1]).reshape(2, 3)  # the last axes: the colour bar
+    assert [ax.get_title() for ax in axes[0]] == ["image", "flat (8x8)", "peaked (4x4)"]
+    assert axes[1, 0].get_ylabel() == "person" and len(axes[0, 0].patches) == 1
+    flat_overlay, peaked_overlay = axes[0, 1].images[-1], axes[0, 2].images[-1]
+    assert flat_overlay.get_array().shape == (48, 64)
+    np.testing.assert_allclose(flat_overlay.get_array(), 1.0, rtol=1e-5)  # a flat map stays 1 everywhere
+    assert flat_overlay.get_clim() == peaked_overlay.get_clim()  # one scale for the figure
+    assert 1.0 < peaked_overlay.get_clim()[1] <= 16.0
+    _assert_png(plots.save_figure(fig, "comparison", directory=tmp_path), "comparison.png")
+
+
+def test_plot_map_comparison_rejects_rows_that_differ():
+    with pytest.raises(ValueError, match="same map columns"):
+        plots.plot_map_comparison([torch.rand(3, 8, 8)] * 2, [{"a": torch.ones(2, 2)}, {"b": torch.ones(2, 2)}],
+                                  ["x", "y"])
+    with pytest.raises(ValueError, match="one image, one mapping"):
+        plots.plot_map_comparison([torch.rand(3, 8, 8)], [{"a": torch.ones(2, 2)}], ["x", "y"])
+
+
 def test_graph_layout_does_not_depend_on_the_hash_seed():
     """Node names are strings: a layout that follows set order would move between runs."""
     import os
@@ -422,7 +449,7 @@ def test_plot_pointing_game(tmp_path):
 
 def test_plot_seed_bars_shows_mean_spread_and_every_seed(tmp_path):
     fig = plots.plot_seed_bars({"plain": [0.70, 0.72, 0.74], "full": [0.75], "none": [0.6, 0.62]},
-                               reference={"full": 94.85})
+                               reference={"full": 94.85}, reference_label="paper, VOC 2007")
     ax = fig.axes[0]
     means = [line for line in ax.lines if line.get_gid() == "mean"]
     assert np.allclose([m.get_ydata()[0] for m in means], [72.0, 75.0, 61.0]) and not ax.patches
@@ -430,7 +457,7 @@ def test_plot_seed_bars_shows_mean_spread_and_every_seed(tmp_path):
     assert [len(d.get_ydata()) for d in dots] == [3, 1, 2]
     assert "72.0 ± 2.0" in [t.get_text() for t in ax.texts]  # sample sd of 70, 72, 74
     assert ax.get_ylim()[0] > 0 and "does not start at 0" in ax.get_ylabel()
-    assert "paper 94.85" in ax.get_xticklabels()[1].get_text()
+    assert "paper, VOC 2007: 94.85" in ax.get_xticklabels()[1].get_text()
     _assert_png(plots.save_figure(fig, "seeds", directory=tmp_path), "seeds.png")
     with pytest.raises(ValueError, match="at least one seed"):
         plots.plot_seed_bars({"full": []})

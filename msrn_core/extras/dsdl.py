@@ -37,7 +37,8 @@ coefficients ``a`` (one per class) are the class scores.
   (the ridge term averaged over the images of a batch and divided by the feature width C, the
   semantic reconstruction error averaged over the classes). Its reduction and its gamma-weighted
   semantic term are this repository's choice: neither the authors' code nor a text we could
-  check has them. ``"paper"``, this form's former name, is still accepted.
+  check has them. Checkpoints that name it ``"paper"``, its former name, still load
+  (``msrn_core.running.checkpoints.RENAMED_CONFIG_VALUES``).
 
   The two ridge terms differ in scale: on a batch of 16 random non-negative 512-wide features the
   plain norm over the batch came out 50-65 x the squared per-image mean divided by C, so a beta
@@ -66,12 +67,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..model import ModelOutput, _GraphModel, check_output_stride, register_model
+from ..model import LabelGraphModel, ModelOutput, check_output_stride, register_model
 from ..objective import own_objective
 from ..training_step import training_step
 
 LOSS_FORMS = ("additive", "authors")
-FORMER_LOSS_FORM_NAMES = {"paper": "additive"}  # checkpoints written before the rename still load
 
 # lambda and beta of the authors' run scripts (run_voc2007.sh, run_voc2012.sh, run_coco.sh); their
 # demo scripts default to lambda = beta = 0.01. lambda enters the forward solve (D3) as well, so it
@@ -97,11 +97,10 @@ class DSDLConfig:
     encoder_hidden: int = 1024  # width of the encoder's hidden layer (k -> 1024 -> C)
     negative_slope: float = 0.2  # LeakyReLU in the encoder and the decoder
     # lambda and beta: this repository's choice for the built-in dataset with the "additive" loss
-    # (the authors' values for VOC and COCO are in AUTHORS_SETTINGS). Chosen at commit ac0b23e:
-    # trained 2 epochs on 480 training images (CPU recipe otherwise), (lambda, beta) = (1, 0.01),
-    # (0.01, 0.01) and (0.1, 1) reached 57.6, 57.9 and 56.9 validation mAP (200 images); after the
-    # first epoch 39.7, 31.3 and 29.4: the first learns fastest. No command was recorded for those
-    # runs; on the full built-in data the comparison is, for each pair (L, B),
+    # (the authors' values for VOC and COCO are in AUTHORS_SETTINGS): trained 2 epochs on 480 training
+    # images (CPU recipe otherwise), (lambda, beta) = (1, 0.01), (0.01, 0.01) and (0.1, 1) reached 57.6,
+    # 57.9 and 56.9 validation mAP (200 images), and after the first epoch 39.7, 31.3 and 29.4: the first
+    # learns fastest. On the full built-in data the comparison is, for each pair (L, B),
     #   python -m msrn_core.running.train --model dsdl --dsdl-lambda L --dsdl-beta B --epochs 2 --out runs/dsdl-L-B
     # (the best validation mAP is printed at the end).
     ridge_lambda: float = 1.0  # lambda of the ridge solve and of the coefficient norm
@@ -113,7 +112,6 @@ class DSDLConfig:
     def __post_init__(self):
         if self.kind != "dsdl":
             raise ValueError(f"DSDLConfig is for kind 'dsdl', got {self.kind!r}")
-        self.loss_form = FORMER_LOSS_FORM_NAMES.get(self.loss_form, self.loss_form)
         if self.loss_form not in LOSS_FORMS:
             raise ValueError(f"unknown DSDL loss form {self.loss_form!r}; choose one of {LOSS_FORMS}")
         check_output_stride(self.output_stride)
@@ -221,7 +219,7 @@ class SemanticDictionary(nn.Module):
         return hidden @ self.w1.weight
 
 
-class DSDL(_GraphModel):
+class DSDL(LabelGraphModel):
     """Backbone + semantic dictionary + closed-form coefficients (the label graph is not used)."""
 
     def __init__(self, config: DSDLConfig, label_features: torch.Tensor, adjacency: torch.Tensor):

@@ -63,7 +63,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..model import ModelOutput, ResNetTrunk, _GraphModel, register_model
+from ..model import LabelGraphModel, ModelOutput, ResNetTrunk, register_model
 
 
 @dataclass
@@ -170,7 +170,7 @@ class SDL(nn.Module):
         self.width = label_features.shape[1]
         self.head = nn.Linear(self.trunk.channels[4], config.num_principal * self.width, bias=False)
 
-    parameter_groups = _GraphModel.parameter_groups  # the trunk at lr * backbone_lr_mult, the head at lr
+    parameter_groups = LabelGraphModel.parameter_groups  # the trunk at lr * backbone_lr_mult, the head at lr
 
     @property
     def num_classes(self) -> int:

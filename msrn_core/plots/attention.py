@@ -181,13 +181,71 @@ def plot_attention_maps(image, attention_maps: Sequence, class_names: Sequence[s
             if row == 0:
                 axes[row, col].set_title(textwrap.fill(heading, 24), fontsize=9)
     axes[0, 0].set_title("image", fontsize=10)
+    return _finish_map_grid(fig, axes, shown, title or "Semantic guided attention per branch "
+                                                     "(one colour scale: 1 = a flat map)", save_as)
+
+
+def _finish_map_grid(fig: Figure, axes, shown, title: str, save_as: str | None) -> Figure:
+    """No ticks, the title, and one colour bar for the whole grid of overlays (``shown``: the last one)."""
     for ax in axes.flat:
         ax.set_xticks([])
         ax.set_yticks([])
-    fig.suptitle(title or "Semantic guided attention per branch (one colour scale: 1 = a flat map)", fontsize=11)
+    fig.suptitle(title, fontsize=11)
     fig.tight_layout()
     bar = fig.colorbar(shown, ax=axes.ravel().tolist(), shrink=0.8, pad=0.02)
     bar.solids.set_alpha(1.0)
     bar.set_label("weight / mean weight (1 = flat)")
     return _finish(fig, save_as)
 
+
+
+def plot_map_comparison(images: Sequence, maps: Sequence[Mapping[str, object]], row_titles: Sequence[str],
+                        boxes: Sequence | None = None, classes: Sequence[int] | None = None,
+                        class_names: Sequence[str] | None = None, title: str | None = None,
+                        save_as: str | None = None) -> Figure:
+    """Several maps of the same image side by side, one row per (image, label), on one colour scale.
+
+    Args:
+        images: one image per row (a PIL image or a (3, H, W) tensor in [0, 1]).
+        maps: one mapping per row, column title -> a non-negative h x w map of that row's label
+            (an attention map, or ``relu`` of a class activation map); every row has the same
+            columns, in the same order, and the grids may differ from column to column.
+        row_titles: the name of each row (e.g. the label and its image).
+        boxes, classes, class_names: optional ``(class_idx, x0, y0, x1, y1)`` boxes per row, and
+            the class of each row whose boxes are drawn on its image.
+
+    Each map is divided by its mean (:func:`relative_to_flat`: 1 = a flat map), bilinearly
+    upsampled to the image and overlaid on **one colour scale for the whole figure**, as in
+    :func:`plot_attention_maps`, so a flat map looks flat beside a peaked one.
+    """
+    if not maps or len(maps) != len(images) or len(row_titles) != len(images):
+        raise ValueError(f"plot_map_comparison needs one image, one mapping of maps and one title per row, "
+                         f"got {len(images)} images, {len(maps)} mappings and {len(row_titles)} titles")
+    headings = list(maps[0])
+    if not headings or any(list(row) != headings for row in maps):
+        raise ValueError(f"every row needs the same map columns, in the same order: {headings}")
+    pictures = [_image_array(image) for image in images]
+    overlays = []
+    for picture, row in zip(pictures, maps):
+        height, width = picture.shape[:2]
+        overlays.append([F.interpolate(relative_to_flat(torch.as_tensor(m).reshape(
+            torch.as_tensor(m).shape[-2:]))[None, None], size=(height, width), mode="bilinear",
+            align_corners=False)[0, 0].numpy() for m in row.values()])
+    vmax = max(1.0, max(float(o.max()) for row in overlays for o in row))
+    colors = class_colors(len(class_names)) if class_names is not None else None
+    ncols = 1 + len(headings)
+    cell = min(2.6, 14.0 / ncols)
+    fig, axes = plt.subplots(len(images), ncols, figsize=(cell * ncols + 0.8, cell * len(images) + 0.6),
+                             squeeze=False)
+    for r, (picture, row_overlays) in enumerate(zip(pictures, overlays)):
+        axes[r, 0].imshow(picture)
+        if boxes is not None and classes is not None and class_names is not None:
+            _draw_boxes(axes[r, 0], boxes[r], class_names, colors, only_class=int(classes[r]))
+        axes[r, 0].set_ylabel(textwrap.fill(str(row_titles[r]), 18), fontsize=9)
+        for col, overlay in enumerate(row_overlays, start=1):
+            axes[r, col].imshow(picture)
+            shown = axes[r, col].imshow(overlay, cmap="magma", alpha=0.6, vmin=0.0, vmax=vmax)
+    for col, heading in enumerate(["image", *headings]):
+        axes[0, col].set_title(textwrap.fill(heading, 22), fontsize=9)
+    return _finish_map_grid(fig, axes, shown, title or "Maps side by side (one colour scale: 1 = a flat map)",
+                            save_as)

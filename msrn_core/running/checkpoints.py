@@ -24,6 +24,10 @@ from ..model import build_model, model_config, model_signature
 from ..utils import UnreadableTensorFileError, UnsafePickleError, atomic_write_bytes, load_tensors_only
 
 CHECKPOINT_FORMAT = 1
+# Config values renamed since a checkpoint was written (kind -> field -> {former value: value}): a
+# saved signature is read under the current names (:func:`current_config`). MSRN's renamed weights
+# are read by the model itself (``model.RENAMED_STATE_KEYS``).
+RENAMED_CONFIG_VALUES = {"dsdl": {"loss_form": {"paper": "additive"}}}
 
 
 class CheckpointMismatchError(ValueError):
@@ -94,6 +98,16 @@ def unreadable_checkpoint_fix(path: Path) -> str:
     return "delete it and train again, or pass another checkpoint"
 
 
+def current_config(saved_config: dict) -> dict:
+    """A checkpoint's architecture config with the values renamed since it was written
+    (:data:`RENAMED_CONFIG_VALUES`)."""
+    config = dict(saved_config)
+    for field, renamed in RENAMED_CONFIG_VALUES.get(config.get("kind"), {}).items():
+        if field in config:
+            config[field] = renamed.get(config[field], config[field])
+    return config
+
+
 def check_signature(checkpoint: dict, model, class_names: Sequence[str], path="checkpoint") -> None:
     """Raise :class:`CheckpointMismatchError` if ``checkpoint`` does not fit ``model`` and ``class_names``."""
     saved, wanted = checkpoint["signature"], model_signature(model, class_names)
@@ -106,7 +120,7 @@ def check_signature(checkpoint: dict, model, class_names: Sequence[str], path="c
         )
     # a field the checkpoint lacks was added later: the checkpoint was made with its default;
     # the SGA form (lean or naive) gives the same model, so it may differ
-    saved_config = {**_field_defaults(model.config), **saved["config"]}
+    saved_config = {**_field_defaults(model.config), **current_config(saved["config"])}
     differences = [
         f"{key}: checkpoint {saved_config.get(key)!r} vs model {value!r}"
         for key, value in wanted["config"].items()
@@ -147,7 +161,7 @@ def model_from_payload(checkpoint: dict):
     The label features and the label graph are buffers of the weights, so nothing else is needed.
     """
     signature = checkpoint["signature"]
-    config = model_config(**{**signature["config"], "pretrained": False})
+    config = model_config(**{**current_config(signature["config"]), "pretrained": False})
     n = len(signature["class_names"])
     model = build_model(config, torch.zeros(n, signature["label_feature_dim"]), torch.eye(n))
     model.load_state_dict(checkpoint["model"])

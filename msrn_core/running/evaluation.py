@@ -62,11 +62,18 @@ def evaluate(model, dataset, batch_size: int = 32, device="auto", num_workers: i
     """All metrics of the field on ``dataset`` (:mod:`msrn_core.metrics`, notebook 06); optionally written to JSON."""
     logits, targets, indices, skipped = predict(
         model, dataset, batch_size, device, num_workers, amp=amp, progress=progress, desc="evaluate")
+    metrics = metrics_of_predictions(dataset, logits, targets, indices, skipped)
+    if json_path is not None and distributed.context().is_main:
+        atomic_write_json(json_path, metrics)
+    return metrics
+
+
+def metrics_of_predictions(dataset, logits, targets, indices, skipped: int = 0) -> dict:
+    """What :func:`evaluate` returns, from :func:`predict`'s outputs on ``dataset``: a notebook that
+    needs the scores too (precision-recall curves) runs the model over the split once."""
     difficult = None if getattr(dataset, "difficult", None) is None else dataset.difficult[indices]
     metrics = compute_all_metrics(logits, targets, difficult=difficult,
                                   class_names=dataset.class_names, from_logits=True)
     metrics["num_images"] = int(len(indices))
     metrics["skipped_images"] = int(skipped)
-    if json_path is not None and distributed.context().is_main:
-        atomic_write_json(json_path, metrics)
     return metrics

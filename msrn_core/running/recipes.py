@@ -143,6 +143,41 @@ AUTHORS_VOC = AuthorsRecipe("authors-voc", image_size=defaults.PAPER_IMAGE_SIZE,
                             num_workers=GPU_WORKERS, amp="fp16", compactness_form="authors")
 
 
+# --------------------------------------------------------------------------- the attention comparison
+# The MSRN variant the notebooks train beside the paper's eq. 8 (notebooks 05-06): what eq. 8's
+# softmax runs over (``ModelConfig.attention_axis``) and how its scores are scaled
+# (``attention_scale``, ``attention_temperature``). The one place this choice is made.
+ATTENTION_VARIANT = dict(attention_axis="channel", attention_scale="fixed", attention_temperature=0.1)
+"""Chosen on the validation split by ``benchmarks/lessons_study.py`` (the best branch's pointing game,
+then mAP) among the MSRN variants of :data:`STUDY_ATTENTION_VARIANTS`: study row
+``ft8_msrn_os16_T0.1`` (eq. 8's scores divided by 0.1), the best of the variants scored when this
+was set (table in ``benchmarks/README.md``)."""
+
+
+def attention_variant_name(variant: dict | None = None) -> str:
+    """``"msrn_label_sqrt_d"``: the name of an MSRN variant (:data:`ATTENTION_VARIANT` by default),
+    its key in ``lessons.json``; its run folder is the same name with dashes."""
+    variant = ATTENTION_VARIANT if variant is None else variant
+    values = [str(variant[key]) for key in ("attention_axis", "attention_scale", "attention_temperature")
+              if key in variant]
+    return "_".join(["msrn", *values]).replace(".", "p").replace("-", "_").lower()
+
+
+# The recipe study's MSRN variants (``benchmarks/lessons_study.py``: candidate -> its eq. 8 switches);
+# each is one entry of ``attention_variants`` in lessons.json, named by :func:`attention_variant_name`.
+STUDY_ATTENTION_VARIANTS = {
+    "ft8_msrn_os16_T0.1": dict(attention_axis="channel", attention_scale="fixed", attention_temperature=0.1),
+    "ft8_msrn_os16_sqrtd": dict(attention_axis="channel", attention_scale="sqrt_d"),
+    "ft8_msrn_os16_learnedT": dict(attention_axis="channel", attention_scale="learned"),
+    "ft8_msrn_os16_label_sqrtd": dict(attention_axis="label", attention_scale="sqrt_d"),
+    "ft8_msrn_os16_label": dict(attention_axis="label", attention_scale="none"),
+}
+# lessons.json key -> the study's candidate whose rows ``<candidate>_s<k>`` hold the seeds of that model
+# (seed 0 of the models the notebooks train: the main job's run, trained alike)
+ATTENTION_STUDY_ROWS = {"msrn": "ft8_msrn_os16", "plain_cam": "ft8_plain_os16", "csra": "ft8_csra_os16",
+                        **{attention_variant_name(v): name for name, v in STUDY_ATTENTION_VARIANTS.items()}}
+
+
 def default_recipe(small: bool | None = None) -> Recipe:
     """``SMALL`` in small mode (argument, else the settled mode, else ``MSRN_SMALL``); otherwise the
     recipe of the device a notebook's kernel settled (:func:`msrn_core.mode.use_small_mode`), else ``CPU``.

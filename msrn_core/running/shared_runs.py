@@ -4,7 +4,9 @@ recipe recorded beside its runs, and the recipe's shared backbone, so that a mod
 
 - :func:`tutorial_data`   the built-in dataset of a recipe, with its label graph and label features
 - :func:`trained_model`   ``load_or_train`` with the shared recipe and run folders; every model
-  starts from the recipe's shared backbone (:func:`shared_backbone`), trained once
+  starts from the recipe's shared backbone (:func:`shared_backbone`), trained once;
+  :func:`trained_attention_models` the two label-specific attentions beside them (CSRA and the
+  MSRN variant of ``recipes.ATTENTION_VARIANT``), :func:`attention_variant_title` its name
 - :func:`run_folder`, :func:`runs_root`  ``<runs_root>/<recipe name>/<name>``: ``runs/notebooks``
   in the checkout, ``MSRN_RUNS``, or the folder a notebook's ``RUNS`` parameter names
   (:func:`use_runs_root`; on Colab a Google Drive folder keeps the runs between notebooks)
@@ -102,7 +104,7 @@ def check_recipe_folder(folder: Path, recipe: recipes.Recipe) -> None:
 
 # Kinds fine-tuned from the recipe's shared backbone. SDL is left out: it is trained on the seen
 # classes of a zero-shot split, and a backbone trained on every class would leak the unseen ones.
-SHARED_BACKBONE_KINDS = ("msrn", "plain", "mlgcn", "dsdl")
+SHARED_BACKBONE_KINDS = ("msrn", "plain", "mlgcn", "dsdl", "csra")
 
 
 def shared_backbone(setup: DataSetup, recipe: recipes.Recipe | None = None, small: bool | None = None,
@@ -160,3 +162,24 @@ def trained_model(setup: DataSetup, name: str = "msrn", small: bool | None = Non
     result: TrainResult = load_or_train(model, train_set or setup.train, val_set or setup.val, config,
                                         folder, force=force)
     return model.eval(), result
+
+
+def attention_variant_title(variant: dict | None = None) -> str:
+    """``"MSRN, label axis, sqrt_d scale"``: how the notebooks name an MSRN variant
+    (:data:`msrn_core.running.recipes.ATTENTION_VARIANT` by default) in tables and figures."""
+    variant = recipes.ATTENTION_VARIANT if variant is None else variant
+    parts = [f"{variant.get('attention_axis', 'channel')} axis", f"{variant.get('attention_scale', 'none')} scale"]
+    if "attention_temperature" in variant:
+        parts.append(f"T = {variant['attention_temperature']:g}")
+    return ", ".join(["MSRN", *parts])
+
+
+def trained_attention_models(setup: DataSetup, small: bool | None = None, force: bool = False) -> dict:
+    """The two label-specific attentions trained beside MSRN and its baselines (notebooks 05-06), each
+    fine-tuned from the shared backbone like them: CSRA (``kind="csra"``, run ``csra``) and the MSRN
+    variant of :data:`~msrn_core.running.recipes.ATTENTION_VARIANT` (run ``msrn-<axis>-<scale>``).
+    Returns title -> ``(model, result)`` as :func:`trained_model` does."""
+    variant_run = recipes.attention_variant_name().replace("_", "-")
+    return {"CSRA": trained_model(setup, "csra", small, force, model_overrides=dict(kind="csra")),
+            attention_variant_title(): trained_model(setup, variant_run, small, force,
+                                                     model_overrides=dict(recipes.ATTENTION_VARIANT))}

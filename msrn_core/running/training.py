@@ -32,7 +32,7 @@ import torch
 # module re-exports from its neighbours (marked noqa: F401).
 from . import distributed
 from .checkpoints import read_checkpoint, transform_image_size
-from .evaluation import evaluate, predict  # noqa: F401  (predict: looked up here, so tests can replace it)
+from .evaluation import evaluate, metrics_of_predictions, predict  # noqa: F401  (predict: looked up here, so tests can replace it)
 from .guards import (DivergenceMonitor, ModelSelectionError, check_validation_split, no_selection_message,
                      non_finite_message)
 from .loaders import loader_and_network, make_loader, steps_per_epoch, stop_loader_workers, training_loader  # noqa: F401
