@@ -23,7 +23,9 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 
 from msrn_core.model import HEAD_KINDS, MODEL_KINDS, OUTPUT_STRIDES, SGA_FORMS, ModelConfig, build_model, count_parameters
-from msrn_core.running.training import AMP_MODES, TrainConfig, autocast, autocast_dtype, loss_terms, make_sgd, optimizer_step
+from msrn_core.objective import loss_weights, model_objective
+from msrn_core.running.training import AMP_MODES, TrainConfig, autocast, autocast_dtype, make_sgd
+from msrn_core.training_step import training_step
 
 TRAINING = TrainConfig()  # the training loop's loss weight, clipping, momentum and weight decay
 
@@ -46,12 +48,8 @@ def train_step(model, optimizer, images, targets, dtype=None, scaler=None) -> to
 
     ``scaler``: a ``torch.amp.GradScaler`` (enabled for fp16 only; a disabled one passes through).
     """
-    scaler = scaler or torch.amp.GradScaler(images.device.type, enabled=False)
-    with autocast(images.device, dtype):
-        output = model(images)
-    loss, _ = loss_terms(output, targets, TRAINING.compactness_weight, model)
-    optimizer_step(loss, model, optimizer, scaler, TRAINING.clip_grad_norm)
-    return loss.detach()
+    loss = model_objective(model, loss_weights(model, TRAINING.compactness_weight, TRAINING.group_link_weight))
+    return training_step(model, images, targets, loss, optimizer, scaler, TRAINING.clip_grad_norm, dtype).loss.detach()
 
 
 class RandomImages(Dataset):

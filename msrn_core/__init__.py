@@ -12,6 +12,8 @@ The model (read in this order)
                       compactness loss (eq. 6), semantic guided attention (eq. 7-9), plain form
 - ``model``           MSRN, its backbone branches and classifier, the two baselines, the one
                       registry of model kinds (``build_model``, ``model_config``)
+- ``objective``       the loss, one function per term: BCE (eq. 1), compactness (eq. 6), link
+- ``training_step``   the one training step: autocast, objective, backward, clipping, SGD step
 - ``csra``            class-specific residual attention, a baseline with one map per label
 - ``metrics``         AP, mAP, CP/CR/CF1, OP/OR/OF1 and their top-3 variants
 - ``groups``          Diffpool label groups fitted in seconds and scored against the themes

@@ -9,7 +9,7 @@
 - :func:`runs_root`       where those run folders live: ``runs/notebooks`` in the checkout, or the
   folder a notebook's ``RUNS`` parameter names (on Colab, a Google Drive folder keeps the runs
   between notebooks, which each run on their own machine)
-- :func:`show`, :func:`figure_png`, :func:`float_tensor`  small helpers several notebooks use
+- :func:`show`, :func:`show_static_view`, :func:`figure_png`, :func:`float_tensor`  small helpers several notebooks use
 
 The runs the notebooks share (``tutorial_data`` to ``runs_root``) live in
 :mod:`msrn_core.running.shared_runs`, beside the ablation study that shares them too; they are
@@ -76,6 +76,26 @@ def show(fig) -> None:
 
     display(fig)
     plt.close(fig)
+
+
+def show_static_view(fig):
+    """Display ``fig``, a widget's view at its default setting, as a plain image output; return a
+    function that removes it.
+
+    A saved notebook keeps no widget state: GitHub, nbviewer and the book show this image where a
+    live kernel shows the widget. Call the returned function when the widget first redraws, so a
+    reader in a kernel sees one view at a time.
+    """
+    import matplotlib.pyplot as plt
+    from IPython.display import display
+
+    handle = display(fig, display_id=True)
+    plt.close(fig)
+
+    def remove(*_):
+        handle.update({"text/plain": ""}, raw=True)
+
+    return remove
 
 
 def figure_png(fig, dpi: int = 80) -> bytes:

@@ -425,3 +425,15 @@ def test_option_conflicts_are_one_error_line(tmp_path, options, expected):
     with pytest.raises(SystemExit) as info:
         train_cli.main(options + ["--out", str(tmp_path / "run"), "--data-root", str(tmp_path)])
     assert str(info.value.code).startswith(expected) and "\n" not in str(info.value.code)
+
+
+@pytest.mark.parametrize("module, argv", [("make_scenes", ["--seed", "x"]), ("run_notebooks", ["--no-such-option"]),
+                                          ("reproduce", ["--no-such-option"]), ("train", ["--epochs", "two"])])
+def test_every_command_lines_usage_error_is_one_error_line(capsys, module, argv):
+    import importlib
+
+    main = importlib.import_module(f"msrn_core.running.{module}").main
+    with pytest.raises(SystemExit) as info:
+        main(argv)
+    err = capsys.readouterr().err.strip()
+    assert info.value.code == 2 and err.count("\n") == 0 and err.startswith("error: ") and "--help" in err

@@ -379,15 +379,15 @@ def test_evaluate_prints_first_and_writes_next_to_its_checkpoint(small_scenes, t
 
 
 def test_the_test_splits_skip_count_is_printed_with_the_table(small_scenes, tmp_path, capsys, monkeypatch):
-    from msrn_core.running import training
+    from msrn_core.running import evaluation
 
-    real_predict = training.predict
+    real_predict = evaluation.predict
 
     def two_skipped(*args, **kwargs):
         logits, targets, indices, skipped = real_predict(*args, **kwargs)
         return logits, targets, indices, skipped + 2
 
-    monkeypatch.setattr(training, "predict", two_skipped)
+    monkeypatch.setattr(evaluation, "predict", two_skipped)  # evaluate's scores, the test split's
     assert train_cli.main(CLI_SMALL + ["--data-root", str(small_scenes[0]), "--out", str(tmp_path / "run")]) == 0
     out = capsys.readouterr().out
     assert out.index("test split: 2 unreadable images skipped") > out.index("mAP")

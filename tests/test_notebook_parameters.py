@@ -93,7 +93,7 @@ def test_parameters_and_setup_take_every_value_in_any_order(tmp_path, monkeypatc
         check = f"import json\nprint({path.stem[:2]!r}, json.dumps({{n: globals()[n] for n in {sorted(values)!r}}}))"
         combined.cells += notebook.cells[1:] + [nbformat.v4.new_code_cell(check)]
         expected[path.stem[:2]] = values
-    NotebookClient(combined, timeout=300, kernel_name="python3",
+    NotebookClient(combined, timeout=900, kernel_name="python3",
                    resources={"metadata": {"path": str(NOTEBOOK_DIR)}}).execute()
     printed = [o.text for c in combined.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "stream"]
     seen = dict(line.split(" ", 1) for text in printed for line in text.splitlines() if line[:2] in expected)

@@ -449,7 +449,7 @@ def test_plot_pointing_game(tmp_path):
 
 def test_plot_seed_bars_shows_mean_spread_and_every_seed(tmp_path):
     fig = plots.plot_seed_bars({"plain": [0.70, 0.72, 0.74], "full": [0.75], "none": [0.6, 0.62]},
-                               reference={"full": 94.85})
+                               reference={"full": 94.85}, reference_label="paper, VOC 2007")
     ax = fig.axes[0]
     means = [line for line in ax.lines if line.get_gid() == "mean"]
     assert np.allclose([m.get_ydata()[0] for m in means], [72.0, 75.0, 61.0]) and not ax.patches
@@ -457,7 +457,7 @@ def test_plot_seed_bars_shows_mean_spread_and_every_seed(tmp_path):
     assert [len(d.get_ydata()) for d in dots] == [3, 1, 2]
     assert "72.0 ± 2.0" in [t.get_text() for t in ax.texts]  # sample sd of 70, 72, 74
     assert ax.get_ylim()[0] > 0 and "does not start at 0" in ax.get_ylabel()
-    assert "paper 94.85" in ax.get_xticklabels()[1].get_text()
+    assert "paper, VOC 2007: 94.85" in ax.get_xticklabels()[1].get_text()
     _assert_png(plots.save_figure(fig, "seeds", directory=tmp_path), "seeds.png")
     with pytest.raises(ValueError, match="at least one seed"):
         plots.plot_seed_bars({"full": []})

@@ -383,14 +383,14 @@ def test_cosine_schedule_warms_up_then_decays_to_zero():
 
 
 def test_cpu_bf16_autocasts_only_where_the_cpu_has_native_bf16(monkeypatch):
-    from msrn_core.running import training
+    from msrn_core.running import precision
 
     cpu = torch.device("cpu")
-    assert training.autocast_dtype(cpu, "auto") is None and training.autocast_dtype(cpu, "off") is None
-    monkeypatch.setattr(training, "cpu_has_native_bf16", lambda: True)
-    assert training.autocast_dtype(cpu, "bf16") == torch.bfloat16
-    monkeypatch.setattr(training, "cpu_has_native_bf16", lambda: False)
-    assert training.autocast_dtype(cpu, "bf16") is None
+    assert precision.autocast_dtype(cpu, "auto") is None and precision.autocast_dtype(cpu, "off") is None
+    monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda: True)
+    assert precision.autocast_dtype(cpu, "bf16") == torch.bfloat16
+    monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda: False)
+    assert precision.autocast_dtype(cpu, "bf16") is None
 
 
 def test_cosine_bf16_channels_last_training_resumes_identically(setup, tmp_path, monkeypatch):

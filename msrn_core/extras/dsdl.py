@@ -68,6 +68,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..model import LabelGraphModel, ModelOutput, check_output_stride, register_model
+from ..objective import own_objective
+from ..training_step import training_step
 
 LOSS_FORMS = ("additive", "authors")
 
@@ -245,13 +247,14 @@ class DSDL(LabelGraphModel):
                           reconstructed_semantics=self.autoencoder.decode(dictionary))
 
     def training_loss(self, output: DSDLOutput, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """The loss :func:`msrn_core.running.training.train_model` minimises: ``(total, classification)``."""
+        """The loss training minimises (:func:`msrn_core.objective.model_objective`): ``(total, classification)``."""
         return dsdl_loss(output, targets, self.label_features, self.config)
 
 
 def apus_step(model: DSDL, images: torch.Tensor, targets: torch.Tensor,
               optimizer: torch.optim.Optimizer) -> dict:
-    """One alternation of APUS, spelled out (what one step of ``train_model`` does).
+    """One alternation of APUS, spelled out: the training step of ``train_model``
+    (:func:`msrn_core.training_step.training_step`) without its gradient clipping.
 
     1. forward: the dictionary D is computed and held fixed while the coefficients A are
        solved in closed form;
@@ -261,16 +264,14 @@ def apus_step(model: DSDL, images: torch.Tensor, targets: torch.Tensor,
     Returns the loss terms and the dictionary before and after the update (detached).
     """
     model.train()
-    output = model(images)  # step 1
-    total, classification = model.training_loss(output, targets)
-    optimizer.zero_grad(set_to_none=True)
-    total.backward()  # step 2
-    optimizer.step()
+    # step 1 in the forward pass, step 2 in the backward pass and the optimiser's step
+    step = training_step(model, images, targets, own_objective(model.training_loss), optimizer)
+    output = step.output
     with torch.no_grad():
         dictionary_after = model.dictionary()
     return {
-        "loss": float(total.detach()),
-        "classification": float(classification.detach()),
+        "loss": float(step.loss.detach()),
+        "classification": float(step.terms["main"].detach()),
         "ridge_objective": float(ridge_objective(output.features, output.logits, output.dictionary,
                                                  model.config.ridge_lambda).detach()),
         "dictionary_before": output.dictionary.detach(),

@@ -5,8 +5,8 @@ Each plotting function returns a :class:`matplotlib.figure.Figure` (notebooks di
 :func:`save_figure` to ``<figures folder>/name.png`` (:func:`msrn_core.mode.figures_dir`).
 ``from msrn_core import plots; plots.plot_label_graph(...)`` reaches every one of them.
 
-- ``common``     :func:`save_figure` the single place that writes a figure (stable, palette PNG
-                 bytes), :func:`use_compact_inline_figures` the same compact PNGs in a notebook,
+- ``common``     :func:`save_figure` the single place that writes a figure (stable PNG bytes:
+                 full colour for colour scales, else a palette), :func:`use_compact_inline_figures` the same compact PNGs in a notebook,
                  :func:`class_colors`
 - ``samples``    :func:`plot_samples` images with their label names and their object boxes
 - ``graph``      :func:`plot_label_heatmap` an n x n label statistic (counts, P(j | i), cosine),

@@ -101,12 +101,14 @@ def plot_metrics_bars(results: Mapping[str, Mapping], metrics: Sequence[str] = (
 
 
 def plot_seed_bars(results: Mapping[str, Sequence[float]], reference: Mapping[str, float] | None = None,
-                   metric: str = "test mAP", title: str | None = None, save_as: str | None = None) -> Figure:
+                   metric: str = "test mAP", title: str | None = None, save_as: str | None = None,
+                   reference_label: str = "reference") -> Figure:
     """One column per setting: a dot per seed, the mean (a bar-shaped marker) and one standard deviation.
 
     ``results``: setting -> values (fractions), one per seed, e.g. the test mAPs of the trained
     ablation study. A setting with a single seed gets no error bar. ``reference`` (setting -> a
-    percentage, e.g. the paper's VOC 2007 mAP) is written under the setting's name. The axis
+    percentage) is written under the setting's name after ``reference_label``, which must say where
+    it comes from when that is not the data plotted (``"paper, VOC 2007"`` for the paper's mAP). The axis
     spans the values, not 0-100, so there are no bars: a bar cut off below would exaggerate the
     gaps; the axis label says where it starts.
     """
@@ -129,7 +131,7 @@ def plot_seed_bars(results: Mapping[str, Sequence[float]], reference: Mapping[st
                     xytext=(0, 8), textcoords="offset points", ha="center", fontsize=9)
     labels = [f"{name}\n({len(v)} seed{'s' if len(v) > 1 else ''})" for name, v in zip(names, values)]
     if reference:
-        labels = [label + (f"\npaper {reference[name]:.2f}" if name in reference else "")
+        labels = [label + (f"\n{reference_label}: {reference[name]:.2f}" if name in reference else "")
                   for label, name in zip(labels, names)]
     ax.set_xticks(x)
     ax.set_xticklabels(labels, fontsize=9)

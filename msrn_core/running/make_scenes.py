@@ -6,7 +6,6 @@ describe it.
 """
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from dataclasses import replace
@@ -19,7 +18,7 @@ from .. import defaults
 from ..data.scenes import (CLASS_NAMES, FAMILIES, HUB_CLASSES, THEME_NAMES, THEMES, SceneConfig, dataset_dir,
                            generate_scenes, label_statistics, load_scenes)
 from ..graph import conditional_probabilities, cooccurrence_counts
-from .cli import run_cli
+from .cli import OneLineParser, run_cli
 
 
 def _summary(folder: Path, seconds: float, cached: bool) -> str:
@@ -45,7 +44,7 @@ def _summary(folder: Path, seconds: float, cached: bool) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="Generate the synthetic multi-label scene dataset.")
+    parser = OneLineParser(prog="python -m msrn_core.running.make_scenes", description="Generate the synthetic multi-label scene dataset.")
     parser.add_argument("--root", default="data", help="data folder (default: data)")
     parser.add_argument("--image-size", type=int, default=None, help=f"image side in pixels, 32..448 (default {defaults.IMAGE_SIZE})")
     parser.add_argument("--seed", type=int, default=0)

@@ -54,7 +54,7 @@ from typing import Sequence
 
 from . import distributed
 from ..utils import atomic_write_json, project_root
-from .cli import DEBUG_HELP, run_cli
+from .cli import DEBUG_HELP, OneLineParser, run_cli
 
 RESULT_FORMAT = "msrn-reproduction-result/1"
 RUNS_DIR = Path("runs/reproduce")
@@ -374,7 +374,7 @@ def list_commands(tables: Sequence[str]) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="python -m msrn_core.running.reproduce",
         description="Reproduce the paper's Tables 1, 2, 5 and 6 with its hyper-parameters (and DSDL's published "
                     "figures with its authors' recipe), and collect the results.",

@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 from .. import lessons
-from .cli import DEBUG_HELP, run_cli
+from .cli import DEBUG_HELP, OneLineParser, run_cli
 from .notebook_outputs import clean_outputs, strip_volatile_metadata
 from .recipes import small_mode_requested
 from ..utils import project_root
@@ -80,7 +80,7 @@ def output_path(path: Path, small: bool) -> Path:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m msrn_core.running.run_notebooks", description=__doc__,
+    parser = OneLineParser(prog="python -m msrn_core.running.run_notebooks", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("prefixes", nargs="*", help="run only notebooks whose file names start so (e.g. 03)")
     parser.add_argument("--small", action="store_true",
