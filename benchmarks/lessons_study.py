@@ -134,6 +134,10 @@ CANDIDATES: dict[str, dict] = {
                                                      "scores / sqrt(d), per-label head",
                                                      dict(MEAN, **OS16, attention_axis="label", attention_scale="sqrt_d",
                                                           head="per_label"), group_link_weight=1.0, lr=0.1),
+    "ft8_msrn_os16_label_perlabel": fine_tuned("backbone_8ep", "msrn", "MSRN as ft8_msrn_os16, label axis, scores "
+                                               "unscaled, per-label head",
+                                               dict(MEAN, **OS16, attention_axis="label", head="per_label"),
+                                               group_link_weight=1.0, lr=0.1),
     # CSRA (msrn_core.csra) with the plain head's schedule: T = 1, lambda = 0.1 as the paper's one head
     "ft8_csra_os16": fine_tuned("backbone_8ep", "csra", "CSRA (T 1, lambda 0.1), output stride 16, lr 0.1", OS16, lr=0.1),
     # the old recipe's from-scratch MSRN with the new speed levers, for scale
