@@ -206,7 +206,10 @@ def test_command_line_runs_under_torchrun(small_scenes, tmp_path):
     assert metrics["num_images"] == 48  # every test image once, over two shards
     assert finished.stdout.count("best validation mAP") == 1  # printed by rank 0 only
     assert finished.stdout.count("test metrics written to") == 1
-    assert sorted(p.name for p in out.iterdir()) == ["best.pt", "history.json", "last.pt", "test_metrics.json"]
+    # rank 0 alone writes the run's files and holds the folder's lock (left empty once released)
+    assert sorted(p.name for p in out.iterdir()) == [".run.lock", "best.pt", "history.json", "last.pt",
+                                                     "test_metrics.json"]
+    assert (out / ".run.lock").read_text() == ""
     assert len(torch.load(out / "last.pt", weights_only=False)["rng_by_rank"]) == WORLD_SIZE
 
 
