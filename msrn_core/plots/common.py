@@ -16,8 +16,8 @@ from ..mode import figures_dir
 
 # --------------------------------------------------------------------------- saving
 INLINE_DPI = 80  # figures shown inside a notebook: readable at notebook width, light to store
-# A full-colour PNG (a figure with a colour scale) takes about twice the bytes of a palette one: it is
-# drawn at 0.8 x the dpi (0.64 x the pixels), so figures/ and the notebooks stay within their size limits.
+# A figure with a colour scale is drawn at 0.8 x the dpi (0.64 x the pixels) and dithered: figures/ and
+# the notebooks stay within their size limits.
 FULL_COLOUR_DPI_SCALE = 0.8
 
 
@@ -42,10 +42,11 @@ def has_continuous_colour_scale(fig: Figure) -> bool:
 def figure_png(fig: Figure, dpi: int = 120) -> bytes:
     """``fig`` as a compact PNG, rendered at ``dpi`` on white; the same figure always gives the same bytes.
 
-    A figure with a continuous colour scale (:func:`has_continuous_colour_scale`) is stored in full
-    colour, so its gradients stay smooth, at ``FULL_COLOUR_DPI_SCALE`` x ``dpi``. Any other is stored with a 256-colour palette (no
-    dithering): plots and the noisy scene images alike shrink about four-fold against matplotlib's
-    RGBA PNG with no visible change, where a colour map would show steps.
+    Every figure is stored with a 256-colour palette: plots and the noisy scene images alike shrink
+    about four-fold against matplotlib's RGBA PNG with no visible change. A figure with a continuous
+    colour scale (:func:`has_continuous_colour_scale`) is drawn at ``FULL_COLOUR_DPI_SCALE`` x ``dpi``
+    and its palette is dithered (Floyd-Steinberg), so its gradients stay smooth instead of showing
+    the steps a plain palette gives, at about half the bytes of a full-colour PNG.
     """
     from PIL import Image
 
@@ -55,8 +56,9 @@ def figure_png(fig: Figure, dpi: int = 120) -> bytes:
                 facecolor="white")
     with Image.open(buffer) as image:
         picture = image.convert("RGB")
-    if not full_colour:
-        picture = picture.quantize(256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE)
+    # a palette either way; a colour scale's gradient is dithered so it shows no steps
+    dither = Image.Dither.FLOYDSTEINBERG if full_colour else Image.Dither.NONE
+    picture = picture.quantize(256, method=Image.Quantize.MEDIANCUT, dither=dither)
     out = io.BytesIO()
     picture.save(out, format="PNG", optimize=True)
     return out.getvalue()
