@@ -237,10 +237,10 @@ def python_env():
 FIRST_RUN = """
 import sys, time
 from pathlib import Path
-from msrn_core.running import train, training
+from msrn_core.running import run_folder, train
 
 ready, go = Path(sys.argv[1]), Path(sys.argv[2])
-real_save = training.save_checkpoint
+real_save = run_folder.save_checkpoint
 
 def save_then_wait(path, *args, **kwargs):  # the run pauses after writing its first checkpoint
     real_save(path, *args, **kwargs)
@@ -249,7 +249,7 @@ def save_then_wait(path, *args, **kwargs):  # the run pauses after writing its f
         while not go.exists():
             time.sleep(0.1)
 
-training.save_checkpoint = save_then_wait
+run_folder.save_checkpoint = save_then_wait  # where the training loop saves its epochs
 sys.exit(train.cli(sys.argv[3:]))
 """
 
