@@ -34,14 +34,20 @@ def cached_weights_path(torch_home: Path, name: str = "resnet18") -> Path:
     return torch_home / "hub" / "checkpoints" / url.rsplit("/", 1)[-1]
 
 
-def test_a_crafted_file_in_the_weights_cache_never_runs(tmp_path, monkeypatch):
-    from msrn_core.model import PretrainedWeightsError, load_resnet
-
+def crafted_weights_cache(tmp_path: Path, monkeypatch) -> tuple[Path, Path]:
+    """A pickle whose unpickling writes ``marker``, saved where torchvision caches resnet18's weights."""
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
     cached = cached_weights_path(tmp_path / "torch")
     cached.parent.mkdir(parents=True)
     marker = tmp_path / "code-ran"
     torch.save({"conv1.weight": WritesAFile(marker)}, cached)
+    return cached, marker
+
+
+def test_a_crafted_file_in_the_weights_cache_never_runs(tmp_path, monkeypatch):
+    from msrn_core.model import PretrainedWeightsError, load_resnet
+
+    cached, marker = crafted_weights_cache(tmp_path, monkeypatch)
     with pytest.raises(PretrainedWeightsError) as info:
         load_resnet("resnet18", pretrained=True)
     assert not marker.exists()
@@ -52,11 +58,7 @@ def test_a_crafted_file_with_the_right_hash_is_still_read_as_data(tmp_path, monk
     """The hash is checked first; the weights-only load is the second wall (a hash collision)."""
     from msrn_core import model as model_module
 
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
-    cached = cached_weights_path(tmp_path / "torch")
-    cached.parent.mkdir(parents=True)
-    marker = tmp_path / "code-ran"
-    torch.save({"conv1.weight": WritesAFile(marker)}, cached)
+    cached, marker = crafted_weights_cache(tmp_path, monkeypatch)
     prefix = torch.hub.HASH_REGEX.search(cached.name).group(1)
     monkeypatch.setattr(model_module, "file_digest", lambda path: prefix + "0" * 56)
     with pytest.raises(model_module.PretrainedWeightsError, match="could run code") as info:
