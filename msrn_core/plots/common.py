@@ -56,9 +56,12 @@ def figure_png(fig: Figure, dpi: int = 120) -> bytes:
                 facecolor="white")
     with Image.open(buffer) as image:
         picture = image.convert("RGB")
-    # a palette either way; a colour scale's gradient is dithered so it shows no steps
-    dither = Image.Dither.FLOYDSTEINBERG if full_colour else Image.Dither.NONE
-    picture = picture.quantize(256, method=Image.Quantize.MEDIANCUT, dither=dither)
+    # a palette either way; a colour scale's gradient is dithered so it shows no steps. Pillow's
+    # quantize(colours) ignores its dither argument: the dithering is a second pass onto the palette.
+    paletted = picture.quantize(256, method=Image.Quantize.MEDIANCUT)
+    if full_colour:
+        paletted = picture.quantize(palette=paletted, dither=Image.Dither.FLOYDSTEINBERG)
+    picture = paletted
     out = io.BytesIO()
     picture.save(out, format="PNG", optimize=True)
     return out.getvalue()
