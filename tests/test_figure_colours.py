@@ -58,4 +58,5 @@ def test_a_colour_scale_keeps_its_mean_colour_where_a_plain_palette_shows_steps(
         return np.abs(blocks(a) - blocks(b)).mean()
 
     assert stored.mode == "P" and stored.size == truth.size
+    assert stored.convert("RGB").getpixel((0, 0)) == (255, 255, 255)  # colours in the palette stay exact
     assert gradient_error(stored) < 0.5 * gradient_error(banded)
