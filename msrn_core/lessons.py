@@ -13,13 +13,15 @@ Keys (and what each value is):
   ``layer4``), the image-centre and random-point baselines (``centre``, ``random``) and the plain
   ResNet's class activation map (``plain_cam``);
 - ``groups_ari``: the adjusted Rand index of the trained MSRN's Diffpool groups against the themes;
-- ``test_map``: ``msrn``, ``plain``, ``mlgcn`` -> one test mAP (a fraction) per seed;
+- ``test_map``: ``msrn``, ``plain``, ``mlgcn`` -> one test mAP (a fraction) per seed: seed 0 the main
+  job's own run (the model the notebooks show), seeds 1, 2, ... the ablation study's;
 - ``ablations``: setting (``none``, ``label``, ...) -> one test mAP per seed;
 - ``attention_variants``: one entry per scored attention, keyed ``plain_cam`` (the plain ResNet's
   class activation map), ``msrn`` (eq. 7-8 as printed), ``csra`` (class-specific residual attention)
   and one key per MSRN variant (e.g. ``msrn_label_sqrt_d``); each entry holds ``pointing`` (a list of
   hit rates: one per branch, or one value), ``normalised_entropy`` and ``label_map_correlation``
-  (a number, or a list with one value per branch) and ``test_map`` (a list over seeds);
+  (a number, or a list with one value per branch) and ``test_map`` (a list over seeds: seed 0 the
+  main job's run for a model the notebooks train, the studies' runs for the other seeds and variants);
 - ``sources``: key -> ``"main job: notebook NN"``, ``"main job: run_notebooks"``,
   ``"ablation study: figures/ablation_study.json"`` or ``"lessons study:
   benchmarks/results/lessons_study.json"``; a key whose values come from several of them names
@@ -29,6 +31,8 @@ Keys (and what each value is):
 - :func:`main_job`, :data:`ABLATION_STUDY_SOURCE`, :data:`LESSONS_STUDY_SOURCE`, :func:`joined_sources`
   the source strings
 - :func:`load_ablation_study`, :func:`study_test_maps`  the committed study's results, per setting and seed
+- :func:`main_job_test_maps`, :func:`with_main_job_seed`, :func:`other_seeds`  seed 0 of a model the
+  main job trained is the main job's own run; the studies add seeds 1, 2, ...
 """
 from __future__ import annotations
 
@@ -58,6 +62,8 @@ ATTENTION_FIELDS = ("pointing", "normalised_entropy", "label_map_correlation", "
 _ATTENTION_NAME = re.compile(r"[a-z][a-z0-9_]*")
 # the study's settings that stand for the three models of the comparison
 STUDY_MODELS = {"msrn": "full", "plain": "plain", "mlgcn": "mlgcn"}
+# attention_variants key -> the test_map key of the same trained model (its ablation-study seeds)
+ATTENTION_STUDY_MODELS = {"msrn": "msrn", "plain_cam": "plain"}
 
 
 def main_job(notebook: str | int) -> str:
@@ -236,12 +242,53 @@ def recipe_differences(study: Mapping, recipe) -> list[str]:
     return list(dataclass_changes(study.get("recipe") or {}, recipe))
 
 
+def study_test_maps_by_seed(study: Mapping) -> dict[str, dict[int, float]]:
+    """Setting -> seed -> test mAP (a fraction), seeds in order, from a study's runs."""
+    by_setting: dict[str, dict[int, float]] = {}
+    for run in study["runs"]:
+        by_setting.setdefault(str(run["setting"]), {})[int(run["seed"])] = float(run["test_map"])
+    return {setting: dict(sorted(runs.items())) for setting, runs in by_setting.items()}
+
+
 def study_test_maps(study: Mapping) -> dict[str, list[float]]:
     """Setting -> test mAPs (fractions), ordered by seed, from a study's runs."""
-    by_setting: dict[str, list[tuple[int, float]]] = {}
-    for run in study["runs"]:
-        by_setting.setdefault(str(run["setting"]), []).append((int(run["seed"]), float(run["test_map"])))
-    return {setting: [v for _, v in sorted(runs)] for setting, runs in by_setting.items()}
+    return {setting: list(runs.values()) for setting, runs in study_test_maps_by_seed(study).items()}
+
+
+def with_main_job_seed(main_job_value: float, study_by_seed: Mapping[int, float]) -> list[float]:
+    """One test mAP per seed of a model the main job trained: seed 0 is the main job's own run
+    (``main_job_value``, the model the notebooks show), seeds 1, 2, ... the study's runs of the same
+    setting. The study's own seed 0 is left out: it is an earlier training of the main job's model
+    (another machine or precision can move it by a few tenths)."""
+    return [float(main_job_value), *(float(v) for seed, v in sorted(study_by_seed.items()) if seed != 0)]
+
+
+def main_job_test_maps(main_job_maps: Mapping[str, float], ablation_study: Mapping | None) -> dict[str, list[float]]:
+    """``test_map``: for ``msrn``, ``plain`` and ``mlgcn``, seed 0 from the main job's run
+    (``main_job_maps``: key -> test mAP) and seeds 1, 2, ... from the ablation study's runs of the
+    same model (:data:`STUDY_MODELS`; none when ``ablation_study`` is None)."""
+    by_seed = study_test_maps_by_seed(ablation_study) if ablation_study is not None else {}
+    return {key: with_main_job_seed(main_job_maps[key], by_seed.get(setting, {}))
+            for key, setting in STUDY_MODELS.items()}
+
+
+def other_seeds(key: str, lessons_study: Mapping | None, candidate: str | None,
+                ablation_study: Mapping | None) -> tuple[dict[int, float], str | None]:
+    """Seed -> test mAP of the other seeds (not 0) of the model behind ``attention_variants[key]``,
+    and the source they come from: the lessons study's rows of ``candidate`` when they hold any,
+    else the ablation study's runs of the same model (:data:`ATTENTION_STUDY_MODELS`), else
+    ``({}, None)``."""
+    if lessons_study is not None and candidate is not None:
+        rows = study_rows_by_seed(lessons_study, candidate)
+        found = {seed: float(row["test_map"]) for seed, row in rows.items() if seed != 0}
+        if found:
+            return found, LESSONS_STUDY_SOURCE
+    setting = STUDY_MODELS.get(ATTENTION_STUDY_MODELS.get(key, ""))
+    if ablation_study is not None and setting is not None:
+        found = {seed: v for seed, v in study_test_maps_by_seed(ablation_study).get(setting, {}).items() if seed != 0}
+        if found:
+            return found, ABLATION_STUDY_SOURCE
+    return {}, None
 
 
 # --------------------------------------------------------------------------- the committed lessons study

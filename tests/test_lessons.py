@@ -195,3 +195,42 @@ def test_an_attention_entry_is_read_from_the_study_rows_of_every_seed(tmp_path):
     value = {"plain_cam": lessons.study_attention_entry(study, "ft8_csra"), "msrn": entry,
              "csra": lessons.study_attention_entry(study, "ft8_csra"), "msrn_label_none": entry}
     lessons.record("attention_variants", value, lessons.LESSONS_STUDY_SOURCE, tmp_path)  # passes the validation
+
+
+def ablation_runs(*runs):
+    """A fake ablation study: (setting, seed, test mAP) per run."""
+    return {"runs": [{"setting": setting, "seed": seed, "val_map": 0.5, "test_map": value, "best_epoch": 1,
+                      "seconds": 1.0} for setting, seed, value in runs]}
+
+
+def test_seed_0_of_test_map_is_the_main_jobs_run_and_the_study_adds_the_others(tmp_path):
+    # the study's seed 0 (0.750, 0.766) is an older run of the main job's models: replaced by the main job's
+    study = ablation_runs(("full", 2, 0.740), ("full", 0, 0.750), ("full", 1, 0.752), ("plain", 0, 0.766),
+                          ("plain", 1, 0.747), ("plain", 2, 0.748), ("mlgcn", 0, 0.710), ("mlgcn", 1, 0.694),
+                          ("label", 1, 0.70))
+    main = {"msrn": 0.749, "plain": 0.760, "mlgcn": 0.705}
+    maps = lessons.main_job_test_maps(main, study)
+    assert maps == {"msrn": [0.749, 0.752, 0.740], "plain": [0.760, 0.747, 0.748], "mlgcn": [0.705, 0.694]}
+    assert lessons.main_job_test_maps(main, None) == {"msrn": [0.749], "plain": [0.760], "mlgcn": [0.705]}
+    source = lessons.joined_sources(lessons.main_job("06"), lessons.ABLATION_STUDY_SOURCE)
+    stored = lessons.record("test_map", maps, source, tmp_path)
+    assert stored["test_map"]["msrn"][0] == 0.749 and stored["sources"]["test_map"] == (
+        "main job: notebook 06 + ablation study: figures/ablation_study.json")
+
+
+def test_other_seeds_come_from_the_recipe_study_else_from_the_ablation_study():
+    recipe_study = {"rows": {"ft8_csra": {"test_map": 0.77}, "ft8_csra_s1": {"test_map": 0.76},
+                             "ft8_csra_s2": {"test_map": 0.75}, "ft8_msrn": {"test_map": 0.74}}}
+    ablation = ablation_runs(("full", 0, 0.750), ("full", 1, 0.752), ("full", 2, 0.740), ("plain", 0, 0.766),
+                             ("plain", 2, 0.748))
+    assert lessons.other_seeds("csra", recipe_study, "ft8_csra", ablation) == (
+        {1: 0.76, 2: 0.75}, lessons.LESSONS_STUDY_SOURCE)
+    # the recipe study holds only seed 0 of MSRN: seeds 1 and 2 of the same model from the ablation study
+    assert lessons.other_seeds("msrn", recipe_study, "ft8_msrn", ablation) == (
+        {1: 0.752, 2: 0.740}, lessons.ABLATION_STUDY_SOURCE)
+    assert lessons.other_seeds("plain_cam", None, "ft8_plain", ablation) == ({2: 0.748}, lessons.ABLATION_STUDY_SOURCE)
+    assert lessons.other_seeds("msrn_label_none", recipe_study, "ft8_msrn_label", ablation) == ({}, None)
+    assert lessons.other_seeds("msrn", None, None, None) == ({}, None)
+    # the main job's value stays seed 0 whatever the study's own seed 0 says
+    seeds, _ = lessons.other_seeds("msrn", recipe_study, "ft8_msrn", ablation)
+    assert lessons.with_main_job_seed(0.749, {0: 0.750, **seeds}) == [0.749, 0.752, 0.740]

@@ -238,7 +238,8 @@ def result_record(setting: Setting, argv: Sequence[str], extra: Sequence[str], r
     selection = None
     if history_path.is_file():
         history = json.loads(history_path.read_text())
-        best = max(history, key=lambda record: record["val_mAP"])
+        validated = [record for record in history if record["val_mAP"] is not None]
+        best = max(validated, key=lambda record: record["val_mAP"])
         selection = {"best_epoch": best["epoch"], "val_mAP": best["val_mAP"], "epochs_trained": len(history)}
     return {
         "format": RESULT_FORMAT,

@@ -72,6 +72,10 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"
     max_steps_per_epoch: int | None = None  # a cap for smoke runs
+    # the first epoch (counted from 1) after which the validation split is scored: the epochs before it
+    # are not validated and cannot be selected (1: every epoch; a run whose best epoch lies in the window
+    # selects the same checkpoint either way)
+    validate_from_epoch: int = 1
     progress: bool = True
     sync_batchnorm: bool = True  # multi-GPU CUDA runs: BatchNorm statistics over the global batch
 
@@ -125,6 +129,9 @@ def train_model(model, train_set, val_set, config: TrainConfig, run_dir: str | P
     if list(val_set.class_names) != class_names:
         raise ValueError("the training and validation splits have different class lists")
     check_validation_split(val_set)
+    if not 1 <= config.validate_from_epoch <= config.epochs:
+        raise ValueError(f"validate_from_epoch must be between 1 and epochs ({config.epochs}) so that an epoch "
+                         f"can be selected, got {config.validate_from_epoch}")
     processes = distributed.context()
     prepare_run_folder(run_dir, processes)
     device = distributed.process_device(get_device(config.device))
@@ -160,16 +167,18 @@ def train_model(model, train_set, val_set, config: TrainConfig, run_dir: str | P
     started = time.perf_counter()
     for epoch in range(progress.start_epoch, config.epochs):
         losses, bces, skipped = _train_epoch(run, loader, epoch, monitor)
-        val_map, val_skipped = _validate(run, val_set, epoch, progress.best_map)
+        validated = epoch + 1 >= config.validate_from_epoch
+        val_map, val_skipped = _validate(run, val_set, epoch, progress.best_map) if validated else (None, 0)
         skipped = int(distributed.sum_over_processes(skipped)) + val_skipped
         record = _epoch_record(epoch, losses, bces, val_map, optimizer, skipped,
                                seconds_before + time.perf_counter() - started)
         progress.history.append(record)
         skipped_total += skipped
         if config.progress and processes.is_main:
-            print(f"epoch {epoch + 1}/{config.epochs}: loss {record['train_loss']:.4f}  val mAP {100 * val_map:.2f}"
+            print(f"epoch {epoch + 1}/{config.epochs}: loss {record['train_loss']:.4f}  "
+                  + (f"val mAP {100 * val_map:.2f}" if validated else "not validated")
                   + (f"  skipped {skipped} unreadable images" if skipped else ""))
-        improved = val_map > progress.best_map
+        improved = validated and val_map > progress.best_map
         if improved:
             progress.best_map, progress.best_epoch = float(val_map), epoch
         save_epoch(run_dir, model, class_names, config, epoch, val_map, improved, progress, optimizer, scheduler,
@@ -235,13 +244,14 @@ def _validate(run: _Run, val_set, epoch: int, best_map: float) -> tuple[float, i
     return val_map, val_skipped
 
 
-def _epoch_record(epoch: int, losses: list, bces: list, val_map: float, optimizer, skipped: int,
+def _epoch_record(epoch: int, losses: list, bces: list, val_map: float | None, optimizer, skipped: int,
                   seconds: float) -> dict:
-    """One epoch's line of the history (training means over every process)."""
+    """One epoch's line of the history (training means over every process; ``val_mAP`` None when the
+    epoch was not validated)."""
     def mean(values: list) -> float:
         return distributed.mean_over_processes(float(np.mean(values)) if values else float("nan"))
 
-    return {"epoch": epoch + 1, "train_loss": mean(losses), "train_bce": mean(bces), "val_mAP": float(val_map),
+    return {"epoch": epoch + 1, "train_loss": mean(losses), "train_bce": mean(bces), "val_mAP": None if val_map is None else float(val_map),
             "lr": optimizer.param_groups[-1]["lr"], "skipped_images": skipped, "seconds": seconds}
 
 
