@@ -139,7 +139,9 @@ def score_groups(predicted_groups, class_themes: Sequence[Sequence[str]], theme_
     of exactly one theme.
 
     Returns ``dict(ari=..., ari_single_theme=..., multi_theme=[names or indices],
-    contingency=DataFrame (themes x groups, counts of classes by first theme))``.
+    contingency=DataFrame (themes x groups, counts of classes by first theme),
+    group_names=[one per group id: "group 2: farm (6 of 7)", its most frequent first theme])``;
+    ``group_names`` is what :func:`msrn_core.plots.plot_label_graph` takes for its legend.
     """
     import pandas as pd  # installed with seaborn
     from sklearn.metrics import adjusted_rand_score
@@ -158,8 +160,14 @@ def score_groups(predicted_groups, class_themes: Sequence[Sequence[str]], theme_
     table = np.zeros((len(theme_names), len(columns)), dtype=int)
     for t, g in zip(first, groups):
         table[t, columns.index(g)] += 1
-    contingency = pd.DataFrame(table, index=pd.Index(theme_names, name="first theme"),
-                               columns=pd.Index([f"group {g}" for g in columns], name="predicted"))
+    # one header line: the rows' name sits in the columns' name (an index name would print a row of its own)
+    contingency = pd.DataFrame(table, index=pd.Index(theme_names),
+                               columns=pd.Index([f"group {g}" for g in columns], name="first theme \\ group"))
+    group_names = [f"group {g}" for g in range(max(columns) + 1)]
+    for column, g in enumerate(columns):
+        counts = table[:, column]
+        group_names[g] = f"group {g}: {theme_names[counts.argmax()]} ({counts.max()} of {counts.sum()})"
     names = list(class_names) if class_names is not None else list(range(len(groups)))
     return {"ari": float(ari), "ari_single_theme": float(ari_single),
-            "multi_theme": [names[i] for i in np.flatnonzero(~single)], "contingency": contingency}
+            "multi_theme": [names[i] for i in np.flatnonzero(~single)], "contingency": contingency,
+            "group_names": group_names}

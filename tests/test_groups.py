@@ -91,6 +91,19 @@ def test_ari_matches_sklearn_on_a_hand_example():
     assert table.to_numpy().sum() == len(CLASS_THEMES)
 
 
+def test_contingency_prints_one_header_line_and_groups_are_named_by_their_theme():
+    scores = score_groups([0, 0, 1, 2, 2, 2, 0], CLASS_THEMES, THEMES)
+    text_lines = scores["contingency"].to_string().splitlines()
+    assert text_lines[0].split() == ["first", "theme", "\\", "group", "group", "0", "group", "1", "group", "2"]
+    assert [line.split()[0] for line in text_lines[1:]] == THEMES  # no row holding only the index's name
+    assert scores["contingency"].to_html().count("<tr") == 1 + len(THEMES)
+    # group 2 holds d (kitchen), e and f (farm); group 0 holds a, b and g (first theme street)
+    assert scores["group_names"] == ["group 0: street (3 of 3)", "group 1: kitchen (1 of 1)",
+                                     "group 2: farm (2 of 3)"]
+    assert score_groups([3, 3, 3, 3, 3, 3, 3], CLASS_THEMES, THEMES)["group_names"] == [
+        "group 0", "group 1", "group 2", "group 3: street (3 of 7)"]  # ids never used keep a plain name
+
+
 def test_perfect_grouping_with_permuted_ids_scores_one():
     predicted = torch.tensor([7, 7, 3, 3, 5, 5, 7])  # any ids, any order; tensors accepted
     scores = score_groups(predicted, CLASS_THEMES, THEMES)

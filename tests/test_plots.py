@@ -238,6 +238,7 @@ def test_plot_per_class_ap(tmp_path, rng):
     assert legend[0] == f"MSRN (mAP {expected:.1f}%)"
     assert legend[1].startswith("ML-GCN (mAP ")
     assert any("undefined" in text for text in legend)
+    assert fig.axes[0].get_title() == "Per-class average precision: MSRN vs ML-GCN"
     _assert_png(plots.save_figure(fig, "per_class_ap", directory=tmp_path), "per_class_ap.png")
 
 
@@ -257,6 +258,7 @@ def test_plot_metrics_bars(tmp_path):
     assert isinstance(fig, Figure)
     heights = [bar.get_height() for bar in fig.axes[0].patches]
     assert np.allclose(heights, [60, 50, 55, 70, 60, 0])  # missing OF1 -> empty bar, "n/a" label
+    assert fig.axes[0].get_title() == "mAP, CF1, OF1: plain vs msrn"  # what is compared
     _assert_png(plots.save_figure(fig, "metrics", directory=tmp_path), "metrics.png")
 
 
@@ -278,6 +280,9 @@ def test_plot_attention_maps(tmp_path, rng, as_tensor):
     height, width = (48, 64) if as_tensor else (64, 64)
     overlay = axes[0, 1].images[-1].get_array()
     assert overlay.shape == (height, width)  # upsampled to the image size
+    vmax = max(ax.images[-1].get_clim()[1] for ax in axes[:, 1:].flat)
+    assert {ax.images[-1].get_clim() for ax in axes[:, 1:].flat} == {(0.0, vmax)}
+    assert fig.axes[-1].get_ylabel().endswith(f"this image's scale: 0 to {vmax:.1f}")  # says the scale is per image
     _assert_png(plots.save_figure(fig, "attention", directory=tmp_path), "attention.png")
 
 

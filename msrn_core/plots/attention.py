@@ -144,7 +144,8 @@ def plot_attention_maps(image, attention_maps: Sequence, class_names: Sequence[s
 
     Every map is bilinearly upsampled to the image size, divided by its mean
     (:func:`relative_to_flat`: 1 = a flat map) and overlaid on **one colour scale for the whole
-    figure**, from 0 to the largest value shown, with a colour bar: a flat map looks flat.
+    figure**, from 0 to the largest value shown, with a colour bar: a flat map looks flat. The scale
+    is this image's (its colour bar says so): two figures of different images have different scales.
     """
     if len(attention_maps) != len(branch_stages):
         raise ValueError(f"got {len(attention_maps)} attention maps but {len(branch_stages)} branch_stages "
@@ -182,10 +183,12 @@ def plot_attention_maps(image, attention_maps: Sequence, class_names: Sequence[s
                 axes[row, col].set_title(textwrap.fill(heading, 24), fontsize=9)
     axes[0, 0].set_title("image", fontsize=10)
     return _finish_map_grid(fig, axes, shown, title or "Semantic guided attention per branch "
-                                                     "(one colour scale: 1 = a flat map)", save_as)
+                                                     "(one colour scale: 1 = a flat map)", save_as,
+                            bar_label=f"weight / mean weight (1 = flat)\nthis image's scale: 0 to {vmax:.1f}")
 
 
-def _finish_map_grid(fig: Figure, axes, shown, title: str, save_as: str | None) -> Figure:
+def _finish_map_grid(fig: Figure, axes, shown, title: str, save_as: str | None,
+                     bar_label: str = "weight / mean weight (1 = flat)") -> Figure:
     """No ticks, the title, and one colour bar for the whole grid of overlays (``shown``: the last one)."""
     for ax in axes.flat:
         ax.set_xticks([])
@@ -194,7 +197,7 @@ def _finish_map_grid(fig: Figure, axes, shown, title: str, save_as: str | None) 
     fig.tight_layout()
     bar = fig.colorbar(shown, ax=axes.ravel().tolist(), shrink=0.8, pad=0.02)
     bar.solids.set_alpha(1.0)
-    bar.set_label("weight / mean weight (1 = flat)")
+    bar.set_label(bar_label)
     return _finish(fig, save_as)
 
 

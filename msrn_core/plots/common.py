@@ -46,7 +46,7 @@ def figure_png(fig: Figure, dpi: int = 120) -> bytes:
     about four-fold against matplotlib's RGBA PNG with no visible change. A figure with a continuous
     colour scale (:func:`has_continuous_colour_scale`) is drawn at ``FULL_COLOUR_DPI_SCALE`` x ``dpi``
     and its palette is dithered (Floyd-Steinberg), so its gradients stay smooth instead of showing
-    the steps a plain palette gives, at about half the bytes of a full-colour PNG.
+    the steps a plain palette gives, at under half the bytes of a full-colour PNG.
     """
     from PIL import Image
 
@@ -56,12 +56,33 @@ def figure_png(fig: Figure, dpi: int = 120) -> bytes:
                 facecolor="white")
     with Image.open(buffer) as image:
         picture = image.convert("RGB")
-    # a palette either way; a colour scale's gradient is dithered so it shows no steps
-    dither = Image.Dither.FLOYDSTEINBERG if full_colour else Image.Dither.NONE
-    picture = picture.quantize(256, method=Image.Quantize.MEDIANCUT, dither=dither)
+    # a palette either way; a colour scale's gradient is dithered so it shows no steps. Pillow's
+    # quantize(colours) ignores its dither argument: the dithering is a second pass onto the palette.
+    paletted = picture.quantize(256, method=Image.Quantize.MEDIANCUT)
+    if full_colour:
+        dithered = picture.quantize(palette=paletted, dither=Image.Dither.FLOYDSTEINBERG)
+        paletted = _keep_exact_colours(picture, dithered)
     out = io.BytesIO()
-    picture.save(out, format="PNG", optimize=True)
+    paletted.save(out, format="PNG", optimize=True)
     return out.getvalue()
+
+
+def _keep_exact_colours(picture, paletted):
+    """``paletted`` with every pixel whose colour in ``picture`` is in the palette set to that colour:
+    Pillow maps onto a given palette through a cache of reduced precision, which turns the white
+    background into (250, 250, 250)."""
+    rgb = np.asarray(picture, dtype=np.int32)
+    codes = (rgb[..., 0] << 16) | (rgb[..., 1] << 8) | rgb[..., 2]
+    palette = np.asarray(paletted.getpalette()[:768], dtype=np.int32).reshape(-1, 3)
+    palette_codes = (palette[:, 0] << 16) | (palette[:, 1] << 8) | palette[:, 2]
+    order = np.argsort(palette_codes, kind="stable")
+    position = np.clip(np.searchsorted(palette_codes[order], codes), 0, len(order) - 1)
+    exact = palette_codes[order][position] == codes
+    indices = np.asarray(paletted).copy()
+    indices[exact] = order[position][exact]
+    result = paletted.copy()
+    result.frombytes(indices.astype(np.uint8).tobytes())
+    return result
 
 
 def save_figure(fig: Figure, name: str, directory: str | Path | None = None, dpi: int = 120) -> Path:

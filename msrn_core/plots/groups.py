@@ -15,8 +15,11 @@ from .graph import plot_label_graph
 
 
 def plot_groups_for_m(graph: LabelGraph | nx.DiGraph, groups_by_m: Mapping[int, object],
-                      titles: Mapping[int, str] | None = None, save_as: str | None = None) -> Figure:
-    """The label graph once per number of groups m, nodes coloured by that m's groups, one panel a row.
+                      titles: Mapping[int, str] | None = None,
+                      group_names_by_m: Mapping[int, Sequence[str]] | None = None,
+                      save_as: str | None = None) -> Figure:
+    """The label graph once per number of groups m, nodes coloured by that m's groups, one panel a row
+    (``group_names_by_m``: each m's legend names, e.g. ``score_groups(...)["group_names"]``).
 
     One column keeps each panel as wide as the notebook, so node labels stay legible (three
     graphs side by side shrink them to a third).
@@ -25,7 +28,7 @@ def plot_groups_for_m(graph: LabelGraph | nx.DiGraph, groups_by_m: Mapping[int, 
         raise ValueError("plot_groups_for_m needs the groups of at least one m")
     fig, axes = plt.subplots(len(groups_by_m), 1, figsize=(10, 7.0 * len(groups_by_m)), squeeze=False)
     for ax, (m, groups) in zip(axes[:, 0], groups_by_m.items()):
-        plot_label_graph(graph, groups=groups, ax=ax)
+        plot_label_graph(graph, groups=groups, group_names=(group_names_by_m or {}).get(m), ax=ax)
         ax.set_title((titles or {}).get(m, f"m = {m}"), fontsize=13)
     fig.tight_layout()
     return _finish(fig, save_as)

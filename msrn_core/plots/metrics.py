@@ -59,7 +59,7 @@ def plot_per_class_ap(results: Mapping[str, object], class_names: Sequence[str],
     ax.set_ylim(n - 0.5, -0.5)  # first class on top
     ax.set_xlim(0, 100)
     ax.set_xlabel("average precision (%)")
-    ax.set_title("Per-class average precision")
+    ax.set_title(f"Per-class average precision: {' vs '.join(results)}")
     ax.grid(axis="x", alpha=0.3)
     ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.tight_layout()
@@ -67,11 +67,13 @@ def plot_per_class_ap(results: Mapping[str, object], class_names: Sequence[str],
 
 
 def plot_metrics_bars(results: Mapping[str, Mapping], metrics: Sequence[str] = ("mAP", "CF1", "OF1"),
-                      save_as: str | None = None) -> Figure:
+                      title: str | None = None, save_as: str | None = None) -> Figure:
     """Grouped bars: one group per metric, one bar (and colour) per model, values in percent.
 
     ``results`` maps a model name to a metrics dict (fractions, as
-    :func:`~msrn_core.metrics.compute_all_metrics` returns); a missing metric shows "n/a".
+    :func:`~msrn_core.metrics.compute_all_metrics` returns); a missing metric shows "n/a". The
+    title (default: the metrics and the models compared, "mAP, CF1: plain vs MSRN") should also
+    name the split the metrics were measured on.
     """
     k = len(results)
     if k == 0:
@@ -93,7 +95,7 @@ def plot_metrics_bars(results: Mapping[str, Mapping], metrics: Sequence[str] = (
     ax.set_xticklabels(metrics)
     ax.set_ylim(0, 118 if upright else 108)
     ax.set_ylabel("score (%)")
-    ax.set_title("Model comparison")
+    ax.set_title(title or f"{', '.join(metrics)}: {' vs '.join(results)}")
     ax.grid(axis="y", alpha=0.3)
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.tight_layout()
