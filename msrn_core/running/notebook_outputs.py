@@ -10,12 +10,14 @@ the measured times:
   start ("Loading weights: 0%"), the empty outputs finished bars leave behind, and ipywidgets
   views: a saved notebook keeps no widget state, so a view shows its Python repr
   (``VBox(children=(...))``) and a random model id; it becomes :data:`WIDGET_NOTE` (the
-  notebooks draw the widget's default figure as an image beside it);
+  notebooks draw the widget's default figure as an image beside it); printed text split into
+  chunks by the kernel's flushes is joined;
 - :func:`normalise_measured_times` and :func:`notebook_differences`  what
   ``python -m msrn_core.running.compare_runs`` compares.
 """
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import re
@@ -60,13 +62,28 @@ def is_empty_display(output) -> bool:
     return output.get("output_type") == "display_data" and set(data) <= {"text/plain"} and not _plain_text(output)
 
 
+def merge_streams(outputs: list) -> list:
+    """``outputs`` with consecutive stream outputs of one name (stdout, stderr) joined into one: how
+    the kernel's flushes split a cell's printed text changes from run to run, the text does not."""
+    merged = []
+    for output in outputs:
+        previous = merged[-1] if merged else None
+        if (output.get("output_type") == "stream" and previous is not None
+                and previous.get("output_type") == "stream" and previous.get("name") == output.get("name")):
+            previous["text"] = "".join(previous.get("text", "")) + "".join(output.get("text", ""))
+        else:
+            merged.append(copy.deepcopy(output) if output.get("output_type") == "stream" else output)
+    return merged
+
+
 def clean_outputs(notebook) -> None:
-    """Drop stalled progress bars and empty displays; turn widget views into :data:`WIDGET_NOTE`."""
+    """Drop stalled progress bars and empty displays; turn widget views into :data:`WIDGET_NOTE`;
+    join the consecutive printed chunks of a cell (:func:`merge_streams`)."""
     for cell in notebook.cells:
         if cell.cell_type != "code":
             continue
         kept = []
-        for output in cell.get("outputs", []):
+        for output in merge_streams(cell.get("outputs", [])):
             if is_stalled_progress_bar(output) or is_empty_display(output):
                 continue
             data = output.get("data", {})
@@ -121,7 +138,7 @@ def comparable_outputs(cell) -> list[str]:
     """A code cell's outputs, one text each, with measured times masked and images as their hashes
     (an HTML table stands for the text form of the same table)."""
     texts = []
-    for output in cell.get("outputs", []):
+    for output in merge_streams(cell.get("outputs", [])):
         kind = output.get("output_type")
         if kind == "stream":
             texts.append(f"{output.get('name')}: " + normalise_measured_times("".join(output.get("text", ""))))
