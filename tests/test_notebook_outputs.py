@@ -90,3 +90,20 @@ def test_compare_runs_command(tmp_path, capsys):
     assert "05_train.ipynb: cell 0, output 1" in capsys.readouterr().out
     with pytest.raises(ValueError, match="a folder with a folder"):
         compare_runs.main([str(tmp_path / "first"), str(tmp_path / "second" / "05_train.ipynb")])
+
+
+def test_printed_text_split_differently_by_the_kernel_agrees_and_is_joined():
+    def printed(*chunks):
+        return nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("print(...)", outputs=[
+            nbformat.v4.new_output("stream", name=name, text=text) for name, text in chunks])])
+
+    one = printed(("stdout", "layer2: 8x8\nlayer3: 4x4\n"), ("stderr", "warning\n"), ("stdout", "done\n"))
+    split = printed(("stdout", "layer2: 8x8\n"), ("stdout", "layer3: 4x4\n"), ("stderr", "warning\n"),
+                    ("stdout", "done\n"))
+    assert notebook_differences(one, split) == []
+    assert notebook_differences(one, printed(("stdout", "layer2: 8x8\nlayer3: 2x2\n"), ("stderr", "warning\n"),
+                                             ("stdout", "done\n")))
+    clean_outputs(split)
+    assert [(o.name, o.text) for o in split.cells[0].outputs] == [
+        ("stdout", "layer2: 8x8\nlayer3: 4x4\n"), ("stderr", "warning\n"), ("stdout", "done\n")]  # order kept
+    nbformat.validate(split)

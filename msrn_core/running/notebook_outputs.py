@@ -10,12 +10,14 @@ the measured times:
   start ("Loading weights: 0%"), the empty outputs finished bars leave behind, and ipywidgets
   views: a saved notebook keeps no widget state, so a view shows its Python repr
   (``VBox(children=(...))``) and a random model id; it becomes :data:`WIDGET_NOTE` (the
-  notebooks draw the widget's default figure as an image beside it);
+  notebooks draw the widget's default figure as an image beside it); printed text split into
+  chunks by the kernel's flushes is joined;
 - :func:`normalise_measured_times` and :func:`notebook_differences`  what
   ``python -m msrn_core.running.compare_runs`` compares.
 """
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import re
@@ -60,13 +62,28 @@ def is_empty_display(output) -> bool:
     return output.get("output_type") == "display_data" and set(data) <= {"text/plain"} and not _plain_text(output)
 
 
+def merge_streams(outputs: list) -> list:
+    """``outputs`` with consecutive stream outputs of one name (stdout, stderr) joined into one: how
+    the kernel's flushes split a cell's printed text changes from run to run, the text does not."""
+    merged = []
+    for output in outputs:
+        previous = merged[-1] if merged else None
+        if (output.get("output_type") == "stream" and previous is not None
+                and previous.get("output_type") == "stream" and previous.get("name") == output.get("name")):
+            previous["text"] = "".join(previous.get("text", "")) + "".join(output.get("text", ""))
+        else:
+            merged.append(copy.deepcopy(output) if output.get("output_type") == "stream" else output)
+    return merged
+
+
 def clean_outputs(notebook) -> None:
-    """Drop stalled progress bars and empty displays; turn widget views into :data:`WIDGET_NOTE`."""
+    """Drop stalled progress bars and empty displays; turn widget views into :data:`WIDGET_NOTE`;
+    join the consecutive printed chunks of a cell (:func:`merge_streams`)."""
     for cell in notebook.cells:
         if cell.cell_type != "code":
             continue
         kept = []
-        for output in cell.get("outputs", []):
+        for output in merge_streams(cell.get("outputs", [])):
             if is_stalled_progress_bar(output) or is_empty_display(output):
                 continue
             data = output.get("data", {})
@@ -121,7 +138,7 @@ def comparable_outputs(cell) -> list[str]:
     """A code cell's outputs, one text each, with measured times masked and images as their hashes
     (an HTML table stands for the text form of the same table)."""
     texts = []
-    for output in cell.get("outputs", []):
+    for output in merge_streams(cell.get("outputs", [])):
         kind = output.get("output_type")
         if kind == "stream":
             texts.append(f"{output.get('name')}: " + normalise_measured_times("".join(output.get("text", ""))))
@@ -171,3 +188,66 @@ def _first_difference(x: str, y: str) -> str:
         if line_x != line_y:
             return f"{line_x.strip()[:100]!r} against {line_y.strip()[:100]!r}"
     return f"{len(x.splitlines())} lines against {len(y.splitlines())}"
+
+
+# --------------------------------------------------------------------------------------------
+# what a reader without a kernel must never see
+# --------------------------------------------------------------------------------------------
+_BAR_PERCENT = re.compile(r"(\d+)%\|[^|\n]*\|\s*[\d.]+[kMG]?/[\d.?]*[kMG]?")
+_WIDGET_REPR = re.compile(r"^\s*(?:[A-Z]\w*Box|interactive|\w*(?:Slider|Dropdown|Upload|Output|Image|Button|Text|HTML))"
+                          r"\((?:children|value|layout|description|options|outputs|index)=")
+_NUMPY_REPR = re.compile(r"\bnp\.(?:float|int|uint|bool|complex|str_|bytes_|datetime64|timedelta64)\w*\(")
+
+
+def _texts(output) -> list[str]:
+    """Every text a reader sees in ``output`` (stream text, tracebacks, text/* representations)."""
+    if output.get("output_type") == "stream":
+        return ["".join(output.get("text", ""))]
+    if output.get("output_type") == "error":
+        return ["\n".join(output.get("traceback", []))]
+    return ["".join(v) if isinstance(v, list) else v for k, v in output.get("data", {}).items()
+            if k.startswith("text/")]
+
+
+def _shown_lines(text: str) -> list[str]:
+    """The lines a reader sees: of each line, the last text written after a carriage return (a bar's
+    final state; a bar cleared by spaces shows blank)."""
+    return [next((part for part in reversed(line.split("\r")) if part), "") for line in text.split("\n")]
+
+
+def static_reader_problems(notebook) -> list[str]:
+    """What a reader of the saved notebook (GitHub, nbviewer, the book) would see of a live kernel's
+    outputs, one line each: a progress bar that did not finish, a widget with no state (its view
+    or its Python repr), a NumPy scalar repr (``np.float64(0.87)``), or a widget cell without an
+    image of its default setting and :data:`WIDGET_NOTE`. Empty when there is none."""
+    problems = []
+    for index, cell in enumerate(notebook.cells):
+        if cell.cell_type != "code":
+            continue
+        where = f"cell {index} ({cell.get('id', '?')})"
+        widget_cell = False
+        for output in cell.get("outputs", []):
+            data = output.get("data", {})
+            if WIDGET_VIEW in data:
+                problems.append(f"{where}: a widget view with no saved state")
+                widget_cell = True
+            for text in _texts(output):
+                for line in _shown_lines(text):
+                    bar = _BAR_PERCENT.search(line)
+                    if bar and int(bar.group(1)) < 100:
+                        problems.append(f"{where}: a progress bar that did not finish: {line.strip()[:80]!r}")
+                numpy_repr = _NUMPY_REPR.search(text)
+                if numpy_repr:
+                    problems.append(f"{where}: a NumPy repr {numpy_repr.group(0)!r}: print the number (float(x), f'{{x:.3f}}')")
+            plain = _plain_text(output)
+            if plain and _WIDGET_REPR.search(plain) and not any(k.startswith("image/") for k in data):
+                problems.append(f"{where}: a widget's Python repr {plain.strip()[:60]!r}")
+                widget_cell = True
+            widget_cell |= WIDGET_NOTE in plain
+        if widget_cell:
+            outputs = cell.get("outputs", [])
+            if not any(k.startswith("image/") for o in outputs for k in o.get("data", {})):
+                problems.append(f"{where}: a widget without an image of its default setting in the same cell")
+            if not any(WIDGET_NOTE in _plain_text(o) for o in outputs):
+                problems.append(f"{where}: a widget without the sentence saying it works in a kernel")
+    return problems

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from .. import lessons
 from .cli import DEBUG_HELP, OneLineParser, run_cli
-from .notebook_outputs import clean_outputs, strip_volatile_metadata
+from .notebook_outputs import clean_outputs, static_reader_problems, strip_volatile_metadata
 from .recipes import small_mode_requested
 from ..utils import project_root
 
@@ -67,6 +67,8 @@ def execute_notebook(path: Path, small: bool, timeout: int = 3600, write: bool =
         prepare_for_commit(notebook)
         nbformat.validate(notebook)
         nbformat.write(notebook, output_path(path, small))
+        for problem in static_reader_problems(notebook):  # tests/test_committed_outputs.py fails on these
+            print(f"  {path.name}, seen without a kernel: {problem}", flush=True)
     return notebook
 
 
