@@ -209,6 +209,11 @@ def _texts(output) -> list[str]:
             if k.startswith("text/")]
 
 
+def _has_image(output) -> bool:
+    """Whether ``output`` carries an image (any ``image/*`` representation)."""
+    return any(kind.startswith("image/") for kind in output.get("data", {}))
+
+
 def _shown_lines(text: str) -> list[str]:
     """The lines a reader sees: of each line, the last text written after a carriage return (a bar's
     final state; a bar cleared by spaces shows blank)."""
@@ -240,13 +245,13 @@ def static_reader_problems(notebook) -> list[str]:
                 if numpy_repr:
                     problems.append(f"{where}: a NumPy repr {numpy_repr.group(0)!r}: print the number (float(x), f'{{x:.3f}}')")
             plain = _plain_text(output)
-            if plain and _WIDGET_REPR.search(plain) and not any(k.startswith("image/") for k in data):
+            if plain and _WIDGET_REPR.search(plain) and not _has_image(output):
                 problems.append(f"{where}: a widget's Python repr {plain.strip()[:60]!r}")
                 widget_cell = True
             widget_cell |= WIDGET_NOTE in plain
         if widget_cell:
             outputs = cell.get("outputs", [])
-            if not any(k.startswith("image/") for o in outputs for k in o.get("data", {})):
+            if not any(_has_image(o) for o in outputs):
                 problems.append(f"{where}: a widget without an image of its default setting in the same cell")
             if not any(WIDGET_NOTE in _plain_text(o) for o in outputs):
                 problems.append(f"{where}: a widget without the sentence saying it works in a kernel")

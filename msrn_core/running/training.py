@@ -251,7 +251,8 @@ def _epoch_record(epoch: int, losses: list, bces: list, val_map: float | None, o
     def mean(values: list) -> float:
         return distributed.mean_over_processes(float(np.mean(values)) if values else float("nan"))
 
-    return {"epoch": epoch + 1, "train_loss": mean(losses), "train_bce": mean(bces), "val_mAP": None if val_map is None else float(val_map),
+    return {"epoch": epoch + 1, "train_loss": mean(losses), "train_bce": mean(bces),
+            "val_mAP": None if val_map is None else float(val_map),
             "lr": optimizer.param_groups[-1]["lr"], "skipped_images": skipped, "seconds": seconds}
 
 
