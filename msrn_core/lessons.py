@@ -8,7 +8,8 @@ committed one.
 Keys (and what each value is):
 
 - ``recipe``: the main job's recipe, its fields (``dataclasses.asdict(recipes.CPU)``, ...);
-- ``main_job_seconds``: the wall time of ``python -m msrn_core.run_notebooks`` over notebooks 01-06;
+- ``main_job_seconds``: the wall time of ``python -m msrn_core.running.run_notebooks`` over notebooks
+  01-06, from a run that trained the main job's runs (a run that loads them leaves it as it was);
 - ``pointing_game``: hit rates in [0, 1] of MSRN's attention per branch (``layer2``, ``layer3``,
   ``layer4``), the image-centre and random-point baselines (``centre``, ``random``) and the plain
   ResNet's class activation map (``plain_cam``);

@@ -81,6 +81,14 @@ def test_main_job_seconds_only_for_a_full_run_of_01_to_06(tmp_path):
     assert lessons.read(tmp_path)["sources"]["main_job_seconds"] == "main job: run_notebooks"
 
 
+def test_main_job_seconds_kept_when_the_runs_were_loaded(tmp_path):
+    timings = {f"0{i}_notebook.ipynb": 100.0 + i for i in range(1, 7)}
+    assert record_main_job_seconds(timings, small=False, directory=tmp_path) == pytest.approx(621.0)
+    loading = {name: 10.0 for name in timings}  # a second run: every model loaded, not trained
+    assert record_main_job_seconds(loading, small=False, directory=tmp_path, trained_before=["backbone", "msrn"]) is None
+    assert lessons.read(tmp_path)["main_job_seconds"] == pytest.approx(621.0)
+
+
 def test_study_test_maps_orders_seeds(tmp_path):
     study = {"command": "python -m msrn_core.running.ablation_study", "recipe": {}, "seconds": 1.0, "runs": [
         {"setting": "full", "seed": 1, "val_map": 0.7, "test_map": 0.72, "best_epoch": 2, "seconds": 5.0},

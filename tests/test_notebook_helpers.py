@@ -154,6 +154,29 @@ def test_trained_model_starts_every_head_from_one_shared_backbone(small_scenes, 
     assert torch.equal(plain.trunk.stem[0].weight, saved["trunk.stem.0.weight"])
 
 
+def test_a_run_that_trains_and_a_run_that_loads_print_the_same_lines(small_scenes, tmp_path, monkeypatch, capsys):
+    from msrn_core import notebook
+    from msrn_core.running.experiment import setup_from_splits
+
+    monkeypatch.setattr(shared_runs, "project_root", lambda: tmp_path)
+    _, _, train, val, test = small_scenes
+    setup = setup_from_splits(train, val, test, label_features="onehot")
+    recipe = replace(recipes.SMALL, name="tiny", max_steps_per_epoch=2, pretrain_epochs=2, embed_dim=32, fc_hidden=32)
+    assert shared_runs.finished_main_job_runs(recipe) == []
+
+    def notebook_02_and_05():  # as the notebooks call them: the backbone, MSRN, then a baseline
+        shared_runs.shared_backbone(setup, recipe)
+        notebook.trained_model(setup, "msrn", recipe=recipe)
+        notebook.trained_model(setup, "plain", recipe=recipe, model_overrides=dict(kind="plain"))
+        return capsys.readouterr().out
+
+    trained, loaded = notebook_02_and_05(), notebook_02_and_05()
+    assert trained == loaded
+    assert trained.count("epoch 1/2: loss") == 1 and trained.count("epoch 1/1: loss") == 2  # the backbone once
+    assert "tiny/msrn: finished, best epoch 1" in trained
+    assert shared_runs.finished_main_job_runs(recipe) == ["backbone", "msrn", "plain"]
+
+
 def test_a_model_kept_off_the_shared_backbone_trains_the_whole_budget_from_scratch(small_scenes, tmp_path,
                                                                                    monkeypatch):
     from msrn_core import notebook

@@ -25,6 +25,7 @@ from .. import lessons
 from .cli import DEBUG_HELP, OneLineParser, run_cli
 from .notebook_outputs import clean_outputs, static_reader_problems, strip_volatile_metadata
 from .recipes import small_mode_requested
+from .shared_runs import finished_main_job_runs
 from ..utils import project_root
 
 NOTEBOOK_DIR = project_root() / "notebooks"
@@ -93,6 +94,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     small = args.small or small_mode_requested()
     timings = {}
+    trained_before = [] if small else finished_main_job_runs(small=False)
     started = time.perf_counter()
     for path in notebook_paths(args.prefixes):
         print(f"running {path.name} ({'small' if small else 'full'} mode) ...", flush=True)
@@ -111,19 +113,26 @@ def main(argv=None) -> int:
     timing_file = project_root() / "runs" / "notebooks" / f"timings_{'small' if small else 'full'}.json"
     timing_file.parent.mkdir(parents=True, exist_ok=True)
     timing_file.write_text(json.dumps({"seconds": timings, "total": total}, indent=2))
-    main_job = record_main_job_seconds(timings, small)
+    main_job = record_main_job_seconds(timings, small, trained_before=trained_before)
     if main_job is not None:
         print(f"main job (notebooks {', '.join(MAIN_JOB)}): {main_job:.0f} s, recorded in lessons.json")
+    elif trained_before and not small:
+        print(f"main job: not timed, its runs {', '.join(trained_before)} were finished before it started "
+              "(lessons.json keeps the time of the run that trained them)")
     return 0
 
 
 MAIN_JOB = ("01", "02", "03", "04", "05", "06")  # what `make tutorial` runs
 
 
-def record_main_job_seconds(timings: dict[str, float], small: bool, directory=None) -> float | None:
-    """Record the main job's wall time in ``lessons.json`` when notebooks 01-06 all ran in full mode."""
+def record_main_job_seconds(timings: dict[str, float], small: bool, directory=None,
+                            trained_before: list[str] = ()) -> float | None:
+    """Record the main job's wall time in ``lessons.json`` when notebooks 01-06 all ran in full mode
+    and trained every run of the main job: ``trained_before`` (the runs already finished when it
+    started, :func:`.shared_runs.finished_main_job_runs`) must be empty, else the time measured is
+    that of loading them."""
     seconds = {prefix: [t for name, t in timings.items() if name.startswith(prefix)] for prefix in MAIN_JOB}
-    if small or not all(seconds.values()):
+    if small or trained_before or not all(seconds.values()):
         return None
     total = sum(t for values in seconds.values() for t in values)
     lessons.record("main_job_seconds", total, "main job: run_notebooks", directory)

@@ -108,13 +108,14 @@ SHARED_BACKBONE_KINDS = ("msrn", "plain", "mlgcn", "dsdl", "csra")
 
 
 def shared_backbone(setup: DataSetup, recipe: recipes.Recipe | None = None, small: bool | None = None,
-                    force: bool = False, folder: str | Path | None = None) -> Path:
+                    force: bool = False, folder: str | Path | None = None, announce: bool = True) -> Path:
     """The recipe's backbone, trained once on ``setup``'s training split (a plain ResNet for
     ``recipe.pretrain_epochs``) in ``folder`` (default ``runs/notebooks/<recipe>/backbone``);
     returns its ``best.pt``.
 
-    A finished run is loaded, not trained again. It stands in for the ImageNet weights the paper
-    starts from (section 4.1): every compared model starts from this same backbone.
+    A finished run is loaded, not trained again (``announce=False``: without printing its epochs).
+    It stands in for the ImageNet weights the paper starts from (section 4.1): every compared model
+    starts from this same backbone.
     """
     recipe = recipe or recipes.default_recipe(small)
     seed_everything(0)
@@ -123,7 +124,8 @@ def shared_backbone(setup: DataSetup, recipe: recipes.Recipe | None = None, smal
         folder = run_folder("backbone", recipe=recipe)
         check_recipe_folder(folder.parent, recipe)
     folder = Path(folder)
-    load_or_train(model, setup.train, setup.val, recipe.pretrain_config(num_workers=1), folder, force=force)
+    load_or_train(model, setup.train, setup.val, recipe.pretrain_config(num_workers=1), folder, force=force,
+                  announce=announce)
     return folder / "best.pt"
 
 
@@ -154,7 +156,7 @@ def trained_model(setup: DataSetup, name: str = "msrn", small: bool | None = Non
     backbone = None
     if (pretrains and model_config.kind in SHARED_BACKBONE_KINDS
             and (force or not training_finished(folder, config.epochs))):
-        backbone = shared_backbone(setup, recipe)
+        backbone = shared_backbone(setup, recipe, announce=False)  # trained here if missing, else loaded quietly
     seed_everything(0)  # the same start whether the backbone was just trained or loaded
     model = make_model(setup, model_config)
     if backbone is not None:
@@ -162,6 +164,27 @@ def trained_model(setup: DataSetup, name: str = "msrn", small: bool | None = Non
     result: TrainResult = load_or_train(model, train_set or setup.train, val_set or setup.val, config,
                                         folder, force=force)
     return model.eval(), result
+
+
+def attention_variant_run() -> str:
+    """The run folder name of :data:`~msrn_core.running.recipes.ATTENTION_VARIANT`: ``msrn-<axis>-<scale>...``."""
+    return recipes.attention_variant_name().replace("_", "-")
+
+
+def main_job_runs(recipe: recipes.Recipe | None = None, small: bool | None = None) -> dict[str, tuple[Path, int]]:
+    """The runs ``make tutorial`` trains (notebooks 02 and 05): name -> (run folder, epochs)."""
+    recipe = recipe or recipes.default_recipe(small)
+    names = ["msrn", "plain", "mlgcn", "csra", attention_variant_run()]
+    runs = {name: (run_folder(name, recipe=recipe), recipe.epochs) for name in names}
+    if recipe.pretrain_epochs > 0 and not recipe.pretrained:
+        runs = {"backbone": (run_folder("backbone", recipe=recipe), recipe.pretrain_epochs), **runs}
+    return runs
+
+
+def finished_main_job_runs(recipe: recipes.Recipe | None = None, small: bool | None = None) -> list[str]:
+    """The names of :func:`main_job_runs` whose run folders hold a finished run."""
+    return [name for name, (folder, epochs) in main_job_runs(recipe, small).items()
+            if training_finished(folder, epochs)]
 
 
 def attention_variant_title(variant: dict | None = None) -> str:
@@ -179,7 +202,7 @@ def trained_attention_models(setup: DataSetup, small: bool | None = None, force:
     fine-tuned from the shared backbone like them: CSRA (``kind="csra"``, run ``csra``) and the MSRN
     variant of :data:`~msrn_core.running.recipes.ATTENTION_VARIANT` (run ``msrn-<axis>-<scale>``).
     Returns title -> ``(model, result)`` as :func:`trained_model` does."""
-    variant_run = recipes.attention_variant_name().replace("_", "-")
+    variant_run = attention_variant_run()
     return {"CSRA": trained_model(setup, "csra", small, force, model_overrides=dict(kind="csra")),
             attention_variant_title(): trained_model(setup, variant_run, small, force,
                                                      model_overrides=dict(recipes.ATTENTION_VARIANT))}

@@ -175,9 +175,7 @@ def train_model(model, train_set, val_set, config: TrainConfig, run_dir: str | P
         progress.history.append(record)
         skipped_total += skipped
         if config.progress and processes.is_main:
-            print(f"epoch {epoch + 1}/{config.epochs}: loss {record['train_loss']:.4f}  "
-                  + (f"val mAP {100 * val_map:.2f}" if validated else "not validated")
-                  + (f"  skipped {skipped} unreadable images" if skipped else ""))
+            print(epoch_line(record, config.epochs))
         improved = validated and val_map > progress.best_map
         if improved:
             progress.best_map, progress.best_epoch = float(val_map), epoch
@@ -242,6 +240,20 @@ def _validate(run: _Run, val_set, epoch: int, best_map: float) -> tuple[float, i
     if not math.isfinite(val_map) and not math.isfinite(best_map):
         raise ModelSelectionError(no_selection_message(val_set, len(val_indices), val_skipped))
     return val_map, val_skipped
+
+
+def epoch_line(record: dict, epochs: int) -> str:
+    """How a run prints one epoch of its history, while it trains and when a finished run is loaded."""
+    val_map, skipped = record.get("val_mAP"), record.get("skipped_images", 0)
+    return (f"epoch {record['epoch']}/{epochs}: loss {record['train_loss']:.4f}  "
+            + (f"val mAP {100 * val_map:.2f}" if val_map is not None else "not validated")
+            + (f"  skipped {skipped} unreadable images" if skipped else ""))
+
+
+def finished_run_line(run_dir: Path, best_epoch: int, best_val_map: float) -> str:
+    """The line that closes a run, the same whether it was trained now or loaded: where it is kept
+    (a second run loads it from there) and the epoch selected."""
+    return f"{display_path(run_dir)}: finished, best epoch {best_epoch} (validation mAP {100 * best_val_map:.2f})"
 
 
 def _epoch_record(epoch: int, losses: list, bces: list, val_map: float | None, optimizer, skipped: int,
@@ -324,11 +336,15 @@ def loss_gradient_norms(model, train_set, config: TrainConfig, steps: int = 20) 
 
 
 def load_or_train(model, train_set, val_set, config: TrainConfig, run_dir: str | Path,
-                  force: bool = False) -> TrainResult:
+                  force: bool = False, announce: bool = True) -> TrainResult:
     """Load the best checkpoint of a finished run in ``run_dir``, else train (resuming if possible).
 
     ``force=True`` trains from scratch even when a finished run exists. Either way the model
-    ends with the best validation weights and the run's history is returned.
+    ends with the best validation weights and the run's history is returned, and (with
+    ``config.progress``) the same lines are printed: a loaded run prints its stored epochs as
+    training printed them, then both print :func:`finished_run_line`, so a notebook that trains
+    and the same notebook run again show the same text. ``announce=False`` loads a finished run
+    without a word (a shared backbone loaded to start another model from).
     """
     run_dir = Path(run_dir)
     if force:
@@ -337,9 +353,15 @@ def load_or_train(model, train_set, val_set, config: TrainConfig, run_dir: str |
     elif training_finished(run_dir, config.epochs):
         load_best(model, run_dir, train_set.class_names)
         last = read_checkpoint(run_dir / "last.pt")
-        print(f"loaded the finished run in {display_path(run_dir)} (pass force=True to train again)")
-        return TrainResult(last["history"], run_dir / "best.pt", run_dir / "last.pt", last["best_epoch"] + 1,
-                           last["best_val_map"], extra={"loaded": True})
+        result = TrainResult(last["history"], run_dir / "best.pt", run_dir / "last.pt", last["best_epoch"] + 1,
+                             last["best_val_map"], extra={"loaded": True})
+        if announce and config.progress:
+            for record in result.history:
+                print(epoch_line(record, config.epochs))
+            print(finished_run_line(run_dir, result.best_epoch, result.best_val_map))
+        return result
     result = train_model(model, train_set, val_set, config, run_dir)
     load_best(model, run_dir, train_set.class_names)
+    if config.progress and distributed.context().is_main:
+        print(finished_run_line(run_dir, result.best_epoch, result.best_val_map))
     return result
