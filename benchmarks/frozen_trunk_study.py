@@ -16,6 +16,8 @@ The backbone is ``runs/study/backbone_8ep/best.pt`` (the lessons study's, the ma
 The trunk's features are cached in ``runs/frozen_trunk/features.pt`` (not committed); each
 measured row in ``benchmarks/results/frozen_trunk.json``. ``--views`` augmented views of the
 training split are extracted (default 2, the recipe's epochs); a longer schedule cycles through them.
+Every seed reads seed 0's views (the features are computed once for all runs), so seeds 1 and 2
+change the head's initialisation and the batch order, not the augmentation as a fine-tuning's seed does.
 
 Scoring runs the heads on the cached test features (:class:`CachedTrunk`): the scorers read the
 test images in order and each batch is checked against the images the features were computed
