@@ -40,8 +40,8 @@ def test_clean_outputs_drops_stalled_bars_and_empty_displays_and_explains_widget
     notebook = executed_notebook()
     clean_outputs(notebook)
     first, second, _ = [cell.outputs for cell in notebook.cells]
-    assert [o.output_type for o in first] == ["stream", "stream"]  # the bar and the empty display are gone
-    assert "epoch 1/2" in first[0].text and "100%|" in first[1].text  # finished text bars stay
+    assert [o.output_type for o in first] == ["stream"]  # the bar and the empty display are gone, the text joined
+    assert "epoch 1/2" in first[0].text and "100%|" in first[0].text  # finished text bars stay
     assert second[0].data == {"text/plain": WIDGET_NOTE}  # no repr, no random model id
     assert "image/png" in second[1].data
     nbformat.validate(notebook)
@@ -107,3 +107,18 @@ def test_printed_text_split_differently_by_the_kernel_agrees_and_is_joined():
     assert [(o.name, o.text) for o in split.cells[0].outputs] == [
         ("stdout", "layer2: 8x8\nlayer3: 4x4\n"), ("stderr", "warning\n"), ("stdout", "done\n")]  # order kept
     nbformat.validate(split)
+
+
+def test_text_printed_around_a_finished_progress_bar_is_joined_as_a_loaded_run_prints_it():
+    # a run that trains prints its epochs between progress bars; a finished leave=False bar leaves an
+    # empty display, dropped by clean_outputs: the lines on either side become one output, as a
+    # loaded run (no bars) prints them
+    trained = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("train()", outputs=[
+        nbformat.v4.new_output("stream", name="stdout", text="epoch 1/2: loss 0.8\n"),
+        nbformat.v4.new_output("display_data", data={"text/plain": ""}),
+        nbformat.v4.new_output("stream", name="stdout", text="epoch 2/2: loss 0.5\n")])])
+    loaded = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("train()", outputs=[
+        nbformat.v4.new_output("stream", name="stdout", text="epoch 1/2: loss 0.8\nepoch 2/2: loss 0.5\n")])])
+    clean_outputs(trained)
+    clean_outputs(loaded)
+    assert trained.cells[0].outputs == loaded.cells[0].outputs

@@ -83,9 +83,9 @@ def clean_outputs(notebook) -> None:
         if cell.cell_type != "code":
             continue
         kept = []
-        for output in merge_streams(cell.get("outputs", [])):
-            if is_stalled_progress_bar(output) or is_empty_display(output):
-                continue
+        shown = [output for output in cell.get("outputs", [])
+                 if not (is_stalled_progress_bar(output) or is_empty_display(output))]
+        for output in merge_streams(shown):  # after the bars are gone: the text around a bar joins too
             data = output.get("data", {})
             if WIDGET_VIEW in data:
                 data.pop(WIDGET_VIEW)
