@@ -46,6 +46,7 @@ from msrn_core.running import recipes  # noqa: E402
 from msrn_core.running.checkpoints import load_trunk_weights  # noqa: E402
 from msrn_core.running.experiment import make_model  # noqa: E402
 from msrn_core.running.optimization import make_scheduler, make_sgd  # noqa: E402
+from msrn_core.training_step import training_step  # noqa: E402
 from msrn_core.utils import atomic_write_json, seed_everything  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results" / "frozen_trunk.json"
@@ -153,13 +154,12 @@ def features_cache(views: int) -> dict:
 
 def head_model(name: str, seed: int):
     """Model ``name`` as the recipe builds it (seeded as the lessons study builds its candidates),
-    its trunk replaced by a :class:`CachedTrunk`; returns the model and its real trunk."""
+    its trunk replaced by a :class:`CachedTrunk`."""
     setup = setup_for(128)
     seed_everything(seed)
     model = make_model(setup, recipes.CPU.model_config(**MODELS[name]))
-    trunk = model.trunk
     model.trunk = CachedTrunk()
-    return model, trunk
+    return model
 
 
 @torch.no_grad()
@@ -171,8 +171,7 @@ def split_map(model, split: dict, batch_size: int = 128) -> float:
         model.trunk.batch = {s: f[start:start + batch_size] for s, f in split["features"].items()}
         logits.append(model(torch.empty(min(batch_size, n - start), 0)).logits.float())
     model.trunk.batch = None
-    value = float(mean_average_precision(torch.cat(logits).numpy(), split["labels"].numpy()))
-    return value if value <= 1 else value / 100
+    return float(mean_average_precision(torch.cat(logits).numpy(), split["labels"].numpy()))
 
 
 def train_head(model, cache: dict, epochs: int, seed: int) -> dict:
@@ -196,11 +195,8 @@ def train_head(model, cache: dict, epochs: int, seed: int) -> dict:
         for start in range(0, n, config.batch_size):
             index = order[start:start + config.batch_size]
             model.trunk.batch = {s: f[index] for s, f in view["features"].items()}
-            total, _ = loss(model(torch.empty(len(index), 0)), view["labels"][index])
-            optimizer.zero_grad(set_to_none=True)
-            total.backward()
-            torch.nn.utils.clip_grad_norm_(params, config.clip_grad_norm)
-            optimizer.step()
+            training_step(model, torch.empty(len(index), 0), view["labels"][index], loss, optimizer,
+                          clip_grad_norm=config.clip_grad_norm)  # the trunk has no parameters left to clip
             scheduler.step()
         val_map = split_map(model, cache["val"])
         history.append(round(val_map, 4))
@@ -213,7 +209,7 @@ def train_head(model, cache: dict, epochs: int, seed: int) -> dict:
 
 
 def score(name: str, epochs: int, seed: int, cache: dict) -> dict:
-    model, _ = head_model(name, seed)
+    model = head_model(name, seed)
     row = {"model": name, "epochs": epochs, "seed": seed, **train_head(model, cache, epochs, seed)}
     started = time.perf_counter()
     row["test_map"] = split_map(model, cache["test"])

@@ -19,6 +19,7 @@ import json
 import os
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 from .. import lessons
@@ -126,7 +127,7 @@ MAIN_JOB = ("01", "02", "03", "04", "05", "06")  # what `make tutorial` runs
 
 
 def record_main_job_seconds(timings: dict[str, float], small: bool, directory=None,
-                            trained_before: list[str] = ()) -> float | None:
+                            trained_before: Sequence[str] = ()) -> float | None:
     """Record the main job's wall time in ``lessons.json`` when notebooks 01-06 all ran in full mode
     and trained every run of the main job: ``trained_before`` (the runs already finished when it
     started, :func:`.shared_runs.finished_main_job_runs`) must be empty, else the time measured is
