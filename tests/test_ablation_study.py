@@ -46,3 +46,29 @@ def test_the_study_plans_the_papers_settings_and_refuses_an_unknown_one():
     assert {setting for setting, _ in planned} == set(ablation_study.SETTINGS)
     with pytest.raises(ValueError, match="unknown setting"):
         ablation_study.planned_runs(["last3x"])
+
+
+def test_the_study_records_its_precision_and_trains_again_rows_of_another(small_scenes, tmp_path, monkeypatch,
+                                                                           capsys):
+    from msrn_core.running import precision
+
+    monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda: True)
+    assert ablation_study.computed_precision(replace(recipes.CPU, amp="bf16")) == "bfloat16"
+    monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda: False)
+    assert ablation_study.computed_precision(replace(recipes.CPU, amp="bf16")) == "float32"
+
+    monkeypatch.setattr(shared_runs, "project_root", lambda: tmp_path)
+    _, _, train, val, test = small_scenes
+    setup = setup_from_splits(train, val, test, label_features="onehot")
+    recipe = replace(recipes.SMALL, name="tiny", max_steps_per_epoch=1, embed_dim=32, fc_hidden=32, amp="bf16")
+    output = tmp_path / "ablation.json"
+    other = {"setting": "label", "seed": 0, "val_map": 0.5, "test_map": 0.5, "best_epoch": 1, "seconds": 1.0,
+             "run": "ablation-label-s0"}
+    output.write_text(json.dumps({"recipe": asdict(recipe), "precision": "bfloat16", "runs": [other]}))
+    trained = []
+    monkeypatch.setattr(ablation_study, "train_setting",
+                        lambda setup, recipe, setting, seed: trained.append((setting, seed)) or {**other, "test_map": 0.7})
+    study = ablation_study.run_study(recipe, output, settings=["label"], seeds=[0], setup=setup)
+    assert "(bfloat16; this machine trains in float32): the study starts again" in capsys.readouterr().out
+    assert trained == [("label", 0)]
+    assert json.loads(output.read_text())["precision"] == "float32" and study["runs"][0]["test_map"] == 0.7

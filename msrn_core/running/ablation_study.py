@@ -26,10 +26,11 @@ from pathlib import Path
 
 from . import recipes
 from .checkpoints import load_trunk_weights
+from .precision import autocast_dtype
 from .experiment import make_model
 from .shared_runs import check_recipe_folder, run_folder, shared_backbone, tutorial_data
 from .training import evaluate, load_or_train
-from ..utils import atomic_write_json, project_root, seed_everything
+from ..utils import atomic_write_json, display_path, get_device, project_root, seed_everything
 
 # setting -> model overrides of the main MSRN
 SETTINGS: dict[str, dict] = {
@@ -74,6 +75,16 @@ def train_setting(setup, recipe: recipes.Recipe, setting: str, seed: int) -> dic
             "best_epoch": int(result.best_epoch), "seconds": float(seconds), "run": folder.name}
 
 
+def computed_precision(recipe: recipes.Recipe) -> str:
+    """What this machine trains ``recipe`` in: ``"bfloat16"``, ``"float16"`` or ``"float32"``.
+
+    The recipe's ``amp="bf16"`` autocasts only on CPUs with native bf16, so the same recipe gives
+    different numbers on two machines; the study records which one its rows come from."""
+    config = recipe.train_config()
+    dtype = autocast_dtype(get_device(config.device), config.amp)
+    return str(dtype or "torch.float32").removeprefix("torch.")
+
+
 def planned_runs(settings=None, seeds=None) -> list[tuple[str, int]]:
     settings = list(settings or SETTINGS)
     unknown = [s for s in settings if s not in SETTINGS]
@@ -89,19 +100,26 @@ def planned_runs(settings=None, seeds=None) -> list[tuple[str, int]]:
 def run_study(recipe: recipes.Recipe, output: Path, settings=None, seeds=None, setup=None) -> dict:
     """Train what is missing, writing ``output`` after every run; returns the study's dict.
 
-    Rows already in ``output`` for the same recipe are kept (the study resumes where it stopped).
+    Rows already in ``output`` for the same recipe, computed in the same precision, are kept (the
+    study resumes where it stopped); rows of another recipe or precision are trained again.
     """
     import json
 
     output = Path(output)
     recipe_fields = asdict(recipe)
+    precision = computed_precision(recipe)
     previous = json.loads(output.read_text()) if output.exists() else {}
-    rows = [r for r in previous.get("runs", []) if previous.get("recipe") == recipe_fields
-            and r["setting"] not in SAME_RUNS]
+    same = previous.get("recipe") == recipe_fields and previous.get("precision") == precision
+    if previous.get("runs") and not same:
+        print(f"{display_path(output)} holds runs of another recipe or precision "
+              f"({previous.get('precision', 'precision not recorded')}; this machine trains in {precision}): "
+              f"the study starts again", flush=True)
+    rows = [r for r in previous.get("runs", []) if same and r["setting"] not in SAME_RUNS]
     done = {(r["setting"], r["seed"]) for r in rows}
     setup = setup or tutorial_data(recipe=recipe)
     study = {"command": COMMAND + (" --small" if recipe.name == "small" else ""), "recipe": recipe_fields,
-             "same_runs": SAME_RUNS, "seconds": float(previous.get("seconds", 0.0)) if rows else 0.0, "runs": rows}
+             "precision": precision, "same_runs": SAME_RUNS,
+             "seconds": float(previous.get("seconds", 0.0)) if rows else 0.0, "runs": rows}
     for setting, seed in planned_runs(settings, seeds):
         if (setting, seed) in done:
             continue
