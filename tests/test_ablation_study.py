@@ -72,3 +72,20 @@ def test_the_study_records_its_precision_and_trains_again_rows_of_another(small_
     assert "(bfloat16; this machine trains in float32): the study starts again" in capsys.readouterr().out
     assert trained == [("label", 0)]
     assert json.loads(output.read_text())["precision"] == "float32" and study["runs"][0]["test_map"] == 0.7
+
+
+def test_the_findings_state_the_rows_means_spreads_and_verdict():
+    def rows(setting, tests, vals=None):
+        return [{"setting": setting, "seed": seed, "test_map": t, "val_map": (vals or tests)[seed]}
+                for seed, t in enumerate(tests)]
+
+    study = {"runs": rows("full", [0.74, 0.76, 0.75]) + rows("plain", [0.77, 0.79, 0.78], [0.80, 0.80, 0.80])
+             + rows("none", [0.70, 0.70]) + rows("last1", [0.73, 0.74])}
+    lines = ablation_study.findings(study)
+    assert lines[0] == "Over 2-3 seeds each (test mAP, mean ± sd): full MSRN 75.0 ± 1.0, the plain ResNet 78.0 ± 1.0."
+    assert lines[1] == "Table 5 (embeddings), each against the full model's 75.0: no LGE 70.0 (-5.0)."
+    assert lines[2].startswith("Table 6 (branches): last 1 / last 3: 73.5 / 75.0, a range of 1.5 points")
+    assert lines[3] == ("MSRN is behind the plain ResNet by 3.0 points, more than one seed sd (1.0); "
+                        "validation 75.0 against 80.0.")
+    study["runs"] = rows("full", [0.74, 0.76]) + rows("plain", [0.745, 0.765])
+    assert ablation_study.findings(study)[-1].startswith("MSRN and the plain ResNet are level: the test gap (-0.5 points)")

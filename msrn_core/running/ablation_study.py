@@ -156,6 +156,65 @@ def summary(study: dict) -> str:
     return "\n".join(lines)
 
 
+DESCRIPTIONS = {"none": "no LGE", "label": "label-E only", "group": "group-E only", "full": "full MSRN",
+                "last1": "last 1", "last2": "last 2", "last3": "last 3", "all4": "all 4",
+                "plain": "the plain ResNet", "mlgcn": "ML-GCN"}
+
+
+def findings(study: dict) -> list[str]:
+    """What the study measured, in sentences: the comparison, Table 5, Table 6 and the verdict on
+    MSRN against the plain ResNet, every number computed here from the study's rows (test split, %;
+    mean ± sample standard deviation over seeds). Settings without rows are left out."""
+    import numpy as np
+
+    def values(setting: str, key: str = "test_map") -> np.ndarray:
+        return 100 * np.array([r[key] for r in study["runs"] if r["setting"] == setting], dtype=float)
+
+    def sd(setting: str) -> float:
+        test = values(setting)
+        return float(test.std(ddof=1)) if len(test) > 1 else 0.0
+
+    def signed(points: float) -> str:
+        return f"{points + 0.0:+.1f}".replace("-0.0", "+0.0")
+
+    def mean_sd(setting: str) -> str:
+        return f"{DESCRIPTIONS[setting]} {values(setting).mean():.1f} ± {sd(setting):.1f}"
+
+    have = [s for s in SETTINGS if len(values(s))]
+    seeds = sorted({len(values(s)) for s in have})
+    lines = []
+    compared = [s for s in ("full", "plain", "mlgcn") if s in have]
+    if compared:
+        counts = f"{seeds[0]}-{seeds[-1]}" if len(seeds) > 1 else f"{seeds[0]}"
+        lines.append(f"Over {counts} seeds each (test mAP, mean ± sd): " + ", ".join(mean_sd(s) for s in compared) + ".")
+    if "full" in have:
+        full = values("full").mean()
+        table5 = [s for s in ("none", "group", "label") if s in have]
+        if table5:
+            lines.append(f"Table 5 (embeddings), each against the full model's {full:.1f}: " + ", ".join(
+                f"{DESCRIPTIONS[s]} {values(s).mean():.1f} ({signed(values(s).mean() - full)})" for s in table5) + ".")
+    table6 = [s for s in ("last1", "last2", "last3", "all4") if s in have or (s == "last3" and "full" in have)]
+    if len(table6) > 1:
+        means = [values("full" if s == "last3" else s).mean() for s in table6]
+        spread = max(sd("full" if s == "last3" else s) for s in table6)
+        lines.append(f"Table 6 (branches): {' / '.join(DESCRIPTIONS[s] for s in table6)}: "
+                     f"{' / '.join(f'{m:.1f}' for m in means)}, a range of {max(means) - min(means):.1f} points "
+                     f"(the seeds' sd up to {spread:.1f}).")
+    if "full" in have and "plain" in have:
+        gap = values("full").mean() - values("plain").mean()
+        spread = max(sd("full"), sd("plain"))
+        validation = f"validation {values('full', 'val_map').mean():.1f} against {values('plain', 'val_map').mean():.1f}"
+        if abs(gap) <= spread:
+            verdict = (f"MSRN and the plain ResNet are level: the test gap ({signed(gap)} points) is within one seed "
+                       f"sd ({spread:.1f}); {validation}. MSRN is not ahead on this budget.")
+        else:
+            side = "ahead of" if gap > 0 else "behind"
+            verdict = (f"MSRN is {side} the plain ResNet by {abs(gap):.1f} points, more than one seed sd "
+                       f"({spread:.1f}); {validation}.")
+        lines.append(verdict)
+    return lines
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--small", action="store_true", help="the smoke-test recipe (default: the CPU recipe)")
@@ -169,6 +228,7 @@ def main(argv=None) -> None:
                                                           else "ablation_study.json")
     study = run_study(recipe, output, args.settings, args.seeds)
     print(summary(study))
+    print("\n".join(findings(study)))
     print(f"{len(study['runs'])} rows in {output}; {study['seconds']:.0f} s of training and evaluation")
 
 
