@@ -462,8 +462,17 @@ def test_plot_seed_bars_shows_mean_spread_and_every_seed(tmp_path):
     assert [len(d.get_ydata()) for d in dots] == [3, 1, 2]
     assert "72.0 ± 2.0" in [t.get_text() for t in ax.texts]  # sample sd of 70, 72, 74
     assert ax.get_ylim()[0] > 0 and "does not start at 0" in ax.get_ylabel()
-    assert "paper, VOC 2007: 94.85" in ax.get_xticklabels()[1].get_text()
+    assert "paper, VOC 2007:\n94.85" in ax.get_xticklabels()[1].get_text()
     _assert_png(plots.save_figure(fig, "seeds", directory=tmp_path), "seeds.png")
+
+
+def test_plot_seed_bars_tick_labels_with_the_papers_values_do_not_overlap():
+    settings = {name: [0.74, 0.75] for name in ("no LGE", "label-E only", "group-E only", "full MSRN")}
+    fig = plots.plot_seed_bars(settings, reference={name: 94.85 for name in settings},
+                               reference_label="paper, VOC 2007")
+    fig.canvas.draw()
+    boxes = [label.get_window_extent() for label in fig.axes[0].get_xticklabels()]
+    assert all(left.x1 < right.x0 for left, right in zip(boxes, boxes[1:])), [(b.x0, b.x1) for b in boxes]
     with pytest.raises(ValueError, match="at least one seed"):
         plots.plot_seed_bars({"full": []})
 
