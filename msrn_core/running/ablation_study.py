@@ -141,17 +141,20 @@ def _copies(rows: list[dict]) -> list[dict]:
             if row["setting"] == source]
 
 
-def summary(study: dict) -> str:
+def setting_percents(study: dict, setting: str, key: str = "test_map"):
+    """One setting's ``key`` (``"test_map"`` or ``"val_map"``) over its seeds, in percent (a NumPy array)."""
     import numpy as np
 
+    return 100 * np.array([r[key] for r in study["runs"] if r["setting"] == setting], dtype=float)
+
+
+def summary(study: dict) -> str:
     lines = [f"{'setting':8s} seeds  test mAP mean ± std (min-max)   val mAP mean"]
     for setting in list(SETTINGS)[:4] + ["last1", "last2", "last3", "all4", "plain", "mlgcn"]:
-        rows = [r for r in study["runs"] if r["setting"] == setting]
-        if not rows:
+        test, val = setting_percents(study, setting), setting_percents(study, setting, "val_map")
+        if not len(test):
             continue
-        test = 100 * np.array([r["test_map"] for r in rows])
-        val = 100 * np.array([r["val_map"] for r in rows])
-        lines.append(f"{setting:8s} {len(rows):5d}  {test.mean():5.1f} ± {test.std(ddof=1) if len(rows) > 1 else 0:4.1f} "
+        lines.append(f"{setting:8s} {len(test):5d}  {test.mean():5.1f} ± {test.std(ddof=1) if len(test) > 1 else 0:4.1f} "
                      f"({test.min():.1f}-{test.max():.1f})   {val.mean():5.1f}")
     return "\n".join(lines)
 
@@ -165,10 +168,8 @@ def findings(study: dict) -> list[str]:
     """What the study measured, in sentences: the comparison, Table 5, Table 6 and the verdict on
     MSRN against the plain ResNet, every number computed here from the study's rows (test split, %;
     mean ± sample standard deviation over seeds). Settings without rows are left out."""
-    import numpy as np
-
-    def values(setting: str, key: str = "test_map") -> np.ndarray:
-        return 100 * np.array([r[key] for r in study["runs"] if r["setting"] == setting], dtype=float)
+    def values(setting: str, key: str = "test_map"):
+        return setting_percents(study, setting, key)
 
     def sd(setting: str) -> float:
         test = values(setting)
