@@ -22,8 +22,8 @@ The steps, each a function below so the tutorial can show them one by one:
    summing to about ``p`` before the D scaling.                  -> :func:`normalize_adjacency`
 
 :class:`LabelGraph` keeps all intermediate results; :func:`gat_mask` turns the graph into the
-attention mask of the GAT layers; :func:`edge_density`, :func:`to_networkx` and
-:func:`graph_summary` describe the graph for the tutorial's figures.
+attention mask of the GAT layers; :func:`edge_density`, :func:`neighbour_counts`, :func:`to_networkx`
+and :func:`graph_summary` describe the graph for the tutorial's figures.
 """
 from __future__ import annotations
 
@@ -44,6 +44,7 @@ __all__ = [
     "gat_mask",
     "graph_summary",
     "mlgcn_adjacency",
+    "neighbour_counts",
     "normalize_adjacency",
     "reweight",
     "to_networkx",
@@ -251,6 +252,16 @@ def edge_density(P: np.ndarray, thresholds: Sequence[float]) -> tuple[np.ndarray
     possible = n * (n - 1)
     density = num_edges / possible if possible > 0 else np.zeros(len(thresholds))
     return num_edges, density.astype(np.float64)
+
+
+def neighbour_counts(P: np.ndarray, t: float = DEFAULT_T) -> np.ndarray:
+    """For each label i, the number of other labels j whose presence implies it, ``P(i | j) >= t``.
+
+    These are the labels that label i gathers from in the GCN / GAT layers (the off-diagonal
+    non-zeros of row i of ``A_hat``, step 5): its co-occurrence degree in the graph the model uses.
+    ``P[j, i]`` is ``P(i | j)``, so this counts the edges j -> i, a column of ``A`` (int64).
+    """
+    return _off_diagonal_edges(P, t).sum(axis=0).astype(np.int64)
 
 
 def to_networkx(

@@ -47,6 +47,12 @@ MSRN's authors report CP ... OF1 at the best of 20 logit thresholds, chosen on t
 CF1 + OF1 (their ``util.py``, ``AveragePrecisionMeter.evaluation``).
 :func:`authors_threshold_metrics` computes that, and ``compute_all_metrics(thresholds="authors")``
 reports it; ``benchmarks/metric_conventions.py`` measures how much it raises CF1 and OF1.
+
+Comparing classes
+-----------------
+:func:`rank_correlation`: Spearman's rank correlation between two per-class quantities (say, a
+model's AP gain over a baseline and the class's number of training images) with a permutation
+p-value, for questions such as "do rare classes gain more?" over a few dozen classes.
 """
 from __future__ import annotations
 
@@ -418,3 +424,47 @@ def format_metrics_table(results: dict[str, dict[str, Any]]) -> str:
 
     rule = "-" * len(line(header))
     return "\n".join([line(header), rule, *(line(row) for row in rows)])
+
+
+def _ranks(values: np.ndarray) -> np.ndarray:
+    """Ranks 1..n of ``values``, ties sharing their mean rank (as ``scipy.stats.rankdata``)."""
+    order = np.argsort(values, kind="mergesort")
+    ranks = np.empty(len(values), dtype=np.float64)
+    ranks[order] = np.arange(1, len(values) + 1)
+    for value in np.unique(values):  # ties: every member gets the block's mean rank
+        tied = values == value
+        if tied.sum() > 1:
+            ranks[tied] = ranks[tied].mean()
+    return ranks
+
+
+def rank_correlation(x: Any, y: Any, permutations: int = 10_000, seed: int = 0) -> tuple[float, float]:
+    """Spearman's rank correlation of ``x`` and ``y`` and its two-sided permutation p-value.
+
+    ``rho`` is the Pearson correlation of the two rankings (ties get their mean rank), so it is 1
+    when y grows with x in any monotone way and -1 when it falls. The p-value answers "how often
+    would a correlation this strong appear if y had nothing to do with x?": y is shuffled
+    ``permutations`` times against x, and p is the share of shuffles (the observed pairing counted
+    as one of them, so p > 0) whose ``|rho|`` reaches the observed one. Pairs where either value
+    is nan (a class without an AP) are left out. Returns ``(nan, nan)`` when fewer than three pairs
+    remain or either side is constant.
+    """
+    x = np.asarray(_to_numpy(x), dtype=np.float64).ravel()
+    y = np.asarray(_to_numpy(y), dtype=np.float64).ravel()
+    if x.shape != y.shape:
+        raise ValueError(f"rank_correlation needs two sequences of the same length, got {len(x)} and {len(y)}")
+    if permutations < 1:
+        raise ValueError(f"permutations must be at least 1, got {permutations}")
+    kept = np.isfinite(x) & np.isfinite(y)
+    x, y = x[kept], y[kept]
+    if len(x) < 3 or np.ptp(x) == 0 or np.ptp(y) == 0:
+        return math.nan, math.nan
+    rx, ry = _ranks(x), _ranks(y)
+    rx, ry = rx - rx.mean(), ry - ry.mean()
+    scale = math.sqrt(float(rx @ rx) * float(ry @ ry))
+    rho = float(rx @ ry) / scale
+    rng = np.random.default_rng(seed)
+    shuffled = rng.permuted(np.broadcast_to(ry, (permutations, len(ry))), axis=1)
+    null = shuffled @ rx / scale
+    p = (1 + int(np.sum(np.abs(null) >= abs(rho) - 1e-12))) / (permutations + 1)
+    return rho, p

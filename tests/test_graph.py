@@ -16,6 +16,7 @@ from msrn_core.graph import (
     gat_mask,
     graph_summary,
     mlgcn_adjacency,
+    neighbour_counts,
     reweight,
     to_networkx,
 )
@@ -222,6 +223,19 @@ def test_edge_density_by_hand_and_monotone():
     num_edges, density = edge_density(P, grid)
     assert (np.diff(num_edges) <= 0).all()
     assert ((density >= 0) & (density <= 1)).all()
+
+
+def test_neighbour_counts_by_hand_and_equal_to_the_rows_of_A_hat():
+    # P(i | j) >= 0.4: person is implied by dog (0.67) and sofa (0.5); dog by person (0.5) and sofa
+    # (1.0); sofa by dog (0.67) only (person -> sofa is 0.25)
+    np.testing.assert_array_equal(neighbour_counts(EXPECTED_P, 0.4), [2, 2, 1])
+    np.testing.assert_array_equal(neighbour_counts(EXPECTED_P, 0.6), [1, 1, 1])
+    for seed in (0, 3):  # what label i gathers from in the GCN / GAT: the off-diagonal non-zeros of row i of A_hat
+        labels = random_labels(seed=seed)
+        graph = LabelGraph.from_labels(labels, [f"c{i}" for i in range(labels.shape[1])], t=0.4)
+        rows = graph.normalized > 0
+        np.fill_diagonal(rows, False)
+        np.testing.assert_array_equal(neighbour_counts(graph.probabilities, graph.t), rows.sum(axis=1))
 
 
 def test_to_networkx_edge_set():

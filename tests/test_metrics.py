@@ -18,6 +18,7 @@ from msrn_core.metrics import (
     per_class_counts,
     precision_recall_f1,
     predict_labels,
+    rank_correlation,
     sigmoid,
 )
 
@@ -364,3 +365,34 @@ def test_authors_top3_chooses_between_all_labels_and_the_top3_with_nonnegative_l
 def test_authors_thresholds_need_logits():
     with pytest.raises(ValueError, match="from_logits=True"):
         compute_all_metrics(np.zeros((2, 2)), np.eye(2), thresholds="authors")
+
+
+# --------------------------------------------------------------------------- rank correlation
+def test_rank_correlation_agrees_with_scipy_and_its_p_value_with_the_exact_null():
+    from scipy.stats import spearmanr
+
+    rng = np.random.default_rng(0)
+    for seed in range(4):
+        x = rng.normal(size=26)
+        y = 0.5 * x + rng.normal(size=26)
+        y[:3] = np.round(y[:3])  # a few ties
+        x[5] = x[6]
+        rho, p = rank_correlation(x, y, permutations=20_000, seed=seed)
+        reference = spearmanr(x, y)
+        assert rho == pytest.approx(reference.statistic, abs=1e-12)
+        assert p == pytest.approx(reference.pvalue, abs=0.02)  # scipy's t approximation of the same null
+    # 4 values: all 24 orders are equally likely under the null; |rho| = 1 for exactly 2 of them
+    rho, p = rank_correlation([1, 2, 3, 4], [10, 20, 30, 40], permutations=40_000)
+    assert rho == pytest.approx(1.0) and p == pytest.approx(2 / 24, abs=0.01)
+    rho, _ = rank_correlation([1, 2, 3, 4], [1, 8, 27, 64.5][::-1])
+    assert rho == pytest.approx(-1.0)  # any monotone fall
+
+
+def test_rank_correlation_skips_nan_pairs_and_refuses_what_it_cannot_rank():
+    x = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]
+    y = [2.0, 1.0, float("nan"), 4.0, 3.0, 6.0]
+    assert rank_correlation(x, y) == pytest.approx(rank_correlation([1, 2, 4, 5, 6], [2, 1, 4, 3, 6]))
+    assert all(math.isnan(v) for v in rank_correlation([1, 2, 3], [5, 5, 5]))  # a constant side
+    assert all(math.isnan(v) for v in rank_correlation([1, float("nan"), 3], [1, 2, 3]))  # two pairs left
+    with pytest.raises(ValueError, match="same length"):
+        rank_correlation([1, 2, 3], [1, 2])

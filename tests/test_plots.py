@@ -477,6 +477,24 @@ def test_plot_seed_bars_tick_labels_with_the_papers_values_do_not_overlap():
         plots.plot_seed_bars({"full": []})
 
 
+def test_plot_gain_against_one_panel_per_gain_and_quantity_with_the_rank_correlation(tmp_path):
+    from msrn_core.metrics import rank_correlation
+
+    names = [f"c{i}" for i in range(6)]
+    gains = {"MSRN - plain": [3.0, 2.0, 1.0, 0.5, -1.0, float("nan")], "CSRA - plain": [0.1, -0.2, 0.3, -5.0, 0.0, 0.2]}
+    covariates = {"training images": [10, 20, 40, 80, 160, 320], "graph degree": [0, 1, 1, 2, 3, 5]}
+    fig = plots.plot_gain_against(gains, covariates, names, log_scale=("training images",), named=2)
+    axes = np.array(fig.axes).reshape(2, 2)
+    assert axes[0, 0].get_xscale() == "log" and axes[0, 1].get_xscale() == "linear"
+    rho, p = rank_correlation(covariates["training images"], gains["MSRN - plain"])
+    assert rho == pytest.approx(-1.0) and f"ρ {rho:+.2f} (p {p:.2f})" in axes[0, 0].get_title()
+    assert {t.get_text() for t in axes[1, 0].texts} == {"c3", "c2"}  # the two largest |gain|
+    assert axes[0, 0].get_ylim() == axes[1, 1].get_ylim()  # one scale: the rows compare
+    with pytest.raises(ValueError, match="5 values for 6 classes"):
+        plots.plot_gain_against({"g": [0.0] * 5}, covariates, names)
+    _assert_png(plots.save_figure(fig, "gains", directory=tmp_path), "gains.png")
+
+
 def test_plot_loss_gradient_norms(tmp_path):
     curves = {"paper eq. 6": {"BCE": [1.9, 1.5, 1.2], "compactness": [145.0, 80.0, 40.0]},
               "adopted": {"BCE": [1.9, 1.6, 1.4], "compactness": [0.5, 0.4, 0.0]}}

@@ -23,7 +23,8 @@ Each plotting function returns a :class:`matplotlib.figure.Figure` (notebooks di
 - ``training``   :func:`plot_training_curves` loss and validation mAP per epoch,
                  :func:`plot_loss_gradient_norms` the loss terms' gradient norms per step
 - ``metrics``    :func:`plot_per_class_ap`, :func:`plot_metrics_bars` (mAP / CF1 / OF1 ... of
-                 several models), :func:`plot_seed_bars` (one metric over seeds)
+                 several models), :func:`plot_seed_bars` (one metric over seeds),
+                 :func:`plot_gain_against` per-class AP gains against class frequency or degree
 - ``zero_shot``  notebook 08: :func:`plot_unseen_similarity`, :func:`plot_principal_vectors`
 - ``dictionary`` notebook 07: :func:`plot_dictionary_atoms`, :func:`plot_coefficients`,
                  :func:`plot_apus_steps`
@@ -35,7 +36,7 @@ from .common import INLINE_DPI, class_colors, figure_png, save_figure, use_compa
 from .dictionary import plot_apus_steps, plot_coefficients, plot_dictionary_atoms
 from .graph import plot_attention_graph, plot_edge_density, plot_label_graph, plot_label_heatmap
 from .groups import plot_assignment, plot_groups_for_m
-from .metrics import plot_metrics_bars, plot_per_class_ap, plot_seed_bars
+from .metrics import plot_gain_against, plot_metrics_bars, plot_per_class_ap, plot_seed_bars
 from .samples import plot_samples
 from .training import plot_loss_gradient_norms, plot_training_curves
 from .zero_shot import UNSEEN_COLOR, plot_principal_vectors, plot_unseen_similarity
@@ -44,7 +45,7 @@ __all__ = [
     "FIGURES_DIR", "INLINE_DPI", "UNSEEN_COLOR", "class_colors", "figure_png", "figures_dir",
     "plot_apus_steps", "plot_assignment", "plot_attention_graph", "plot_attention_maps",
     "plot_branch_statistics", "plot_coefficients", "plot_dictionary_atoms", "plot_edge_density",
-    "plot_groups_for_m", "plot_label_graph", "plot_label_heatmap", "plot_loss_gradient_norms", "plot_map_comparison",
+    "plot_gain_against", "plot_groups_for_m", "plot_label_graph", "plot_label_heatmap", "plot_loss_gradient_norms", "plot_map_comparison",
     "plot_metrics_bars", "plot_per_class_ap", "plot_pointing_game", "plot_principal_vectors",
     "plot_samples", "plot_seed_bars", "plot_training_curves", "plot_unseen_similarity",
     "relative_to_flat", "save_figure", "small_figures_dir", "use_compact_inline_figures",

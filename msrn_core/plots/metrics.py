@@ -9,6 +9,7 @@ import torch
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
+from ..metrics import rank_correlation
 from .common import _finish, _label_fontsize, class_colors
 
 
@@ -149,3 +150,48 @@ def plot_seed_bars(results: Mapping[str, Sequence[float]], reference: Mapping[st
     fig.tight_layout()
     return _finish(fig, save_as)
 
+
+
+def plot_gain_against(gains: Mapping[str, Sequence[float]], covariates: Mapping[str, Sequence[float]],
+                      class_names: Sequence[str], log_scale: Sequence[str] = (), named: int = 3,
+                      permutations: int = 10_000, save_as: str | None = None) -> Figure:
+    """Each class's AP gain (points) against per-class quantities: one row per gain, one column per quantity.
+
+    ``gains``: a name ("MSRN - plain") -> one value per class, in points, nan where undefined;
+    ``covariates``: a name ("training images") -> one value per class; those named in ``log_scale``
+    get a logarithmic axis. Each panel has a dot per class, a line at 0 (no gain), the ``named``
+    classes of largest |gain| written beside their dots, and in its title Spearman's rho with its
+    permutation p-value (:func:`~msrn_core.metrics.rank_correlation`).
+    """
+    if not gains or not covariates:
+        raise ValueError("plot_gain_against needs at least one gain and one per-class quantity")
+    n = len(class_names)
+    for what in (gains, covariates):
+        for name, values in what.items():
+            if len(values) != n:
+                raise ValueError(f"{name}: {len(values)} values for {n} classes")
+    rows, cols = len(gains), len(covariates)
+    fig, axes = plt.subplots(rows, cols, figsize=(5.2 * cols, 3.9 * rows), squeeze=False)
+    spread = max(float(np.nanmax(np.abs(np.asarray(v, dtype=float)))) for v in gains.values())
+    spread = 1.0 if not np.isfinite(spread) or spread == 0 else 1.1 * spread
+    for row, (gain_name, gain) in enumerate(gains.items()):
+        gain = np.asarray(gain, dtype=float)
+        for col, (covariate_name, covariate) in enumerate(covariates.items()):
+            ax = axes[row, col]
+            covariate = np.asarray(covariate, dtype=float)
+            ax.axhline(0.0, color="grey", linewidth=1)
+            ax.scatter(covariate, gain, s=22, color=class_colors(rows)[row])
+            for k in np.argsort(-np.nan_to_num(np.abs(gain), nan=-1.0))[:named]:
+                if np.isfinite(gain[k]):
+                    ax.annotate(class_names[k], (covariate[k], gain[k]), xytext=(4, 3), textcoords="offset points",
+                                fontsize=8)
+            if covariate_name in log_scale:
+                ax.set_xscale("log")
+            ax.set_ylim(-spread, spread)  # one scale for every panel: the rows compare
+            rho, p = rank_correlation(covariate, gain, permutations=permutations)
+            ax.set_title(f"{gain_name}: Spearman ρ {rho:+.2f} (p {p:.2f})", fontsize=10)
+            ax.set_xlabel(covariate_name)
+            ax.set_ylabel(f"{gain_name} (AP points)")
+            ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return _finish(fig, save_as)
