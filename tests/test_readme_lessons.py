@@ -102,3 +102,79 @@ def test_the_readme_states_notebook_07s_and_08s_committed_results():
     assert f"ZSL mAP **{float(zero_shot[sdl][2]):.1f}** (GZSL {float(zero_shot[sdl + 1][1]):.1f})" in README
     assert (f"plain ResNet that saw all tags reaches {float(plain_zsl):.1f} ({float(zero_shot[plain + 1][1]):.1f})"
             in README)
+
+
+def printed_block(notebook: str, header_piece: str) -> dict[str, list[str]]:
+    """Row name -> cells of the block of a committed notebook's printed DataFrame whose header line
+    holds ``header_piece`` (pandas prints a wide frame in blocks of columns, separated by blank lines)."""
+    import re
+
+    import nbformat
+
+    for cell in nbformat.read(ROOT / "notebooks" / notebook, as_version=4).cells:
+        for output in cell.get("outputs", []):
+            text = output.get("text") or output.get("data", {}).get("text/plain", "")
+            for block in text.split("\n\n"):
+                lines = block.splitlines()
+                if lines and header_piece in lines[0]:
+                    return {parts[0]: parts[1:] for parts in (re.split(r"\s{2,}", line.strip()) for line in lines[1:])}
+    raise AssertionError(f"{notebook} prints no table with a column {header_piece!r}")
+
+
+def printed_line(notebook: str, pattern: str):
+    import re
+
+    import nbformat
+
+    for cell in nbformat.read(ROOT / "notebooks" / notebook, as_version=4).cells:
+        for output in cell.get("outputs", []):
+            found = re.search(pattern, output.get("text", ""))
+            if found:
+                return found
+    raise AssertionError(f"{notebook} prints no line matching {pattern!r}")
+
+
+NOTEBOOK_06 = "06_evaluate_per_class_ap_and_attention.ipynb"
+
+
+def test_the_readme_states_notebook_06s_map_statistics():
+    focus = printed_block(NOTEBOOK_06, "peak ratio (1 = flat)")
+    msrn = [values for name, values in focus.items() if name.startswith("MSRN layer")]
+    entropies = sorted(float(entropy) for entropy, _ in msrn)
+    peaks = sorted(float(peak) for _, peak in msrn)
+    cam_entropy, cam_peak = (float(v) for v in focus["plain ResNet CAM"])
+    entropy = f"{entropies[0]:.3f}" + (f"-{entropies[-1]:.3f}" if entropies[-1] != entropies[0] else "")
+    assert (f"normalised entropy {entropy}, peak ratio {peaks[0]:.3f}-{peaks[-1]:.3f} "
+            f"(CAM: {cam_entropy:.3f}, {cam_peak:.2f})") in README
+    alike = printed_line(NOTEBOOK_06, r"correlation between labels' maps ([\d.]+), plain ResNet CAM ([\d.]+)")
+    assert f"(correlation {alike[1]} against {alike[2]} for the CAM)" in README
+
+
+def test_the_readme_states_notebook_05s_gradient_norms():
+    bce = printed_block("05_train_msrn.ipynb", "BCE gradient norm, step 0")
+    compactness = printed_block("05_train_msrn.ipynb", "lambda x compactness gradient norm, step 0")
+    clipping = printed_block("05_train_msrn.ipynb", "factor clipping")
+    paper = next(name for name in bce if name.startswith("'paper' form"))
+    adopted = next(name for name in bce if name.endswith("(adopted)"))
+    assert (f"{float(compactness[paper][0]):.0f} / {float(compactness[adopted][0]):.1f} against the BCE's "
+            f"{float(bce[paper][0]):.2f} (clipping leaves {float(clipping[paper][0]):.2f} / "
+            f"{float(clipping[adopted][0]):.2f} of each step") in README
+
+
+def test_the_readme_states_the_attention_variants_of_lessons_json():
+    variants = LESSONS["attention_variants"]
+    centre = LESSONS["pointing_game"]["centre"]
+    csra, cam, msrn = variants["csra"], variants["plain_cam"], variants["msrn"]
+    assert (f"pointing **{100 * csra['pointing'][0]:.1f} %** ({csra['pointing'][0] / centre:.1f} x the centre), "
+            f"label-map correlation {csra['label_map_correlation']:.2f} (CAM {cam['label_map_correlation']:.2f}, "
+            f"MSRN {min(msrn['label_map_correlation']):.2f}-{max(msrn['label_map_correlation']):.2f}); "
+            f"test mAP {100 * csra['test_map'][0]:.1f} here, {mean_std(csra['test_map'])} over "
+            f"{len(csra['test_map'])} seeds") in README
+    fixed = variants["msrn_channel_fixed_0p1"]
+    assert (f"temperature 0.1: {' / '.join(f'{100 * p:.1f}' for p in fixed['pointing'])} %, maps still flat "
+            f"(entropy {min(fixed['normalised_entropy']):.3f}-{max(fixed['normalised_entropy']):.3f})") in README
+    others = [p for key, entry in variants.items() if key.startswith("msrn_") and key != "msrn_channel_fixed_0p1"
+              for p in entry["pointing"]]
+    assert len(others) >= 12  # sqrt(d), learned temperature and the per-label softmax, three branches each
+    assert (f"sqrt(d), learned temperature, per-label softmax: {100 * min(others):.1f}-{100 * max(others):.1f} %: "
+            "**no MSRN variant points**") in README
