@@ -129,6 +129,7 @@ WRONG = {
     "6.3": (lambda g: 2 * 32 * 32 / 64**2, "UNION"),
     "6.4": (lambda g: None, None),  # filled below: OF1
     "6.5": (lambda g: "the image centre", "FIRST cell"),
+    "6.7": (lambda g: np.corrcoef(g.counts, g.gains)[0, 1], "RANKS"),
     "7.1": (lambda g: np.linalg.solve(g.D @ g.D.T, g.D @ g.f), "ridge term is missing"),
     "7.2": (lambda g: None, None),  # filled below: unsquared norms
     "7.3": (lambda g: "unchanged", "1 / lambda"),

@@ -1,11 +1,12 @@
-"""Exercises of notebook 06: AP by hand, CF1, one pointing-game trial, the chance level, a flat map."""
+"""Exercises of notebook 06: AP by hand, CF1, one pointing-game trial, the chance level, a flat map,
+Spearman's rank correlation."""
 from __future__ import annotations
 
 import numpy as np
 import torch
 
 from ..attention import box_area_fraction, peak_point, pointing_game
-from ..metrics import average_precision, precision_recall_f1
+from ..metrics import average_precision, precision_recall_f1, rank_correlation
 from .core import Exercise, Mistake
 
 
@@ -109,6 +110,15 @@ def _flat_map_point(g):
     return "the top-left cell" if (x, y) == (cell / 2, cell / 2) else "another cell"
 
 
+def _given_gains():
+    # five classes: training images and AP gain over the plain ResNet (points); no ties
+    return {"counts": np.array([40, 300, 120, 60, 900]), "gains": np.array([3.0, -1.0, 0.5, 2.0, 0.2])}
+
+
+def _ranks(values):
+    return np.argsort(np.argsort(values)) + 1.0  # 1 = smallest (no ties here)
+
+
 EXERCISES = [
     Exercise(
         "6.1", "by hand", "AP of one class from five scores",
@@ -173,4 +183,16 @@ EXERCISES = [
         why="On a flat map the arg-max is decided by ties: a pointing score says nothing about such a map.",
     ),
     Exercise("6.6", "experiment", "MSRN's attention against the plain ResNet's CAM on an image you choose"),
+    Exercise(
+        "6.7", "by hand", "Spearman's rho between five classes' gains and training counts",
+        given=_given_gains,
+        reference=lambda g: rank_correlation(g.counts, g.gains)[0],
+        mistakes=[
+            Mistake("Pearson on values", lambda g: np.corrcoef(g.counts, g.gains)[0, 1],
+                    "that is Pearson's correlation of the VALUES; Spearman's rho correlates their RANKS"),
+            Mistake("one side reversed", lambda g: np.corrcoef(_ranks(g.counts), -_ranks(g.gains))[0, 1],
+                    "the sign is flipped: rank both sides the same way (the smallest value gets rank 1)"),
+        ],
+        why="Ranks make the trend's shape irrelevant: any steady fall of the gain with the count gives rho -1.",
+    ),
 ]
