@@ -23,8 +23,8 @@ the dataset's themes, and the mean |E_l| of the label embeddings. The rows that 
 comes out flat add, per branch on the test split (``attention.map_statistics``), the maps'
 normalised entropy (1 = flat), peak-to-mean ratio (1 = flat) and label-map correlation (the mean
 Pearson correlation between two present labels' maps of one image; 1 = one map for every label),
-and the seed. ``--label-context`` writes the per-class AP gain of MSRN and CSRA over the plain
-model against class frequency and label-graph degree (``benchmarks/results/label_context.json``).
+and the seed. (Where label context helps, per class, is measured by notebook 06, section 3, on the
+main job's runs.)
 
     python benchmarks/lessons_study.py --threads 1 --rerun --only NAME  # train NAME here even if a row is cached
 """
@@ -306,41 +306,6 @@ def score_training_free(name: str) -> dict:
     return row
 
 
-LABEL_CONTEXT = ROOT / "benchmarks" / "results" / "label_context.json"
-
-
-def per_class_gains(plain_name: str = "ft8_plain_os16", others=("ft8_msrn_os16", "ft8_csra_os16")) -> dict:
-    """Where does label context help? Per class, the test AP gain of each model over the plain one,
-    against the class's frequency in the training split and its degree in the label graph (the
-    number of other labels j with P(j | i) >= t, ML-GCN's binarisation at t = 0.4, graph.binarize);
-    with the Spearman rank correlation of the gain with each, over the classes."""
-    from scipy.stats import spearmanr
-
-    from msrn_core.graph import DEFAULT_T, binarize, conditional_probabilities, cooccurrence_counts
-    from msrn_core.metrics import per_class_ap
-    from msrn_core.running.training import predict
-
-    def test_ap(name):
-        model, _, _, setup = train(name)
-        logits, targets, _, _ = predict(model, setup.test, device="cpu")
-        return per_class_ap(logits, targets), setup
-
-    plain_ap, setup = test_ap(plain_name)
-    train_labels = np.asarray(setup.train.labels)
-    counts, nums = cooccurrence_counts(train_labels)
-    degree = binarize(conditional_probabilities(counts, nums), DEFAULT_T).sum(1)  # P's diagonal is 0
-    frequency = train_labels.mean(0)
-    result = {"plain": plain_name, "classes": list(setup.test.class_names), "train_frequency": frequency.tolist(),
-              "graph_degree": degree.tolist(), "plain_test_ap": plain_ap.tolist(), "models": {}}
-    for name in others:
-        gain = test_ap(name)[0] - plain_ap
-        result["models"][name] = {"test_ap_gain": gain.tolist(), "mean_gain": float(np.nanmean(gain)),
-                                  "spearman_gain_vs_frequency": float(spearmanr(gain, frequency).statistic),
-                                  "spearman_gain_vs_degree": float(spearmanr(gain, degree).statistic)}
-    atomic_write_json(LABEL_CONTEXT, {"command": "python benchmarks/lessons_study.py --label-context", **result})
-    return result
-
-
 def load_rows() -> dict:
     return json.loads(RESULTS.read_text())["rows"] if RESULTS.exists() else {}
 
@@ -433,9 +398,6 @@ def main(argv=None) -> None:
     parser.add_argument("--list", action="store_true", help="list the candidates")
     parser.add_argument("--rerun", action="store_true",
                         help="with --only: train (or load) and score the named candidates even when a row is cached")
-    parser.add_argument("--label-context", action="store_true",
-                        help="per-class AP gain of MSRN and CSRA over plain against class frequency and graph "
-                             "degree (benchmarks/results/label_context.json)")
     parser.add_argument("--threads", type=int, default=None,
                         help="torch threads (1 trains faster than 2 on 2 cores shared with other work)")
     args = parser.parse_args(argv)
@@ -446,12 +408,6 @@ def main(argv=None) -> None:
             print(f"{name}: CSRA without training on {plain}'s weights")
         return
     torch.set_num_threads(max(1, args.threads or torch.get_num_threads()))
-    if args.label_context:
-        result = per_class_gains()
-        for name, model in result["models"].items():
-            print(f"{name}: mean AP gain over {result['plain']} {100 * model['mean_gain']:+.2f} points; Spearman with "
-                  f"frequency {model['spearman_gain_vs_frequency']:+.2f}, with graph degree {model['spearman_gain_vs_degree']:+.2f}")
-        return
     rows = load_rows()
     unknown = [name for name in args.only or [] if name not in CANDIDATES and name not in TRAINING_FREE]
     if unknown:

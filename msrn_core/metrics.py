@@ -52,7 +52,8 @@ Comparing classes
 -----------------
 :func:`rank_correlation`: Spearman's rank correlation between two per-class quantities (say, a
 model's AP gain over a baseline and the class's number of training images) with a permutation
-p-value, for questions such as "do rare classes gain more?" over a few dozen classes.
+p-value, for questions such as "do rare classes gain more?" over a few dozen classes; :func:`ranks`
+the rankings it correlates, :func:`format_p_value` how the tutorial prints the p-value.
 """
 from __future__ import annotations
 
@@ -426,16 +427,18 @@ def format_metrics_table(results: dict[str, dict[str, Any]]) -> str:
     return "\n".join([line(header), rule, *(line(row) for row in rows)])
 
 
-def _ranks(values: np.ndarray) -> np.ndarray:
-    """Ranks 1..n of ``values``, ties sharing their mean rank (as ``scipy.stats.rankdata``)."""
+def ranks(values: Any) -> np.ndarray:
+    """Ranks 1..n of ``values`` (1 = the smallest), ties sharing their mean rank, as
+    ``scipy.stats.rankdata`` gives them: the ranks Spearman's rho correlates."""
+    values = np.asarray(_to_numpy(values), dtype=np.float64).ravel()
     order = np.argsort(values, kind="mergesort")
-    ranks = np.empty(len(values), dtype=np.float64)
-    ranks[order] = np.arange(1, len(values) + 1)
+    result = np.empty(len(values), dtype=np.float64)
+    result[order] = np.arange(1, len(values) + 1)
     for value in np.unique(values):  # ties: every member gets the block's mean rank
         tied = values == value
         if tied.sum() > 1:
-            ranks[tied] = ranks[tied].mean()
-    return ranks
+            result[tied] = result[tied].mean()
+    return result
 
 
 def rank_correlation(x: Any, y: Any, permutations: int = 10_000, seed: int = 0) -> tuple[float, float]:
@@ -459,7 +462,7 @@ def rank_correlation(x: Any, y: Any, permutations: int = 10_000, seed: int = 0) 
     x, y = x[kept], y[kept]
     if len(x) < 3 or np.ptp(x) == 0 or np.ptp(y) == 0:
         return math.nan, math.nan
-    rx, ry = _ranks(x), _ranks(y)
+    rx, ry = ranks(x), ranks(y)
     rx, ry = rx - rx.mean(), ry - ry.mean()
     scale = math.sqrt(float(rx @ rx) * float(ry @ ry))
     rho = float(rx @ ry) / scale
@@ -468,3 +471,8 @@ def rank_correlation(x: Any, y: Any, permutations: int = 10_000, seed: int = 0) 
     null = shuffled @ rx / scale
     p = (1 + int(np.sum(np.abs(null) >= abs(rho) - 1e-12))) / (permutations + 1)
     return rho, p
+
+
+def format_p_value(p: float) -> str:
+    """``"p 0.042"``, or ``"p < 0.001"`` below what 10,000 permutations resolve well."""
+    return "p < 0.001" if p < 0.001 else f"p {p:.3f}"

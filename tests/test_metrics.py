@@ -18,7 +18,9 @@ from msrn_core.metrics import (
     per_class_counts,
     precision_recall_f1,
     predict_labels,
+    format_p_value,
     rank_correlation,
+    ranks,
     sigmoid,
 )
 
@@ -386,6 +388,14 @@ def test_rank_correlation_agrees_with_scipy_and_its_p_value_with_the_exact_null(
     assert rho == pytest.approx(1.0) and p == pytest.approx(2 / 24, abs=0.01)
     rho, _ = rank_correlation([1, 2, 3, 4], [1, 8, 27, 64.5][::-1])
     assert rho == pytest.approx(-1.0)  # any monotone fall
+
+
+def test_ranks_share_ties_like_scipy_and_the_p_value_prints_its_resolution():
+    from scipy.stats import rankdata
+
+    values = np.array([3.0, 1.0, 3.0, 2.0, 3.0, -1.0])
+    np.testing.assert_array_equal(ranks(values), rankdata(values))
+    assert format_p_value(0.04213) == "p 0.042" and format_p_value(0.0001) == "p < 0.001"
 
 
 def test_rank_correlation_skips_nan_pairs_and_refuses_what_it_cannot_rank():

@@ -487,11 +487,14 @@ def test_plot_gain_against_one_panel_per_gain_and_quantity_with_the_rank_correla
     axes = np.array(fig.axes).reshape(2, 2)
     assert axes[0, 0].get_xscale() == "log" and axes[0, 1].get_xscale() == "linear"
     rho, p = rank_correlation(covariates["training images"], gains["MSRN - plain"])
-    assert rho == pytest.approx(-1.0) and f"ρ {rho:+.2f} (p {p:.2f})" in axes[0, 0].get_title()
+    assert rho == pytest.approx(-1.0) and f"ρ {rho:+.2f} (p {p:.3f})" in axes[0, 0].get_title()
     assert {t.get_text() for t in axes[1, 0].texts} == {"c3", "c2"}  # the two largest |gain|
     assert axes[0, 0].get_ylim() == axes[1, 1].get_ylim()  # one scale: the rows compare
     with pytest.raises(ValueError, match="5 values for 6 classes"):
         plots.plot_gain_against({"g": [0.0] * 5}, covariates, names)
+    with_zero = plots.plot_gain_against(gains, {"training images": [0, 20, 40, 80, 160, 320]}, names,
+                                        log_scale=("training images",))
+    assert with_zero.axes[0].get_xscale() == "symlog"  # a class with no training image stays on the axis
     _assert_png(plots.save_figure(fig, "gains", directory=tmp_path), "gains.png")
 
 

@@ -6,7 +6,7 @@ import numpy as np
 import torch
 
 from ..attention import box_area_fraction, peak_point, pointing_game
-from ..metrics import average_precision, precision_recall_f1, rank_correlation
+from ..metrics import average_precision, precision_recall_f1, rank_correlation, ranks
 from .core import Exercise, Mistake
 
 
@@ -115,10 +115,6 @@ def _given_gains():
     return {"counts": np.array([40, 300, 120, 60, 900]), "gains": np.array([3.0, -1.0, 0.5, 2.0, 0.2])}
 
 
-def _ranks(values):
-    return np.argsort(np.argsort(values)) + 1.0  # 1 = smallest (no ties here)
-
-
 EXERCISES = [
     Exercise(
         "6.1", "by hand", "AP of one class from five scores",
@@ -190,7 +186,7 @@ EXERCISES = [
         mistakes=[
             Mistake("Pearson on values", lambda g: np.corrcoef(g.counts, g.gains)[0, 1],
                     "that is Pearson's correlation of the VALUES; Spearman's rho correlates their RANKS"),
-            Mistake("one side reversed", lambda g: np.corrcoef(_ranks(g.counts), -_ranks(g.gains))[0, 1],
+            Mistake("one side reversed", lambda g: np.corrcoef(ranks(g.counts), -ranks(g.gains))[0, 1],
                     "the sign is flipped: rank both sides the same way (the smallest value gets rank 1)"),
         ],
         why="Ranks make the trend's shape irrelevant: any steady fall of the gain with the count gives rho -1.",

@@ -9,7 +9,7 @@ import torch
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from ..metrics import rank_correlation
+from ..metrics import format_p_value, rank_correlation
 from .common import _finish, _label_fontsize, class_colors
 
 
@@ -151,7 +151,6 @@ def plot_seed_bars(results: Mapping[str, Sequence[float]], reference: Mapping[st
     return _finish(fig, save_as)
 
 
-
 def plot_gain_against(gains: Mapping[str, Sequence[float]], covariates: Mapping[str, Sequence[float]],
                       class_names: Sequence[str], log_scale: Sequence[str] = (), named: int = 3,
                       permutations: int = 10_000, save_as: str | None = None) -> Figure:
@@ -159,7 +158,7 @@ def plot_gain_against(gains: Mapping[str, Sequence[float]], covariates: Mapping[
 
     ``gains``: a name ("MSRN - plain") -> one value per class, in points, nan where undefined;
     ``covariates``: a name ("training images") -> one value per class; those named in ``log_scale``
-    get a logarithmic axis. Each panel has a dot per class, a line at 0 (no gain), the ``named``
+    get a logarithmic axis (symmetric-logarithmic where a value is 0). Each panel has a dot per class, a line at 0 (no gain), the ``named``
     classes of largest |gain| written beside their dots, and in its title Spearman's rho with its
     permutation p-value (:func:`~msrn_core.metrics.rank_correlation`).
     """
@@ -185,11 +184,13 @@ def plot_gain_against(gains: Mapping[str, Sequence[float]], covariates: Mapping[
                 if np.isfinite(gain[k]):
                     ax.annotate(class_names[k], (covariate[k], gain[k]), xytext=(4, 3), textcoords="offset points",
                                 fontsize=8)
-            if covariate_name in log_scale:
+            if covariate_name in log_scale and np.nanmin(covariate) > 0:
                 ax.set_xscale("log")
+            elif covariate_name in log_scale:  # symlog keeps a class with a count of 0 on the axis
+                ax.set_xscale("symlog", linthresh=1.0)
             ax.set_ylim(-spread, spread)  # one scale for every panel: the rows compare
             rho, p = rank_correlation(covariate, gain, permutations=permutations)
-            ax.set_title(f"{gain_name}: Spearman ρ {rho:+.2f} (p {p:.2f})", fontsize=10)
+            ax.set_title(f"{gain_name}: Spearman ρ {rho:+.2f} ({format_p_value(p)})", fontsize=10)
             ax.set_xlabel(covariate_name)
             ax.set_ylabel(f"{gain_name} (AP points)")
             ax.grid(alpha=0.3)
