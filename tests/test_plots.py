@@ -495,6 +495,14 @@ def test_plot_gain_against_one_panel_per_gain_and_quantity_with_the_rank_correla
     with_zero = plots.plot_gain_against(gains, {"training images": [0, 20, 40, 80, 160, 320]}, names,
                                         log_scale=("training images",))
     assert with_zero.axes[0].get_xscale() == "symlog"  # a class with no training image stays on the axis
+    # two classes at the same place: their names must not be written over each other
+    crowded = plots.plot_gain_against({"g": [3.0, 3.05, 0.0, 0.1, -0.1, 0.0]},
+                                      {"training images": [100, 101, 50, 60, 70, 80]}, names, named=2)
+    crowded.canvas.draw()
+    first, second = (t.get_window_extent() for t in crowded.axes[0].texts)
+    assert not first.overlaps(second)
+    ticks = [label.get_text() for label in fig.axes[0].get_xticklabels() if label.get_text()]
+    assert ticks and all("times" not in t and "^" not in t for t in ticks), ticks  # 200, not 2 x 10^2
     _assert_png(plots.save_figure(fig, "gains", directory=tmp_path), "gains.png")
 
 

@@ -8,6 +8,7 @@ import numpy as np
 import torch
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
+from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
 from ..metrics import format_p_value, rank_correlation
 from .common import _finish, _label_fontsize, class_colors
@@ -183,11 +184,15 @@ def plot_gain_against(gains: Mapping[str, Sequence[float]], covariates: Mapping[
             for k in np.argsort(-np.nan_to_num(np.abs(gain), nan=-1.0))[:named]:
                 if np.isfinite(gain[k]):
                     ax.annotate(class_names[k], (covariate[k], gain[k]), xytext=(4, 3), textcoords="offset points",
-                                fontsize=8)
-            if covariate_name in log_scale and np.nanmin(covariate) > 0:
-                ax.set_xscale("log")
-            elif covariate_name in log_scale:  # symlog keeps a class with a count of 0 on the axis
-                ax.set_xscale("symlog", linthresh=1.0)
+                                fontsize=8, gid="class name")
+            if covariate_name in log_scale:
+                if np.nanmin(covariate) > 0:
+                    ax.set_xscale("log")
+                else:  # symlog keeps a class with a count of 0 on the axis
+                    ax.set_xscale("symlog", linthresh=1.0)
+                ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+                ax.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))  # 200, not 2 x 10^2
+                ax.xaxis.set_minor_formatter(NullFormatter())
             ax.set_ylim(-spread, spread)  # one scale for every panel: the rows compare
             rho, p = rank_correlation(covariate, gain, permutations=permutations)
             ax.set_title(f"{gain_name}: Spearman ρ {rho:+.2f} ({format_p_value(p)})", fontsize=10)
@@ -195,4 +200,22 @@ def plot_gain_against(gains: Mapping[str, Sequence[float]], covariates: Mapping[
             ax.set_ylabel(f"{gain_name} (AP points)")
             ax.grid(alpha=0.3)
     fig.tight_layout()
+    _separate_class_names(fig)
     return _finish(fig, save_as)
+
+
+def _separate_class_names(fig: Figure, step: float = 9.0, tries: int = 8) -> None:
+    """Move a class name down, a line at a time, while it overlaps one written before it in its panel
+    (two classes with about the same value and gain)."""
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    for ax in fig.axes:
+        placed = []
+        for text in (t for t in ax.texts if t.get_gid() == "class name"):
+            for _ in range(tries):
+                box = text.get_window_extent(renderer)
+                if not any(box.overlaps(other) for other in placed):
+                    break
+                x, y = text.xyann
+                text.xyann = (x, y - step)
+            placed.append(text.get_window_extent(renderer))
