@@ -190,7 +190,9 @@ def plot_gain_against(gains: Mapping[str, Sequence[float]], covariates: Mapping[
                     ax.set_xscale("log")
                 else:  # symlog keeps a class with a count of 0 on the axis
                     ax.set_xscale("symlog", linthresh=1.0)
-                ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+                positive = covariate[covariate > 0]
+                decades = np.log10(positive.max() / positive.min()) if len(positive) else 0.0
+                ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 3.0, 5.0) if decades < 1.5 else (1.0,)))
                 ax.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))  # 200, not 2 x 10^2
                 ax.xaxis.set_minor_formatter(NullFormatter())
             ax.set_ylim(-spread, spread)  # one scale for every panel: the rows compare
