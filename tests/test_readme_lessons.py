@@ -178,3 +178,18 @@ def test_the_readme_states_the_attention_variants_of_lessons_json():
     assert len(others) >= 12  # sqrt(d), learned temperature and the per-label softmax, three branches each
     assert (f"sqrt(d), learned temperature, per-label softmax: {100 * min(others):.1f}-{100 * max(others):.1f} %: "
             "**no MSRN variant points**") in README
+
+
+def test_benchmarks_readme_states_notebook_06s_gain_trends():
+    degree = r"labels it gathers from \(graph degree\)"
+
+    def trend(gain, quantity):
+        found = printed_line(NOTEBOOK_06, rf"{gain} against {quantity}: rho ([+-][\d.]+), p ([\d.]+)")
+        return f"{found[1]}", f"(p {found[2]})"
+
+    both = printed_line(NOTEBOOK_06, r"the two quantities themselves: rho ([+-][\d.]+), p ([\d.]+)")
+    expected = (f"MSRN - plain {' '.join(trend('MSRN - plain', 'training images'))} with the count and "
+                f"{' '.join(trend('MSRN - plain', degree))} with the degree; CSRA - plain "
+                f"{' '.join(trend('CSRA - plain', 'training images'))} and {' '.join(trend('CSRA - plain', degree))}; "
+                f"the two quantities themselves correlate ({both[1]}, p {both[2]})")
+    assert expected in " ".join(BENCHMARKS.split())
