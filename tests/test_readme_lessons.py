@@ -147,7 +147,7 @@ def test_the_readme_states_notebook_06s_map_statistics():
     assert (f"normalised entropy {entropy}, peak ratio {peaks[0]:.3f}-{peaks[-1]:.3f} "
             f"(CAM: {cam_entropy:.3f}, {cam_peak:.2f})") in README
     alike = printed_line(NOTEBOOK_06, r"correlation between labels' maps ([\d.]+), plain ResNet CAM ([\d.]+)")
-    assert f"(correlation {alike[1]} against {alike[2]} for the CAM)" in README
+    assert f"(correlation {alike[1]} against {alike[2]} for the CAM, on the" in README
 
 
 def test_the_readme_states_notebook_05s_gradient_norms():
