@@ -5,8 +5,10 @@ the two READMEs are written by hand, so this test reads the same files and looks
 where the README states it. A study re-run without the README updated fails here.
 """
 import json
+import re
 from pathlib import Path
 
+import nbformat
 import numpy as np
 import pytest
 
@@ -72,25 +74,30 @@ def test_the_study_behind_the_lessons_was_trained_in_the_precision_it_records():
     assert LESSONS["test_map"]["msrn"][0] == pytest.approx(study_values("full", "test_map")[0])
 
 
+def printed_texts(notebook: str):
+    """The text of every output of a committed notebook, in order: what it printed, or a value's repr."""
+    for cell in nbformat.read(ROOT / "notebooks" / notebook, as_version=4).cells:
+        for output in cell.get("outputs", []):
+            yield output.get("text") or output.get("data", {}).get("text/plain", "")
+
+
+def cells_of(line: str) -> list[str]:
+    return re.split(r"\s{2,}", line.strip())
+
+
 def printed_table(notebook: str, header_start: str) -> list[list[str]]:
     """The rows (cells split at runs of 2+ spaces) of the first printed table of a committed notebook
     whose header starts so."""
-    import re
-
-    import nbformat
-
-    cells = nbformat.read(ROOT / "notebooks" / notebook, as_version=4).cells
-    for cell in cells:
-        for output in cell.get("outputs", []):
-            text = output.get("text") or output.get("data", {}).get("text/plain", "")
-            lines = text.splitlines()
-            if lines and lines[0].split() and " ".join(lines[0].split()).startswith(header_start):
-                return [parts for parts in (re.split(r"\s{2,}", line.strip()) for line in lines[1:]) if len(parts) > 1]
+    for text in printed_texts(notebook):
+        lines = text.splitlines()
+        if lines and lines[0].split() and " ".join(lines[0].split()).startswith(header_start):
+            return [parts for parts in map(cells_of, lines[1:]) if len(parts) > 1]
     raise AssertionError(f"{notebook} prints no table headed {header_start!r}")
 
 
 def test_the_readme_states_notebook_07s_and_08s_committed_results():
-    metrics = {row[0]: row[1:] for row in printed_table("07_semantic_dictionary_learning.ipynb", "mAP CP CR CF1 OP OR OF1")}
+    table = printed_table("07_semantic_dictionary_learning.ipynb", "mAP CP CR CF1 OP OR OF1")
+    metrics = {row[0]: row[1:] for row in table}
     dsdl, mlgcn, msrn = metrics["DSDL"], metrics["ML-GCN"], metrics["MSRN"]
     assert (f"DSDL reaches **{dsdl[0]}** test\nmAP (CF1 {dsdl[3]}, OF1 {dsdl[6]}), between ML-GCN ({mlgcn[0]}) "
             f"and MSRN ({msrn[0]})") in README
@@ -107,30 +114,19 @@ def test_the_readme_states_notebook_07s_and_08s_committed_results():
 def printed_block(notebook: str, header_piece: str) -> dict[str, list[str]]:
     """Row name -> cells of the block of a committed notebook's printed DataFrame whose header line
     holds ``header_piece`` (pandas prints a wide frame in blocks of columns, separated by blank lines)."""
-    import re
-
-    import nbformat
-
-    for cell in nbformat.read(ROOT / "notebooks" / notebook, as_version=4).cells:
-        for output in cell.get("outputs", []):
-            text = output.get("text") or output.get("data", {}).get("text/plain", "")
-            for block in text.split("\n\n"):
-                lines = block.splitlines()
-                if lines and header_piece in lines[0]:
-                    return {parts[0]: parts[1:] for parts in (re.split(r"\s{2,}", line.strip()) for line in lines[1:])}
+    for text in printed_texts(notebook):
+        for block in text.split("\n\n"):
+            lines = block.splitlines()
+            if lines and header_piece in lines[0]:
+                return {parts[0]: parts[1:] for parts in map(cells_of, lines[1:])}
     raise AssertionError(f"{notebook} prints no table with a column {header_piece!r}")
 
 
-def printed_line(notebook: str, pattern: str):
-    import re
-
-    import nbformat
-
-    for cell in nbformat.read(ROOT / "notebooks" / notebook, as_version=4).cells:
-        for output in cell.get("outputs", []):
-            found = re.search(pattern, output.get("text", ""))
-            if found:
-                return found
+def printed_line(notebook: str, pattern: str) -> re.Match:
+    for text in printed_texts(notebook):
+        found = re.search(pattern, text)
+        if found:
+            return found
     raise AssertionError(f"{notebook} prints no line matching {pattern!r}")
 
 
@@ -185,7 +181,7 @@ def test_benchmarks_readme_states_notebook_06s_gain_trends():
 
     def trend(gain, quantity):
         found = printed_line(NOTEBOOK_06, rf"{gain} against {quantity}: rho ([+-][\d.]+), p ([\d.]+)")
-        return f"{found[1]}", f"(p {found[2]})"
+        return found[1], f"(p {found[2]})"
 
     both = printed_line(NOTEBOOK_06, r"the two quantities themselves: rho ([+-][\d.]+), p ([\d.]+)")
     expected = (f"MSRN - plain {' '.join(trend('MSRN - plain', 'training images'))} with the count and "

@@ -159,9 +159,10 @@ def plot_gain_against(gains: Mapping[str, Sequence[float]], covariates: Mapping[
 
     ``gains``: a name ("MSRN - plain") -> one value per class, in points, nan where undefined;
     ``covariates``: a name ("training images") -> one value per class; those named in ``log_scale``
-    get a logarithmic axis (symmetric-logarithmic where a value is 0). Each panel has a dot per class, a line at 0 (no gain), the ``named``
-    classes of largest |gain| written beside their dots, and in its title Spearman's rho with its
-    permutation p-value (:func:`~msrn_core.metrics.rank_correlation`).
+    get a logarithmic axis (symmetric-logarithmic where a value is 0). Each panel has a dot per
+    class, a line at 0 (no gain), the ``named`` classes of largest |gain| written beside their dots,
+    and in its title Spearman's rho with its permutation p-value
+    (:func:`~msrn_core.metrics.rank_correlation`).
     """
     if not gains or not covariates:
         raise ValueError("plot_gain_against needs at least one gain and one per-class quantity")
