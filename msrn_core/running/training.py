@@ -76,6 +76,9 @@ class TrainConfig:
     # are not validated and cannot be selected (1: every epoch; a run whose best epoch lies in the window
     # selects the same checkpoint either way)
     validate_from_epoch: int = 1
+    # progressive resizing: the side each epoch's training images are resized to, one per epoch (smaller
+    # images early train faster); None: every epoch at the loader's size. Validation always uses that size.
+    epoch_image_sizes: tuple[int, ...] | None = None
     progress: bool = True
     sync_batchnorm: bool = True  # multi-GPU CUDA runs: BatchNorm statistics over the global batch
 
@@ -132,6 +135,7 @@ def train_model(model, train_set, val_set, config: TrainConfig, run_dir: str | P
     if not 1 <= config.validate_from_epoch <= config.epochs:
         raise ValueError(f"validate_from_epoch must be between 1 and epochs ({config.epochs}) so that an epoch "
                          f"can be selected, got {config.validate_from_epoch}")
+    check_epoch_image_sizes(config)
     processes = distributed.context()
     prepare_run_folder(run_dir, processes)
     device = distributed.process_device(get_device(config.device))
@@ -207,7 +211,8 @@ def _train_epoch(run: _Run, loader, epoch: int, monitor: DivergenceMonitor) -> t
         report_unreadable(batch, run.reported)
         if distributed.any_process(batch.images.numel() == 0):  # every process skips the step
             continue
-        images = batch.images.to(run.device, non_blocking=True).contiguous(memory_format=memory_format)
+        images = epoch_images(batch.images.to(run.device, non_blocking=True), config, epoch)
+        images = images.contiguous(memory_format=memory_format)
         targets = batch.targets.to(run.device, non_blocking=True)
         try:
             done = training_step(run.network, images, targets, run.loss, run.optimizer, run.scaler,
@@ -225,6 +230,28 @@ def _train_epoch(run: _Run, loader, epoch: int, monitor: DivergenceMonitor) -> t
     if config.schedule == "step":
         run.scheduler.step()
     return losses, bces, skipped
+
+
+def check_epoch_image_sizes(config: TrainConfig) -> None:
+    """One clear error for a progressive-resizing schedule that does not give every epoch a side."""
+    sizes = config.epoch_image_sizes
+    if sizes is None:
+        return
+    if len(sizes) != config.epochs or not all(isinstance(size, int) and size > 0 for size in sizes):
+        raise ValueError(f"epoch_image_sizes must give one positive image side per epoch ({config.epochs}), "
+                         f"got {list(sizes)}")
+
+
+def epoch_images(images: torch.Tensor, config: TrainConfig, epoch: int) -> torch.Tensor:
+    """The training images of ``epoch`` (counted from 0): resized to ``config.epoch_image_sizes[epoch]``
+    (bilinear, antialiased) for progressive resizing, unchanged without a schedule or at the loaded size."""
+    if config.epoch_image_sizes is None:
+        return images
+    side = config.epoch_image_sizes[epoch]
+    if tuple(images.shape[-2:]) == (side, side):
+        return images
+    return torch.nn.functional.interpolate(images, size=(side, side), mode="bilinear", align_corners=False,
+                                           antialias=True)
 
 
 def _validate(run: _Run, val_set, epoch: int, best_map: float) -> tuple[float, int]:
