@@ -501,6 +501,11 @@ def test_plot_gain_against_one_panel_per_gain_and_quantity_with_the_rank_correla
     crowded.canvas.draw()
     first, second = (t.get_window_extent() for t in crowded.axes[0].texts)
     assert not first.overlaps(second)
+    for name in crowded.axes[0].texts:  # a leader line from each name to its own dot
+        assert name.arrow_patch is not None
+        end = name.arrow_patch.get_path().vertices[-1]
+        dot = crowded.axes[0].transData.transform(name.xy)
+        assert np.hypot(*(end - dot)) < 4.0, (name.get_text(), end, dot)  # pixels: up to the shrink at the dot
     ticks = [label.get_text() for label in fig.axes[0].get_xticklabels() if label.get_text()]
     assert ticks and all("times" not in t and "^" not in t for t in ticks), ticks  # 200, not 2 x 10^2
     _assert_png(plots.save_figure(fig, "gains", directory=tmp_path), "gains.png")

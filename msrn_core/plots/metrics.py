@@ -160,8 +160,8 @@ def plot_gain_against(gains: Mapping[str, Sequence[float]], covariates: Mapping[
     ``gains``: a name ("MSRN - plain") -> one value per class, in points, nan where undefined;
     ``covariates``: a name ("training images") -> one value per class; those named in ``log_scale``
     get a logarithmic axis (symmetric-logarithmic where a value is 0). Each panel has a dot per
-    class, a line at 0 (no gain), the ``named`` classes of largest |gain| written beside their dots,
-    and in its title Spearman's rho with its permutation p-value
+    class, a line at 0 (no gain), the ``named`` classes of largest |gain| written beside their dots
+    (each tied to its dot by a leader line), and in its title Spearman's rho with its permutation p-value
     (:func:`~msrn_core.metrics.rank_correlation`).
     """
     if not gains or not covariates:
@@ -184,8 +184,9 @@ def plot_gain_against(gains: Mapping[str, Sequence[float]], covariates: Mapping[
             ax.scatter(covariate, gain, s=22, color=class_colors(rows)[row])
             for k in np.argsort(-np.nan_to_num(np.abs(gain), nan=-1.0))[:named]:
                 if np.isfinite(gain[k]):
-                    ax.annotate(class_names[k], (covariate[k], gain[k]), xytext=(4, 3), textcoords="offset points",
-                                fontsize=8, gid="class name")
+                    ax.annotate(class_names[k], (covariate[k], gain[k]), xytext=(6, 4), textcoords="offset points",
+                                fontsize=8, gid="class name",  # a leader line ties a moved name to its dot
+                                arrowprops=dict(arrowstyle="-", color="0.35", linewidth=0.6, shrinkA=0, shrinkB=2))
             if covariate_name in log_scale:
                 if np.nanmin(covariate) > 0:
                     ax.set_xscale("log")
