@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 from matplotlib.figure import Figure
+from matplotlib.text import Text
 from PIL import Image
 
 from msrn_core import mode, plots
@@ -506,6 +507,13 @@ def test_plot_gain_against_one_panel_per_gain_and_quantity_with_the_rank_correla
         end = name.arrow_patch.get_path().vertices[-1]
         dot = crowded.axes[0].transData.transform(name.xy)
         assert np.hypot(*(end - dot)) < 4.0, (name.get_text(), end, dot)  # pixels: up to the shrink at the dot
+    # three names at one spot: each moves down just below the one before (a line of text at a time)
+    heap = plots.plot_gain_against({"g": [3.0, 3.0, 3.0, 0.1, -0.1, 0.0]},
+                                   {"training images": [100, 100, 100, 60, 70, 80]}, names, named=3)
+    heap.canvas.draw()
+    boxes = [Text.get_window_extent(name) for name in heap.axes[0].texts]  # the texts alone, without their lines
+    assert not any(one.overlaps(other) for i, one in enumerate(boxes) for other in boxes[i + 1:])
+    assert boxes[0].y0 - boxes[2].y0 < 4 * boxes[0].height, [b.y0 for b in boxes]  # not pushed far from the dots
     ticks = [label.get_text() for label in fig.axes[0].get_xticklabels() if label.get_text()]
     assert ticks and all("times" not in t and "^" not in t for t in ticks), ticks  # 200, not 2 x 10^2
     _assert_png(plots.save_figure(fig, "gains", directory=tmp_path), "gains.png")

@@ -10,6 +10,7 @@ from PIL import Image
 
 from msrn_core.running import recipes
 from msrn_core.running.checkpoints import read_checkpoint
+from msrn_core.running.guards import ResumeConflictError
 from msrn_core.running.experiment import make_model
 from msrn_core.running.training import TrainConfig, epoch_images, train_model
 from msrn_core.utils import seed_everything
@@ -67,7 +68,34 @@ def test_epoch_images_resizes_as_pillows_antialiased_bilinear():
     assert epoch_images(images, TrainConfig(epochs=3), 0) is images  # no schedule
 
 
-@pytest.mark.parametrize("sizes", [(32, 64), (32, 0, 64), (32, 48.0, 64)])
+@pytest.mark.parametrize("sizes", [(32, 64), (32, 0, 64), (32, 48.0, 64), (True, 32, 64), 64])
 def test_a_schedule_without_one_side_per_epoch_is_refused(setup, tmp_path, sizes):
     with pytest.raises(ValueError, match=r"epoch_image_sizes must give one positive image side per epoch \(3\)"):
         train(setup, tmp_path / "run", epoch_image_sizes=sizes)
+
+
+def test_a_resumed_run_keeps_its_schedule(setup, tmp_path, one_torch_thread):
+    side = loaded_side(setup)
+    sizes = (side // 2, 3 * side // 4, side)
+    seed_everything(0)
+    model = make_model(setup, recipes.SMALL.model_config(kind="plain", output_stride=32))
+    seen = []
+
+    def stop_in_the_second_epoch(module, inputs):
+        if module.training:
+            seen.append(inputs[0].shape[-1])
+            if len(seen) == 3:  # the first step of epoch 2
+                raise KeyboardInterrupt
+
+    hook = model.register_forward_pre_hook(stop_in_the_second_epoch)
+    with pytest.raises(KeyboardInterrupt):
+        train(setup, tmp_path / "run", model=model, epoch_image_sizes=sizes)
+    hook.remove()
+    seen.clear()
+    model.register_forward_pre_hook(lambda module, inputs: seen.append(inputs[0].shape[-1]) if module.training
+                                    else None)
+    resumed = train(setup, tmp_path / "run", model=model, epoch_image_sizes=sizes)
+    assert resumed.resumed_from_epoch == 0  # after epoch 1 (counted from 0)
+    assert seen == [sizes[1]] * 2 + [sizes[2]] * 2  # epochs 2 and 3 at their own sides
+    with pytest.raises(ResumeConflictError, match="epoch_image_sizes"):  # another schedule: a new run
+        train(setup, tmp_path / "run", epoch_image_sizes=(side,) * EPOCHS)

@@ -9,6 +9,7 @@ import torch
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+from matplotlib.text import Text
 
 from ..metrics import format_p_value, rank_correlation
 from .common import _finish, _label_fontsize, class_colors
@@ -213,13 +214,18 @@ def _separate_class_names(fig: Figure, step: float = 9.0, tries: int = 8) -> Non
     (two classes with about the same value and gain)."""
     fig.canvas.draw()
     renderer = fig.canvas.get_renderer()
+
+    def name_box(name):  # the text alone: an annotation's own extent includes its leader line
+        name.update_positions(renderer)
+        return Text.get_window_extent(name, renderer)
+
     for ax in fig.axes:
         placed = []
         for text in (t for t in ax.texts if t.get_gid() == "class name"):
             for _ in range(tries):
-                box = text.get_window_extent(renderer)
+                box = name_box(text)
                 if not any(box.overlaps(other) for other in placed):
                     break
                 x, y = text.xyann
                 text.xyann = (x, y - step)
-            placed.append(text.get_window_extent(renderer))
+            placed.append(name_box(text))

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import copy
 import math
+import numbers
 import time
 from dataclasses import dataclass, field
 from itertools import islice
@@ -237,9 +238,11 @@ def check_epoch_image_sizes(config: TrainConfig) -> None:
     sizes = config.epoch_image_sizes
     if sizes is None:
         return
-    if len(sizes) != config.epochs or not all(isinstance(size, int) and size > 0 for size in sizes):
+    if (not isinstance(sizes, (tuple, list)) or len(sizes) != config.epochs
+            or not all(isinstance(size, numbers.Integral) and not isinstance(size, bool) and size > 0
+                       for size in sizes)):
         raise ValueError(f"epoch_image_sizes must give one positive image side per epoch ({config.epochs}), "
-                         f"got {list(sizes)}")
+                         f"got {sizes!r}")
 
 
 def epoch_images(images: torch.Tensor, config: TrainConfig, epoch: int) -> torch.Tensor:
@@ -247,7 +250,7 @@ def epoch_images(images: torch.Tensor, config: TrainConfig, epoch: int) -> torch
     (bilinear, antialiased) for progressive resizing, unchanged without a schedule or at the loaded size."""
     if config.epoch_image_sizes is None:
         return images
-    side = config.epoch_image_sizes[epoch]
+    side = int(config.epoch_image_sizes[epoch])
     if tuple(images.shape[-2:]) == (side, side):
         return images
     return torch.nn.functional.interpolate(images, size=(side, side), mode="bilinear", align_corners=False,
