@@ -282,6 +282,24 @@ def test_resume_changes_sorts_every_field():
     assert resume_changes(saved, TrainConfig()) == ([], [])
 
 
+def test_a_refused_change_names_how_to_set_it():
+    from dataclasses import fields
+
+    from msrn_core.running.guards import cli_option
+    from msrn_core.running.train import build_parser
+
+    options = {option for action in build_parser()._actions for option in action.option_strings}
+    for field in fields(TrainConfig):  # an option the command line has, else the field itself
+        named = cli_option(field.name)
+        assert named in options or named == f"TrainConfig.{field.name}", (field.name, named)
+    missing = [f.name for f in fields(TrainConfig) if cli_option(f.name).startswith("TrainConfig.")
+               and "--" + f.name.replace("_", "-") in options]
+    assert not missing, missing  # a field the command line sets by its own name is named so
+    _, refused = resume_changes({**TrainConfig().__dict__}, TrainConfig(seed=3, epoch_image_sizes=(64,) * 90))
+    assert refused == ["seed 0 -> 3 (--seed)",
+                       f"epoch_image_sizes None -> {(64,) * 90!r} (TrainConfig.epoch_image_sizes)"]
+
+
 # ------------------------------------------------------------------ 11-14: messages naming the thing
 def test_empty_voc_class_files_are_named(tmp_path):
     from msrn_core.data.real import load_voc2007

@@ -112,10 +112,17 @@ APPLIED_ON_RESUME = ("epochs", "lr", "backbone_lr_mult", "momentum", "weight_dec
 IRRELEVANT_ON_RESUME = ("num_workers", "progress", "cudnn_benchmark")
 # CLI spellings that differ from "--" + the field name with dashes
 CLI_NAMES = {"compactness_weight": "--lambda", "max_steps_per_epoch": "--small"}
+# the other TrainConfig fields that `python -m msrn_core.running.train` sets, each by its own name
+# (tests/test_faults.py checks this against the command line's parser)
+ON_THE_COMMAND_LINE = {"amp", "backbone_lr_mult", "batch_size", "device", "epochs", "lr", "lr_step", "seed"}
 
 
 def cli_option(name: str) -> str:
-    return CLI_NAMES.get(name, "--" + name.replace("_", "-"))
+    """How a reader sets TrainConfig field ``name``: its command-line option, or, for a field only a
+    recipe or a study sets (no option), the field itself."""
+    if name in CLI_NAMES:
+        return CLI_NAMES[name]
+    return "--" + name.replace("_", "-") if name in ON_THE_COMMAND_LINE else f"TrainConfig.{name}"
 
 
 def resume_changes(saved: dict, config) -> tuple[list[str], list[str]]:
