@@ -18,9 +18,14 @@ from msrn_core.utils import seed_everything
 EPOCHS = 3
 
 
-def train(setup, folder, model=None, **overrides):
+def plain_model(setup):
     seed_everything(0)
-    model = model or make_model(setup, recipes.SMALL.model_config(kind="plain", output_stride=32))
+    return make_model(setup, recipes.SMALL.model_config(kind="plain", output_stride=32))
+
+
+def train(setup, folder, model=None, **overrides):
+    model = model or plain_model(setup)
+    seed_everything(0)  # the same random streams whether the model was built here or passed in
     config = TrainConfig(**{**dict(epochs=EPOCHS, batch_size=16, lr=0.05, backbone_lr_mult=1.0, num_workers=0,
                                    max_steps_per_epoch=2, schedule="cosine", progress=False, seed=0, device="cpu"),
                             **overrides})
@@ -31,17 +36,21 @@ def loaded_side(setup) -> int:
     return setup.train[0][0].shape[-1]
 
 
-def test_each_epoch_trains_at_its_side_and_validates_at_the_loaders(setup, tmp_path, one_torch_thread):
+def growing_sizes(setup) -> tuple[int, int, int]:
+    """Half, three quarters and all of the loader's side: one per epoch."""
     side = loaded_side(setup)
-    sizes = (side // 2, 3 * side // 4, side)
-    seed_everything(0)
-    model = make_model(setup, recipes.SMALL.model_config(kind="plain", output_stride=32))
+    return side // 2, 3 * side // 4, side
+
+
+def test_each_epoch_trains_at_its_side_and_validates_at_the_loaders(setup, tmp_path, one_torch_thread):
+    sizes = growing_sizes(setup)
+    model = plain_model(setup)
     seen = []  # (training?, side) of every forward pass
     model.register_forward_pre_hook(lambda module, inputs: seen.append((module.training, inputs[0].shape[-1])))
     train(setup, tmp_path / "run", model=model, epoch_image_sizes=sizes)
     training_sides = [s for training, s in seen if training]
     assert training_sides == [sizes[0]] * 2 + [sizes[1]] * 2 + [sizes[2]] * 2  # 2 steps per epoch
-    assert {s for training, s in seen if not training} == {side}
+    assert {s for training, s in seen if not training} == {loaded_side(setup)}
 
 
 def test_the_loaders_side_throughout_changes_nothing(setup, tmp_path, one_torch_thread):
@@ -75,10 +84,8 @@ def test_a_schedule_without_one_side_per_epoch_is_refused(setup, tmp_path, sizes
 
 
 def test_a_resumed_run_keeps_its_schedule(setup, tmp_path, one_torch_thread):
-    side = loaded_side(setup)
-    sizes = (side // 2, 3 * side // 4, side)
-    seed_everything(0)
-    model = make_model(setup, recipes.SMALL.model_config(kind="plain", output_stride=32))
+    sizes = growing_sizes(setup)
+    model = plain_model(setup)
     seen = []
 
     def stop_in_the_second_epoch(module, inputs):
@@ -98,4 +105,4 @@ def test_a_resumed_run_keeps_its_schedule(setup, tmp_path, one_torch_thread):
     assert resumed.resumed_from_epoch == 0  # after epoch 1 (counted from 0)
     assert seen == [sizes[1]] * 2 + [sizes[2]] * 2  # epochs 2 and 3 at their own sides
     with pytest.raises(ResumeConflictError, match="epoch_image_sizes"):  # another schedule: a new run
-        train(setup, tmp_path / "run", epoch_image_sizes=(side,) * EPOCHS)
+        train(setup, tmp_path / "run", epoch_image_sizes=(loaded_side(setup),) * EPOCHS)
